@@ -1,0 +1,227 @@
+//! The command line, declared once: parsing, `--help`, shell completions and
+//! the man page are all generated from these definitions.
+
+use clap::{Args, Parser, Subcommand};
+
+/// The compatibility level reported by `--version` (the SimpleBroker release
+/// whose behaviour we reproduce); scripts that check it keep working.
+pub const COMPAT_VERSION: &str = "simplebroker 2.8.4";
+
+/// Simple message broker with SQLite backend (litebroker, SimpleBroker-compatible)
+#[derive(Debug, Parser)]
+#[command(
+    name = "broker",
+    disable_version_flag = true,
+    after_help = concat!("litebroker ", env!("CARGO_PKG_VERSION"), ", compatible with simplebroker 2.8.4")
+)]
+pub struct Cli {
+    /// Use DIR instead of the current directory
+    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    pub dir: Option<String>,
+    /// Database filename or absolute path (default: .broker.db)
+    #[arg(short = 'f', long = "file", value_name = "NAME")]
+    pub file: Option<String>,
+    /// Suppress non-error output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show version information
+    #[arg(long)]
+    pub version: bool,
+    /// Delete the database file and exit
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Remove claimed messages and exit
+    #[arg(long)]
+    pub vacuum: bool,
+    /// With --vacuum: also rebuild the file to its smallest size
+    #[arg(long)]
+    pub compact: bool,
+    /// Show global message count, last timestamp, and DB size
+    #[arg(long)]
+    pub status: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add a message to a queue (use - for stdin)
+    Write(WriteArgs),
+    /// Remove and return message(s)
+    Read(ReadArgs),
+    /// Return message(s) without removing them
+    Peek(ReadArgs),
+    /// Atomically transfer messages between queues
+    Move(MoveArgs),
+    /// Show queues and message counts
+    List(ListArgs),
+    /// Delete a queue, a message, or everything
+    Delete(DeleteArgs),
+    /// Send a message to all existing queues
+    Broadcast(BroadcastArgs),
+    /// Manage queue aliases
+    Alias(AliasArgs),
+    /// Initialize a SimpleBroker database in the current directory
+    Init(InitArgs),
+    /// Write messages as NDJSON (one object per message) for backup or transfer
+    Dump(DumpArgs),
+    /// Restore messages from NDJSON produced by `dump`, keeping ids and order
+    Load(LoadArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff)
+    Man,
+}
+
+/// `write <queue> <message|->`
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Queue name (or @alias)
+    pub queue: String,
+    /// Message body, or - to read it from stdin
+    #[arg(allow_hyphen_values = true)]
+    pub message: String,
+}
+
+/// Options shared by every command that selects messages.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Selection {
+    /// Output as line-delimited JSON (includes timestamps)
+    #[arg(long)]
+    pub json: bool,
+    /// Include timestamps in output
+    #[arg(short = 't', long = "timestamps")]
+    pub timestamps: bool,
+    /// Target a specific message by its 19-digit timestamp ID
+    #[arg(short = 'm', long = "message", value_name = "ID", allow_hyphen_values = true)]
+    pub message: Option<String>,
+    /// Only messages newer than this time bound
+    #[arg(long, visible_alias = "after", value_name = "TS", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Only messages older than this time bound
+    #[arg(long, value_name = "TS", allow_hyphen_values = true)]
+    pub before: Option<String>,
+}
+
+/// `read|peek <queue> [options]`
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Queue name (or @alias)
+    pub queue: String,
+    /// Process all messages
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub select: Selection,
+}
+
+/// `move <source> <dest> [options]`
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// Source queue
+    pub source: String,
+    /// Destination queue
+    pub dest: String,
+    /// Move all messages
+    #[arg(long, conflicts_with = "message")]
+    pub all: bool,
+    #[command(flatten)]
+    pub select: Selection,
+}
+
+/// `list [--stats] [--pattern GLOB]`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show claimed and total counts too
+    #[arg(long)]
+    pub stats: bool,
+    /// Only queues whose names match this fnmatch glob
+    #[arg(short = 'p', long = "pattern", value_name = "GLOB")]
+    pub pattern: Option<String>,
+}
+
+/// `delete <queue> [-m ID]` or `delete --all`
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Queue to delete
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub queue: Option<String>,
+    /// Delete all queues
+    #[arg(long)]
+    pub all: bool,
+    /// Delete only the message with this ID
+    #[arg(short = 'm', long = "message", value_name = "ID", requires = "queue")]
+    pub message: Option<String>,
+}
+
+/// `broadcast <message|-> [--pattern GLOB]`
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// Message body, or - to read it from stdin
+    #[arg(allow_hyphen_values = true)]
+    pub message: String,
+    /// Only queues whose names match this fnmatch glob
+    #[arg(short = 'p', long = "pattern", value_name = "GLOB")]
+    pub pattern: Option<String>,
+}
+
+/// `alias add|remove|list`
+#[derive(Debug, Args)]
+pub struct AliasArgs {
+    #[command(subcommand)]
+    pub action: AliasAction,
+}
+
+/// What to do with aliases.
+#[derive(Debug, Subcommand)]
+pub enum AliasAction {
+    /// Create ALIAS pointing at queue TARGET
+    Add {
+        /// Alias name (a plain queue name)
+        alias: String,
+        /// Target queue
+        target: String,
+    },
+    /// Remove an alias (messages are untouched)
+    Remove {
+        /// Alias name
+        alias: String,
+    },
+    /// List aliases
+    List {
+        /// Only aliases of this queue
+        #[arg(long, value_name = "QUEUE")]
+        target: Option<String>,
+    },
+}
+
+/// `init [--force]`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Accepted for compatibility; an existing database is never overwritten
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `dump [<queue>...]`
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Queues to dump (default: all)
+    pub queues: Vec<String>,
+}
+
+/// `load [FILE]`
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// NDJSON file to read (default: stdin)
+    #[arg(default_value = "-")]
+    pub file: String,
+}
+
+/// `completions <shell>`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate completions for
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,114 @@
+//! One module per sub-command; each parses nothing (clap did), calls the
+//! library, and prints. [`Ctx`] carries what every command needs.
+
+pub mod alias;
+pub mod broadcast;
+pub mod delete;
+pub mod dump;
+pub mod generate;
+pub mod init;
+pub mod list;
+pub mod load;
+pub mod maintenance;
+pub mod move_cmd;
+pub mod read;
+pub mod write;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use litebroker::config::{self, PathRequest, Settings};
+use litebroker::message::{Filter, MAX_MESSAGE_SIZE};
+use litebroker::{name, timebound, Broker};
+
+use crate::args::Selection;
+
+/// What every command needs: the settings and where the database is.
+pub struct Ctx {
+    /// Parsed `BROKER_*` settings.
+    pub settings: Settings,
+    /// `-d` / `-f` as given.
+    pub path_request: PathRequest,
+    /// `-q`.
+    pub quiet: bool,
+}
+
+impl Ctx {
+    /// The database file this invocation works on.
+    pub fn db_path(&self) -> Result<PathBuf> {
+        let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+        Ok(config::resolve_db_path(&self.path_request, &self.settings, &cwd)?)
+    }
+
+    /// Opens (creating if needed) the database.
+    pub fn open(&self) -> Result<Broker> {
+        let path = self.db_path()?;
+        config::ensure_parent_dir(&path)?;
+        Ok(Broker::open(&path, &self.settings)?)
+    }
+
+    /// Prints an informational line unless `-q`.
+    pub fn info(&self, line: &str) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+}
+
+/// Validates a plain queue operand before anything is opened, so bad input
+/// never creates or touches a database. `@alias` operands are checked on resolution.
+pub fn precheck_queue(operand: &str) -> Result<()> {
+    if name::alias_reference(operand).is_none() {
+        name::validate_queue_name(operand)?;
+    }
+    Ok(())
+}
+
+/// A message body from the command line, or from stdin when it is `-`.
+pub fn message_body(arg: &str) -> Result<String> {
+    if arg != "-" {
+        if arg.len() > MAX_MESSAGE_SIZE {
+            bail!("Message exceeds maximum size of {MAX_MESSAGE_SIZE} bytes");
+        }
+        return Ok(arg.to_owned());
+    }
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        let n = match stdin.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("cannot read stdin"),
+        };
+        if bytes.len() + n > MAX_MESSAGE_SIZE {
+            bail!("Input exceeds maximum size of {MAX_MESSAGE_SIZE} bytes");
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("Input is not valid UTF-8"))
+}
+
+/// What `-m`, `--since/--after` and `--before` select. `Ok(None)` means a
+/// malformed `-m` id: the reference exits 2, silently.
+pub fn selection_filter(sel: &Selection, all: bool) -> Result<Option<Filter>> {
+    let mut filter = Filter::all();
+    if let Some(text) = &sel.message {
+        let Some(id) = timebound::parse_message_id(text) else {
+            return Ok(None);
+        };
+        if all || sel.since.is_some() || sel.before.is_some() {
+            bail!("--message cannot be used with --all, --since or --before");
+        }
+        filter.id = Some(id);
+    }
+    if let Some(text) = &sel.since {
+        filter.after = Some(timebound::parse_time_bound(text)?);
+    }
+    if let Some(text) = &sel.before {
+        filter.before = Some(timebound::parse_time_bound(text)?);
+    }
+    Ok(Some(filter))
+}

@@ -1,0 +1,152 @@
+//! `broker`: a drop-in replacement for SimpleBroker's command line.
+//!
+//! This binary only parses arguments, calls the `litebroker` library and
+//! formats output; exit codes are decided in [`exit`].
+
+mod args;
+mod cmd;
+mod exit;
+mod hoist;
+mod interrupt;
+mod output;
+mod progress;
+
+use std::ffi::OsString;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{CommandFactory, Parser};
+use litebroker::config::{PathRequest, Settings};
+
+use crate::args::{Cli, Command, COMPAT_VERSION};
+use crate::cmd::Ctx;
+use crate::exit::Outcome;
+
+fn main() {
+    interrupt::install();
+    let code = match run(std::env::args_os().skip(1).collect()) {
+        Ok(outcome) => outcome.code(),
+        Err(Failure::Usage(text)) => {
+            eprint!("{text}");
+            exit::ERROR
+        }
+        Err(Failure::Error(e)) => exit::report(&e),
+    };
+    std::process::exit(code);
+}
+
+/// Why a run failed: a usage message already formatted by clap, or an error.
+enum Failure {
+    Usage(String),
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+fn run(raw: Vec<OsString>) -> Result<Outcome, Failure> {
+    if raw.is_empty() {
+        print!("{}", Cli::command().render_help());
+        return Ok(Outcome::Done);
+    }
+    let args = utf8_args(raw)?;
+    let (cli, status_json) = parse(&args)?;
+    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
+    settings.warnings.iter().for_each(|w| eprintln!("broker: warning: {w}"));
+    check_exclusions(&cli)?;
+    let ctx = Ctx {
+        settings,
+        path_request: PathRequest {
+            dir: cli.dir.clone(),
+            file: cli.file.clone(),
+            command_is_init: matches!(cli.command, Some(Command::Init(_))),
+        },
+        quiet: cli.quiet,
+    };
+    Ok(dispatch(&ctx, &cli, status_json)?)
+}
+
+fn utf8_args(raw: Vec<OsString>) -> Result<Vec<String>> {
+    raw.into_iter()
+        .map(|a| a.into_string().map_err(|_| anyhow!("arguments must be valid UTF-8")))
+        .collect()
+}
+
+/// Hoists global options, then lets clap parse. `--json` anywhere next to
+/// `--status` selects JSON status output, as in the reference.
+fn parse(args: &[String]) -> Result<(Cli, bool), Failure> {
+    let hoisted = hoist::hoist(args).map_err(|e| anyhow!(e))?;
+    let status = hoisted.globals.iter().any(|g| g == "--status");
+    let mut rest = hoisted.rest;
+    let status_json = status && rest.iter().any(|a| a == "--json");
+    if status {
+        rest.retain(|a| a != "--json");
+    }
+    let argv = std::iter::once("broker".to_owned()).chain(hoisted.globals).chain(rest);
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => Ok((cli, status_json)),
+        Err(e) if !e.use_stderr() => {
+            print!("{e}");
+            std::process::exit(0); // --help
+        }
+        Err(e) => Err(Failure::Usage(e.render().to_string())),
+    }
+}
+
+fn check_exclusions(cli: &Cli) -> Result<()> {
+    if cli.status && cli.command.is_some() {
+        bail!("--status cannot be used with a command");
+    }
+    if cli.vacuum && cli.command.is_some() {
+        bail!("--vacuum cannot be used with a command");
+    }
+    if cli.compact && !cli.vacuum {
+        bail!("--compact can only be used with --vacuum");
+    }
+    Ok(())
+}
+
+/// Runs the first applicable action, in the reference's order.
+fn dispatch(ctx: &Ctx, cli: &Cli, status_json: bool) -> Result<Outcome> {
+    if cli.version {
+        println!("{COMPAT_VERSION}");
+        return Ok(Outcome::Done);
+    }
+    if let Some(Command::Init(_)) = cli.command {
+        return cmd::init::run(ctx);
+    }
+    if cli.cleanup {
+        return cmd::maintenance::cleanup(ctx);
+    }
+    if cli.vacuum {
+        return cmd::maintenance::vacuum(ctx, cli.compact);
+    }
+    if cli.status {
+        return cmd::maintenance::status(ctx, status_json);
+    }
+    let Some(command) = &cli.command else {
+        print!("{}", Cli::command().render_help());
+        return Ok(Outcome::Done);
+    };
+    run_command(ctx, command)
+}
+
+fn run_command(ctx: &Ctx, command: &Command) -> Result<Outcome> {
+    match command {
+        Command::Write(a) => cmd::write::run(ctx, a),
+        Command::Read(a) => cmd::read::read(ctx, a),
+        Command::Peek(a) => cmd::read::peek(ctx, a),
+        Command::Move(a) => cmd::move_cmd::run(ctx, a),
+        Command::List(a) => cmd::list::run(ctx, a),
+        Command::Delete(a) => cmd::delete::run(ctx, a),
+        Command::Broadcast(a) => cmd::broadcast::run(ctx, a),
+        Command::Alias(a) => cmd::alias::run(ctx, a),
+        Command::Init(_) => cmd::init::run(ctx),
+        Command::Dump(a) => cmd::dump::run(ctx, a),
+        Command::Load(a) => cmd::load::run(ctx, a),
+        Command::Completions(a) => cmd::generate::completions(a.shell),
+        Command::Man => cmd::generate::man(),
+    }
+}

@@ -1,0 +1,232 @@
+//! How messages are printed: plain, `-t` and `--json`, byte-for-byte as the
+//! reference prints them, plus the stdout sink that lets delivery know exactly
+//! which messages reached the reader.
+
+use std::io::{self, Write};
+
+use litebroker::delivery::Sink;
+use litebroker::Message;
+
+/// The three output layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `<body>\n`
+    Plain,
+    /// `<id>\t<body>\n`
+    Timestamps,
+    /// `{"message": <string>, "timestamp": <integer>}\n`
+    Json,
+}
+
+impl Format {
+    /// `--json` wins over `-t`.
+    pub fn from_flags(json: bool, timestamps: bool) -> Self {
+        match (json, timestamps) {
+            (true, _) => Format::Json,
+            (false, true) => Format::Timestamps,
+            _ => Format::Plain,
+        }
+    }
+}
+
+/// Appends `msg` in `format` to `out`.
+pub fn format_message(out: &mut Vec<u8>, msg: &Message, format: Format) {
+    match format {
+        Format::Plain => {
+            out.extend_from_slice(msg.body.as_bytes());
+        }
+        Format::Timestamps => {
+            out.extend_from_slice(msg.id.to_string().as_bytes());
+            out.push(b'\t');
+            out.extend_from_slice(msg.body.as_bytes());
+        }
+        Format::Json => {
+            out.extend_from_slice(b"{\"message\": ");
+            push_json_string(out, &msg.body);
+            out.extend_from_slice(b", \"timestamp\": ");
+            out.extend_from_slice(msg.id.to_string().as_bytes());
+            out.push(b'}');
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Appends `s` as a JSON string the way Python's `json.dumps(ensure_ascii=False)`
+/// writes it: short escapes for `" \ \n \r \t \b \f`, `\u00XX` (lowercase) for
+/// other control characters, everything else raw.
+pub fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Raw, unbuffered standard output: every `write` is one system call, so we
+/// know exactly how many bytes the reader accepted (std's `Stdout` buffers).
+pub struct RawStdout;
+
+impl Write for RawStdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: fd 1 is open for the life of the process and `buf` is valid for its length.
+        let n = unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Unbuffered stdout (see [`RawStdout`]).
+pub fn raw_stdout() -> RawStdout {
+    RawStdout
+}
+
+/// Whether an I/O error means the reader went away (not worth a message).
+pub fn is_broken_pipe(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
+}
+
+/// A [`Sink`] on stdout that records where each message ends, so that after a
+/// failed write it can say precisely which messages got through in full.
+pub struct StdoutSink {
+    format: Format,
+    buffer: Vec<u8>,
+    /// End offset in `buffer` of each message accepted since the last flush.
+    ends: Vec<usize>,
+    newline_warning: NewlineWarning,
+}
+
+impl StdoutSink {
+    /// A sink printing in `format`; `warn_newlines` enables the reference's
+    /// one-time stderr warning for plain bodies containing newlines.
+    pub fn new(format: Format, warn_newlines: bool) -> Self {
+        StdoutSink {
+            format,
+            buffer: Vec::with_capacity(64 * 1024),
+            ends: Vec::new(),
+            newline_warning: NewlineWarning::new(warn_newlines && format == Format::Plain),
+        }
+    }
+}
+
+impl Sink for StdoutSink {
+    type Error = io::Error;
+
+    fn accept(&mut self, msg: &Message) -> Result<(), io::Error> {
+        self.newline_warning.check(&msg.body);
+        format_message(&mut self.buffer, msg, self.format);
+        self.ends.push(self.buffer.len());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), (usize, io::Error)> {
+        let mut out = raw_stdout();
+        let mut written = 0;
+        let result = loop {
+            if written == self.buffer.len() {
+                break Ok(());
+            }
+            match out.write(&self.buffer[written..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let through = self.ends.iter().take_while(|&&end| end <= written).count();
+        self.buffer.clear();
+        self.ends.clear();
+        result.map_err(|e| (through, e))
+    }
+}
+
+/// The reference warns once per process, on stderr, when a plain-mode
+/// multi-message output contains a body with a newline.
+pub struct NewlineWarning {
+    armed: bool,
+}
+
+impl NewlineWarning {
+    /// `enabled`: whether this output path warns at all.
+    pub fn new(enabled: bool) -> Self {
+        NewlineWarning { armed: enabled }
+    }
+
+    /// Warns (once) if `body` contains a newline.
+    pub fn check(&mut self, body: &str) {
+        if self.armed && body.contains('\n') {
+            self.armed = false;
+            eprintln!(
+                "broker: warning: Message contains newline characters which may break shell \
+                 pipelines. Consider using --json for safe handling of special characters."
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(body: &str) -> String {
+        let mut out = Vec::new();
+        push_json_string(&mut out, body);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_escapes_match_python() {
+        assert_eq!(json("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(json("\n\r\t\u{8}\u{c}"), r#""\n\r\t\b\f""#);
+        assert_eq!(json("\u{0}\u{1}\u{1f}"), r#""\u0000\u0001\u001f""#);
+        assert_eq!(json("\u{7f}é🚀\u{2028}"), "\"\u{7f}é🚀\u{2028}\"");
+        assert_eq!(json(""), "\"\"");
+    }
+
+    #[test]
+    fn formats() {
+        let msg = Message { id: 1837025672140161024, body: "hi".into(), seq: 1 };
+        let render = |f| {
+            let mut out = Vec::new();
+            format_message(&mut out, &msg, f);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(render(Format::Plain), "hi\n");
+        assert_eq!(render(Format::Timestamps), "1837025672140161024\thi\n");
+        assert_eq!(
+            render(Format::Json),
+            "{\"message\": \"hi\", \"timestamp\": 1837025672140161024}\n"
+        );
+    }
+
+    #[test]
+    fn json_wins_over_timestamps() {
+        assert_eq!(Format::from_flags(true, true), Format::Json);
+    }
+}

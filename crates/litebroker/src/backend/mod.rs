@@ -1,0 +1,139 @@
+//! The storage seam: transactional primitives every backend provides.
+//!
+//! Each method is one atomic unit (one transaction). Higher layers
+//! ([`crate::Queue`], [`crate::Broker`]) compose them and hold no storage logic
+//! of their own, so a PostgreSQL backend only has to implement this trait.
+
+pub mod sqlite;
+
+use crate::error::Result;
+use crate::message::{Filter, Message, QueuedMessage};
+
+/// An inclusive range of storage positions ([`Message::seq`]).
+pub type SeqRange = std::ops::RangeInclusive<i64>;
+
+/// Per-queue counts, as `list --stats` shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Queue name.
+    pub queue: String,
+    /// Messages visible to readers.
+    pub pending: u64,
+    /// Every stored row of the queue: pending, consumed-but-not-vacuumed and held.
+    pub total: u64,
+}
+
+/// Whole-database counters for `--status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbCounters {
+    /// Every stored message row, consumed ones included.
+    pub total_messages: u64,
+    /// The id high-water mark (`meta.last_ts`).
+    pub last_id: i64,
+}
+
+/// Storage operations. Every method is atomic.
+pub trait Backend: Send {
+    /// Appends `bodies` to `queue` in one transaction and returns their new ids.
+    fn write(&mut self, queue: &str, bodies: &[&str]) -> Result<Vec<i64>>;
+
+    /// Inserts messages with the ids they already have (restoring a dump), in
+    /// one transaction, raising the id high-water mark past them. Fails, writing
+    /// nothing, if a record is malformed or an id is already taken.
+    fn insert_with_ids(
+        &mut self,
+        records: &mut dyn Iterator<Item = Result<QueuedMessage>>,
+    ) -> Result<u64>;
+
+    /// Reserves and returns a new id without writing a message.
+    fn generate_id(&mut self) -> Result<i64>;
+
+    /// The id high-water mark as currently stored.
+    fn last_id(&mut self) -> Result<i64>;
+
+    /// Consumes up to `limit` visible messages (oldest first) and returns them:
+    /// exactly-once, committed before they are returned.
+    fn claim(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>>;
+
+    /// Takes up to `limit` visible messages (oldest first) into this handle's
+    /// custody: invisible to everyone else until [`Backend::settle`] consumes or
+    /// releases them, or until this process is found dead by a later reader.
+    fn hold(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>>;
+
+    /// Ends custody of the messages this handle holds whose storage positions
+    /// ([`Message::seq`]) lie in the given inclusive ranges: `consumed` ones are
+    /// gone for good, `released` ones become visible again in their original
+    /// position. Ranges keep a batch acknowledgement one statement, not one per message.
+    fn settle(&mut self, consumed: Option<SeqRange>, released: Option<SeqRange>) -> Result<()>;
+
+    /// Notes, without a transaction, that every held message up to storage
+    /// position `seq` has been delivered. If this process dies before settling,
+    /// whoever releases its messages consumes those instead of redelivering them.
+    fn record_progress(&mut self, seq: i64) -> Result<()>;
+
+    /// Visible messages of `queue` after storage position `after_seq`, oldest
+    /// first, without consuming them.
+    fn peek(&mut self, queue: &str, filter: &Filter, after_seq: i64, limit: usize)
+        -> Result<Vec<Message>>;
+
+    /// Moves up to `limit` messages from `src` to `dst`, keeping ids and
+    /// positions. `include_consumed` lets an exact-id move revive a consumed message.
+    fn move_messages(
+        &mut self,
+        src: &str,
+        dst: &str,
+        filter: &Filter,
+        limit: usize,
+        include_consumed: bool,
+    ) -> Result<Vec<Message>>;
+
+    /// Physically deletes every row of `queue`; returns how many.
+    fn delete_queue(&mut self, queue: &str) -> Result<u64>;
+
+    /// Physically deletes every message of every queue; returns how many.
+    fn delete_all(&mut self) -> Result<u64>;
+
+    /// Consumes the visible message `id` of `queue`; false if there is none.
+    fn delete_message(&mut self, queue: &str, id: i64) -> Result<bool>;
+
+    /// Names and counts of every queue that has rows, sorted by name (bytes).
+    fn queue_counts(&mut self) -> Result<Vec<QueueCounts>>;
+
+    /// Writes `body` to every queue that has rows and whose name passes `accept`,
+    /// in name order, in one transaction. Returns the number of queues reached.
+    fn broadcast(&mut self, body: &str, accept: &dyn Fn(&str) -> bool) -> Result<usize>;
+
+    /// Database-wide counters.
+    fn counters(&mut self) -> Result<DbCounters>;
+
+    /// Number of consumed rows awaiting vacuum.
+    fn consumed_count(&mut self) -> Result<u64>;
+
+    /// Deletes consumed rows in transactions of `batch_size` and gives the space
+    /// back (`compact`: rebuild the whole file). Returns how many rows went.
+    /// Does nothing if another process is vacuuming the same database.
+    fn vacuum(&mut self, batch_size: u64, compact: bool) -> Result<u64>;
+
+    /// All aliases as `(alias, target)`, sorted by alias.
+    fn aliases(&mut self) -> Result<Vec<(String, String)>>;
+
+    /// Adds an alias after checking the alias rules atomically.
+    fn alias_add(&mut self, alias: &str, target: &str) -> Result<()>;
+
+    /// Removes an alias; false if it did not exist.
+    fn alias_remove(&mut self, alias: &str) -> Result<bool>;
+
+    /// The target of `alias`, if defined.
+    fn alias_target(&mut self, alias: &str) -> Result<Option<String>>;
+
+    /// Every message of the given queues (all queues if empty), visible ones
+    /// only, in storage order, passed to `sink` one at a time.
+    fn dump(
+        &mut self,
+        queues: &[String],
+        sink: &mut dyn FnMut(QueuedMessage) -> Result<()>,
+    ) -> Result<()>;
+
+    /// A number that changes whenever another connection commits (change detection).
+    fn data_version(&mut self) -> Result<i64>;
+}

@@ -1,0 +1,199 @@
+//! Message operations inside a transaction: write, claim, hold, settle, peek,
+//! move, dump and load. Each function expects to run inside a transaction the
+//! caller opened, so that it can be composed and retried as a whole.
+
+use rusqlite::{params, params_from_iter, Connection, Row};
+
+use super::schema::{CONSUMED, PENDING};
+use super::select::{Selection, States};
+use crate::error::{Error, Result};
+use crate::id;
+use crate::backend::SeqRange;
+use crate::message::{Filter, Message, QueuedMessage};
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message { seq: row.get(0)?, id: row.get(1)?, body: row.get(2)? })
+}
+
+/// The stored id high-water mark.
+pub fn last_id(conn: &Connection) -> Result<i64> {
+    let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = 'last_ts'")?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
+
+/// Raises the high-water mark to `value` (never lowers it).
+pub fn raise_last_id(conn: &Connection, value: i64) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_ts' AND value < ?1")?;
+    stmt.execute([value])?;
+    Ok(())
+}
+
+/// Inserts `bodies` into `queue` with fresh ids; the caller holds the write lock,
+/// so reading and advancing `meta.last_ts` here is atomic for every process.
+pub fn write(conn: &Connection, queue: &str, bodies: &[&str]) -> Result<Vec<i64>> {
+    let mut last = last_id(conn)?;
+    let mut ids = Vec::with_capacity(bodies.len());
+    let mut insert =
+        conn.prepare_cached("INSERT INTO messages (queue, body, ts) VALUES (?1, ?2, ?3)")?;
+    for body in bodies {
+        last = id::next_id_now(last);
+        insert.execute(params![queue, body, last])?;
+        ids.push(last);
+    }
+    raise_last_id(conn, last)?;
+    Ok(ids)
+}
+
+/// Brings `meta.last_ts` up to the largest stored id (repairs a lagging mark
+/// after a unique-id conflict, as the reference does).
+pub fn repair_last_id(conn: &Connection) -> Result<()> {
+    let max: Option<i64> = conn.query_row("SELECT MAX(ts) FROM messages", [], |r| r.get(0))?;
+    if let Some(max) = max {
+        raise_last_id(conn, max)?;
+    }
+    Ok(())
+}
+
+/// Sets `claimed = new_state` on up to `limit` selected messages and returns them, oldest first.
+pub fn take(
+    conn: &Connection,
+    queue: &str,
+    filter: &Filter,
+    limit: usize,
+    new_state: i64,
+) -> Result<Vec<Message>> {
+    let sel = Selection::new(queue, filter, States::Pending);
+    let sql = format!(
+        "UPDATE messages SET claimed = {new_state} WHERE id IN \
+         (SELECT id FROM messages WHERE {} ORDER BY id LIMIT ?) RETURNING id, ts, body",
+        sel.clause
+    );
+    collect_sorted(conn, &sql, sel.with(limit_i64(limit)))
+}
+
+/// Ends custody of the messages of holder `token` within the given ranges;
+/// returns how many rows changed.
+pub fn settle(
+    conn: &Connection,
+    token: i64,
+    consumed: Option<&SeqRange>,
+    released: Option<&SeqRange>,
+) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET claimed = ?1 WHERE id BETWEEN ?2 AND ?3 AND claimed = ?4",
+    )?;
+    let mut changed = 0;
+    for (state, range) in [(CONSUMED, consumed), (PENDING, released)] {
+        if let Some(r) = range {
+            changed += stmt.execute(params![state, r.start(), r.end(), -token])?;
+        }
+    }
+    Ok(changed)
+}
+
+/// Visible messages after storage position `after_seq`, oldest first.
+pub fn peek(
+    conn: &Connection,
+    queue: &str,
+    filter: &Filter,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let sel = Selection::new(queue, filter, States::Pending);
+    let sql = format!(
+        "SELECT id, ts, body FROM messages WHERE {} AND id > ? ORDER BY id LIMIT ?",
+        sel.clause
+    );
+    let mut params = sel.with(after_seq);
+    params.push(limit_i64(limit).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), message_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Moves up to `limit` selected messages to `dst`, visible, ids and positions kept.
+pub fn move_to(
+    conn: &Connection,
+    src: &str,
+    dst: &str,
+    filter: &Filter,
+    limit: usize,
+    states: States,
+) -> Result<Vec<Message>> {
+    let sel = Selection::new(src, filter, states);
+    let sql = format!(
+        "UPDATE messages SET queue = ?, claimed = 0 WHERE id IN \
+         (SELECT id FROM messages WHERE {} ORDER BY id LIMIT ?) RETURNING id, ts, body",
+        sel.clause
+    );
+    let mut params = vec![rusqlite::types::Value::Text(dst.to_owned())];
+    params.extend(sel.with(limit_i64(limit)));
+    collect_sorted(conn, &sql, params)
+}
+
+fn collect_sorted(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<rusqlite::types::Value>,
+) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params_from_iter(params), message_from_row)?;
+    let mut out: Vec<Message> = rows.collect::<rusqlite::Result<_>>()?;
+    out.sort_unstable_by_key(|m| m.seq);
+    Ok(out)
+}
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Inserts records keeping their ids, in order; fails on the first bad one.
+pub fn insert_with_ids(
+    conn: &Connection,
+    records: &mut dyn Iterator<Item = Result<QueuedMessage>>,
+) -> Result<u64> {
+    let mut insert =
+        conn.prepare_cached("INSERT INTO messages (queue, body, ts) VALUES (?1, ?2, ?3)")?;
+    let mut exists = conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE ts = ?1)")?;
+    let (mut count, mut max_id) = (0u64, 0i64);
+    for record in records {
+        let record = record?;
+        let id = record.message.id;
+        if exists.query_row([id], |r| r.get::<_, bool>(0))? {
+            return Err(Error::BadRecord {
+                line: count as usize + 1,
+                reason: format!("message id {id} already exists in the database"),
+            });
+        }
+        insert.execute(params![record.queue, record.message.body, id])?;
+        max_id = max_id.max(id);
+        count += 1;
+    }
+    raise_last_id(conn, max_id)?;
+    Ok(count)
+}
+
+/// Unconsumed messages (visible or held) of `queues` (all if empty) in storage
+/// order, streamed page by page so memory stays bounded.
+pub fn dump_page(
+    conn: &Connection,
+    queues: &[String],
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<QueuedMessage>> {
+    let in_list = vec!["?"; queues.len()].join(",");
+    let queue_clause = if queues.is_empty() { String::new() } else { format!("AND queue IN ({in_list})") };
+    let sql = format!(
+        "SELECT id, ts, body, queue FROM messages WHERE claimed != 1 AND id > ? {queue_clause} \
+         ORDER BY id LIMIT ?"
+    );
+    let mut params: Vec<rusqlite::types::Value> = vec![after_seq.into()];
+    params.extend(queues.iter().map(|q| q.clone().into()));
+    params.push(limit_i64(limit).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |row| {
+        Ok(QueuedMessage { message: message_from_row(row)?, queue: row.get(3)? })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

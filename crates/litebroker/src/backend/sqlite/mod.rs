@@ -1,0 +1,360 @@
+//! The default backend: one SQLite file in SimpleBroker's format.
+
+mod admin;
+mod holders;
+mod messages;
+mod open;
+pub mod retry;
+pub mod schema;
+mod select;
+mod vacuum_lock;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use self::retry::with_retry;
+use self::select::States;
+use super::{Backend, DbCounters, QueueCounts, SeqRange};
+use crate::config::{Settings, SyncMode};
+use crate::error::{Error, Result};
+use crate::holder::ProcessIdentity;
+use crate::message::{Filter, Message, QueuedMessage};
+
+pub use open::{check_header, is_broker_database};
+
+/// A connection to a SimpleBroker-format SQLite database.
+pub struct SqliteBackend {
+    conn: Connection,
+    path: PathBuf,
+    settings: Settings,
+    me: Option<ProcessIdentity>,
+    /// Set while this handle holds messages.
+    custody: Option<Custody>,
+}
+
+/// This handle's holder record while it holds messages.
+struct Custody {
+    token: i64,
+    /// Held messages not yet settled.
+    outstanding: usize,
+    /// Created on the first progress record.
+    progress: Option<holders::ProgressFile>,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, settings: &Settings) -> Result<Self> {
+        let conn = open::open_database(path, settings)?;
+        Ok(SqliteBackend {
+            conn,
+            path: path.to_path_buf(),
+            settings: settings.clone(),
+            me: None,
+            custody: None,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn me(&mut self) -> &ProcessIdentity {
+        self.me.get_or_insert_with(ProcessIdentity::current)
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction, retried as a whole while
+    /// the database is busy.
+    fn immediate<T>(&self, mut body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
+        let conn = &self.conn;
+        with_retry(|| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let result = body(conn).and_then(|v| {
+                conn.execute_batch("COMMIT")?;
+                Ok(v)
+            });
+            if result.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            result
+        })
+    }
+
+    /// Like [`Self::immediate`] but committed without waiting for the disk when
+    /// the configured mode is FULL. Used only where losing the commit to a power
+    /// failure means a redelivery, never a loss (acknowledging held messages).
+    fn immediate_relaxed<T>(&self, body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
+        let relax = self.settings.sync_mode == SyncMode::Full;
+        if relax {
+            self.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
+        }
+        let result = self.immediate(body);
+        if relax {
+            self.conn.execute_batch("PRAGMA synchronous=FULL")?;
+        }
+        result
+    }
+
+    /// A write that repairs a lagging id high-water mark once on a unique-id conflict.
+    fn write_ids(&self, queue: &str, bodies: &[&str]) -> Result<Vec<i64>> {
+        match self.immediate(|c| messages::write(c, queue, bodies)) {
+            Err(e) if is_unique_violation(&e) => {
+                self.immediate(messages::repair_last_id)?;
+                self.immediate(|c| messages::write(c, queue, bodies))
+            }
+            other => other,
+        }
+    }
+}
+
+fn is_unique_violation(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+    )
+}
+
+impl Backend for SqliteBackend {
+    fn write(&mut self, queue: &str, bodies: &[&str]) -> Result<Vec<i64>> {
+        self.write_ids(queue, bodies)
+    }
+
+    fn insert_with_ids(
+        &mut self,
+        records: &mut dyn Iterator<Item = Result<QueuedMessage>>,
+    ) -> Result<u64> {
+        // Not retried: the iterator is consumed by the first attempt.
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = messages::insert_with_ids(&self.conn, records)
+            .and_then(|n| self.conn.execute_batch("COMMIT").map(|_| n).map_err(Error::from));
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
+    fn generate_id(&mut self) -> Result<i64> {
+        self.immediate(|c| {
+            let id = crate::id::next_id_now(messages::last_id(c)?);
+            messages::raise_last_id(c, id)?;
+            Ok(id)
+        })
+    }
+
+    fn last_id(&mut self) -> Result<i64> {
+        messages::last_id(&self.conn)
+    }
+
+    fn claim(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
+        let me = self.me().clone();
+        let db = self.path.clone();
+        self.immediate(|c| {
+            holders::release_dead(c, &db, &me)?;
+            messages::take(c, queue, filter, limit, schema::CONSUMED)
+        })
+    }
+
+    fn hold(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
+        if limit > 1 {
+            // Streaming a long queue: drop cached pages of the previous batch so
+            // memory stays flat instead of growing to the whole cache size.
+            self.conn.execute_batch("PRAGMA shrink_memory")?;
+        }
+        let me = self.me().clone();
+        let db = self.path.clone();
+        let existing = self.custody.as_ref().map(|c| c.token);
+        let (token, held) = self.immediate(|c| {
+            holders::release_dead(c, &db, &me)?;
+            let token = match existing {
+                Some(t) => t,
+                None => holders::register(c, &me)?,
+            };
+            Ok((token, messages::take(c, queue, filter, limit, -token)?))
+        })?;
+        let custody = self.custody.get_or_insert(Custody { token, outstanding: 0, progress: None });
+        custody.outstanding += held.len();
+        if custody.outstanding == 0 {
+            self.end_custody()?;
+        }
+        Ok(held)
+    }
+
+    fn settle(&mut self, consumed: Option<SeqRange>, released: Option<SeqRange>) -> Result<()> {
+        let Some(custody) = &self.custody else {
+            return Ok(());
+        };
+        let (token, outstanding) = (custody.token, custody.outstanding);
+        let db = self.path.clone();
+        let changed = self.immediate_relaxed(|c| {
+            let changed = messages::settle(c, token, consumed.as_ref(), released.as_ref())?;
+            if changed >= outstanding {
+                holders::unregister(c, &db, token)?;
+            }
+            Ok(changed)
+        })?;
+        match outstanding.checked_sub(changed) {
+            Some(left) if left > 0 => {
+                if let Some(c) = self.custody.as_mut() {
+                    c.outstanding = left;
+                }
+            }
+            _ => self.custody = None,
+        }
+        Ok(())
+    }
+
+    fn record_progress(&mut self, seq: i64) -> Result<()> {
+        let Some(custody) = self.custody.as_mut() else {
+            return Ok(());
+        };
+        if custody.progress.is_none() {
+            custody.progress = Some(holders::ProgressFile::create(&self.path, custody.token)?);
+        }
+        custody.progress.as_ref().map_or(Ok(()), |p| p.record(seq))
+    }
+
+    fn peek(
+        &mut self,
+        queue: &str,
+        filter: &Filter,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        messages::peek(&self.conn, queue, filter, after_seq, limit)
+    }
+
+    fn move_messages(
+        &mut self,
+        src: &str,
+        dst: &str,
+        filter: &Filter,
+        limit: usize,
+        include_consumed: bool,
+    ) -> Result<Vec<Message>> {
+        let states = if include_consumed { States::PendingOrConsumed } else { States::Pending };
+        let me = self.me().clone();
+        let db = self.path.clone();
+        self.immediate(|c| {
+            holders::release_dead(c, &db, &me)?;
+            messages::move_to(c, src, dst, filter, limit, states)
+        })
+    }
+
+    fn delete_queue(&mut self, queue: &str) -> Result<u64> {
+        self.immediate(|c| admin::delete_queue(c, queue))
+    }
+
+    fn delete_all(&mut self) -> Result<u64> {
+        self.immediate(admin::delete_all)
+    }
+
+    fn delete_message(&mut self, queue: &str, id: i64) -> Result<bool> {
+        self.immediate(|c| admin::delete_message(c, queue, id))
+    }
+
+    fn queue_counts(&mut self) -> Result<Vec<QueueCounts>> {
+        admin::queue_counts(&self.conn)
+    }
+
+    fn broadcast(&mut self, body: &str, accept: &dyn Fn(&str) -> bool) -> Result<usize> {
+        self.immediate(|c| admin::broadcast(c, body, accept))
+    }
+
+    fn counters(&mut self) -> Result<DbCounters> {
+        admin::counters(&self.conn)
+    }
+
+    fn consumed_count(&mut self) -> Result<u64> {
+        admin::consumed_count(&self.conn)
+    }
+
+    fn vacuum(&mut self, batch_size: u64, compact: bool) -> Result<u64> {
+        let timeout = std::time::Duration::from_secs(self.settings.vacuum_lock_timeout_s);
+        let Some(_lock) = vacuum_lock::VacuumLock::acquire(&self.path, timeout)? else {
+            return Ok(0); // someone else is vacuuming this file
+        };
+        self.immediate(holders::release_orphans)?;
+        let mut deleted = 0;
+        loop {
+            let n = self.immediate(|c| admin::delete_consumed(c, batch_size.max(1)))?;
+            deleted += n;
+            if n == 0 {
+                break;
+            }
+        }
+        self.reclaim_space(compact)?;
+        Ok(deleted)
+    }
+
+    fn aliases(&mut self) -> Result<Vec<(String, String)>> {
+        admin::aliases(&self.conn)
+    }
+
+    fn alias_add(&mut self, alias: &str, target: &str) -> Result<()> {
+        self.immediate(|c| admin::alias_add(c, alias, target))
+    }
+
+    fn alias_remove(&mut self, alias: &str) -> Result<bool> {
+        self.immediate(|c| admin::alias_remove(c, alias))
+    }
+
+    fn alias_target(&mut self, alias: &str) -> Result<Option<String>> {
+        admin::alias_target(&self.conn, alias)
+    }
+
+    fn dump(
+        &mut self,
+        queues: &[String],
+        sink: &mut dyn FnMut(QueuedMessage) -> Result<()>,
+    ) -> Result<()> {
+        let mut after = 0;
+        loop {
+            let page = messages::dump_page(&self.conn, queues, after, 1000)?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = last.message.seq;
+            page.into_iter().try_for_each(&mut *sink)?;
+        }
+    }
+
+    fn data_version(&mut self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+}
+
+impl SqliteBackend {
+    /// Gives freed pages back: incremental vacuum always, a full rebuild when asked.
+    fn reclaim_space(&self, compact: bool) -> Result<()> {
+        if compact {
+            with_retry(|| self.conn.execute_batch("PRAGMA auto_vacuum=2; VACUUM;"))?;
+        } else {
+            let mode: i64 = self.conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+            if mode == 2 {
+                with_retry(|| self.conn.execute_batch("PRAGMA incremental_vacuum"))?;
+            }
+        }
+        with_retry(|| self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))?;
+        Ok(())
+    }
+
+    /// Releases anything still held and forgets our holder record.
+    fn end_custody(&mut self) -> Result<()> {
+        if let Some(custody) = self.custody.take() {
+            let db = self.path.clone();
+            self.immediate(|c| {
+                holders::release_all(c, custody.token)?;
+                holders::unregister(c, &db, custody.token)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteBackend {
+    /// A handle dropped with messages still held gives them back, so an early
+    /// return in a caller can never strand messages until a later reader notices.
+    fn drop(&mut self) {
+        let _ = self.end_custody();
+    }
+}

@@ -1,0 +1,226 @@
+//! Opening a database file safely: create it private, refuse foreign or corrupt
+//! files without touching them, apply the connection settings, and bring the
+//! schema up to what both the reference and litebroker need.
+
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use super::retry::with_retry;
+use super::schema;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Opens (creating if needed) the broker database at `path`.
+pub fn open_database(path: &Path, settings: &Settings) -> Result<Connection> {
+    let is_new = create_private_file(path)?;
+    if !is_new {
+        check_header(path)?;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+    apply_settings(&conn, settings)?;
+    // Identify before changing anything: a foreign file must be left byte-for-byte as it was.
+    if with_retry(|| foreign_meta(&conn)).map_err(|e| classify_error(path, e))? {
+        verify_identity(&conn, path)?;
+    }
+    with_retry(|| ensure_wal(&conn)).map_err(|e| classify_error(path, e))?;
+    if !schema_complete(&conn).map_err(|e| classify(path, e))? {
+        with_retry(|| create_schema(&conn)).map_err(|e| classify_error(path, e))?;
+    }
+    verify_identity(&conn, path)?;
+    Ok(conn)
+}
+
+/// Creates `path` with mode 0600 if it does not exist; true if we created it
+/// or it is still empty (a database nobody has initialised yet).
+fn create_private_file(path: &Path) -> Result<bool> {
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let meta = std::fs::metadata(path)
+                .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+            if meta.is_dir() {
+                return Err(Error::NotSqlite(path.to_path_buf()));
+            }
+            Ok(meta.len() == 0)
+        }
+        Err(e) => Err(Error::io(format!("cannot create database {}", path.display()), e)),
+    }
+}
+
+/// Refuses a non-empty file that does not start with the SQLite header.
+pub fn check_header(path: &Path) -> Result<()> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open database {}", path.display()), e))?;
+    let mut header = [0u8; 16];
+    match file.read_exact(&mut header) {
+        Ok(()) if &header == SQLITE_HEADER => Ok(()),
+        _ => Err(Error::NotSqlite(path.to_path_buf())),
+    }
+}
+
+fn apply_settings(conn: &Connection, settings: &Settings) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_millis(settings.busy_timeout_ms))?;
+    let cache_kib = settings.cache_mb.saturating_mul(1024);
+    conn.execute_batch(&format!(
+        "PRAGMA cache_size=-{cache_kib}; PRAGMA wal_autocheckpoint={}; PRAGMA synchronous={};",
+        settings.wal_autocheckpoint,
+        settings.sync_mode.as_pragma()
+    ))?;
+    Ok(())
+}
+
+/// Switches the file to WAL; a brand-new file first gets incremental auto-vacuum,
+/// which SQLite only accepts before the first table exists.
+fn ensure_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    let page_count: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    if page_count == 0 {
+        conn.execute_batch("PRAGMA auto_vacuum=2")?;
+    }
+    conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
+    Ok(())
+}
+
+fn schema_complete(conn: &Connection) -> rusqlite::Result<bool> {
+    let placeholders = vec!["?"; schema::REQUIRED_OBJECTS.len()].join(",");
+    let sql = format!("SELECT COUNT(*) FROM sqlite_master WHERE name IN ({placeholders})");
+    let found: usize = conn.query_row(
+        &sql,
+        rusqlite::params_from_iter(schema::REQUIRED_OBJECTS.iter()),
+        |r| r.get(0),
+    )?;
+    Ok(found == schema::REQUIRED_OBJECTS.len())
+}
+
+/// Creates whatever is missing, in one immediate transaction so that several
+/// processes opening a new file at once do not trip over each other. Refuses
+/// (by leaving the file alone) a database whose magic or version is foreign.
+fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        if foreign_meta(conn)? {
+            return Ok(()); // verify_identity reports it; change nothing
+        }
+        conn.execute_batch(schema::REFERENCE_DDL)?;
+        add_claimed_column_if_missing(conn)?;
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS idx_messages_unclaimed \
+             ON messages(queue, claimed, id) WHERE claimed = 0",
+        )?;
+        conn.execute_batch(schema::TS_UNIQUE_INDEX)?;
+        conn.execute_batch(schema::LITEBROKER_DDL)?;
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version' AND value < ?1",
+            [schema::SCHEMA_VERSION],
+        )?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// True when a `meta` table exists and names another program or a newer schema.
+fn foreign_meta(conn: &Connection) -> rusqlite::Result<bool> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(false);
+    }
+    let (magic, version) = read_identity(conn)?;
+    Ok(magic.is_some_and(|m| m != schema::MAGIC)
+        || version.is_some_and(|v| v > schema::SCHEMA_VERSION))
+}
+
+fn add_claimed_column_if_missing(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'claimed'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN claimed INTEGER DEFAULT 0")?;
+    }
+    Ok(())
+}
+
+fn read_identity(conn: &Connection) -> rusqlite::Result<(Option<String>, Option<i64>)> {
+    let magic: Option<String> = conn
+        .query_row("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'magic'", [], |r| r.get(0))
+        .optional()?;
+    let version: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+        .optional()?;
+    Ok((magic, version))
+}
+
+fn verify_identity(conn: &Connection, path: &Path) -> Result<()> {
+    let (magic, version) = read_identity(conn).map_err(|e| classify(path, e))?;
+    let foreign = |reason: String| Error::ForeignDatabase { path: path.to_path_buf(), reason };
+    match magic.as_deref() {
+        Some(schema::MAGIC) => {}
+        Some(other) => return Err(foreign(format!("magic is '{other}'"))),
+        None => return Err(foreign("no magic string".into())),
+    }
+    match version {
+        Some(v) if v > schema::SCHEMA_VERSION => Err(foreign(format!(
+            "schema version {v} is newer than the supported {}",
+            schema::SCHEMA_VERSION
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Turns "file is not a database" style failures into [`Error::NotSqlite`].
+fn classify(path: &Path, e: rusqlite::Error) -> Error {
+    classify_error(path, e.into())
+}
+
+fn classify_error(path: &Path, e: Error) -> Error {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match &e {
+        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, NotADatabase | DatabaseCorrupt) =>
+        {
+            Error::NotSqlite(path.to_path_buf())
+        }
+        _ => e,
+    }
+}
+
+/// Whether `path` is a SimpleBroker database (SQLite header and our magic),
+/// checked read-only so that a foreign file is never modified.
+pub fn is_broker_database(path: &Path) -> bool {
+    if check_header(path).is_err() {
+        return false;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = Connection::open_with_flags(path, flags) else {
+        return false;
+    };
+    matches!(read_identity(&conn), Ok((Some(m), _)) if m == schema::MAGIC)
+}

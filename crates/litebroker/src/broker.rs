@@ -1,0 +1,216 @@
+//! [`Broker`]: a handle on one database and the operations that span queues.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend::sqlite::SqliteBackend;
+use crate::backend::Backend;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::message::QueuedMessage;
+use crate::name::{alias_reference, validate_queue_name};
+use crate::queue::Queue;
+
+/// Counts for one queue, as `list --stats` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Queue name.
+    pub name: String,
+    /// Messages a reader would get.
+    pub pending: u64,
+    /// All stored rows, including consumed rows awaiting vacuum and held ones.
+    pub total: u64,
+}
+
+impl QueueStats {
+    /// Rows that are not pending (consumed or held).
+    pub fn claimed(&self) -> u64 {
+        self.total - self.pending
+    }
+}
+
+/// What `--status` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Every stored row.
+    pub total_messages: u64,
+    /// The id high-water mark (0 for a new database).
+    pub last_timestamp: i64,
+    /// Size of the main database file in bytes (not counting the WAL).
+    pub db_size: u64,
+}
+
+/// What a vacuum did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VacuumReport {
+    /// Consumed rows found before vacuuming (what the reference reports).
+    pub consumed_before: u64,
+    /// Rows actually deleted (0 if another vacuum held the lock).
+    pub deleted: u64,
+}
+
+/// A handle on one broker database.
+pub struct Broker {
+    backend: Box<dyn Backend>,
+    path: Option<PathBuf>,
+    settings: Settings,
+}
+
+impl Broker {
+    /// Opens (creating if needed) the SQLite database at `path`.
+    pub fn open(path: &Path, settings: &Settings) -> Result<Self> {
+        let backend = SqliteBackend::open(path, settings)?;
+        Ok(Broker {
+            backend: Box::new(backend),
+            path: Some(path.to_path_buf()),
+            settings: settings.clone(),
+        })
+    }
+
+    /// Wraps any backend (tests, other storage engines).
+    pub fn with_backend(backend: Box<dyn Backend>, settings: Settings) -> Self {
+        Broker { backend, path: None, settings }
+    }
+
+    /// The settings this broker was opened with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Direct access to the storage primitives (for tools like watchers).
+    pub fn backend(&mut self) -> &mut dyn Backend {
+        self.backend.as_mut()
+    }
+
+    /// A handle on queue `name` (a plain name; validated).
+    pub fn queue(&mut self, name: &str) -> Result<Queue<'_>> {
+        validate_queue_name(name)?;
+        Ok(Queue::new(self, name.to_owned()))
+    }
+
+    /// Turns a command-line operand into a queue name: `@alias` resolves one hop
+    /// to its target; a plain name is validated and returned as is.
+    pub fn resolve(&mut self, operand: &str) -> Result<String> {
+        let Some(alias) = alias_reference(operand) else {
+            validate_queue_name(operand)?;
+            return Ok(operand.to_owned());
+        };
+        if alias.is_empty() {
+            return Err(Error::Alias("Alias name cannot be empty".into()));
+        }
+        match self.backend.alias_target(alias)? {
+            Some(target) => Ok(target),
+            None => Err(Error::Alias(format!("Alias '{alias}' is not defined"))),
+        }
+    }
+
+    /// Every queue that has rows, by name (byte order).
+    pub fn list(&mut self) -> Result<Vec<QueueStats>> {
+        let counts = self.backend.queue_counts()?;
+        Ok(counts
+            .into_iter()
+            .map(|c| QueueStats { name: c.queue, pending: c.pending, total: c.total })
+            .collect())
+    }
+
+    /// Writes `body` to every existing queue whose name matches `pattern`
+    /// (fnmatch glob; all queues if `None`). Returns how many queues got it.
+    pub fn broadcast(&mut self, body: &str, pattern: Option<&str>) -> Result<usize> {
+        check_size(body)?;
+        let accept = |name: &str| pattern.is_none_or(|p| crate::glob::matches(p, name));
+        self.backend.broadcast(body, &accept)
+    }
+
+    /// Deletes every message of every queue.
+    pub fn delete_all(&mut self) -> Result<u64> {
+        self.backend.delete_all()
+    }
+
+    /// Adds alias `alias` for queue `target`.
+    pub fn alias_add(&mut self, alias: &str, target: &str) -> Result<()> {
+        if alias == target {
+            return Err(Error::Alias("Alias and target must differ".into()));
+        }
+        if alias.starts_with('@') || target.starts_with('@') {
+            return Err(Error::Alias("Alias and target cannot start with '@'".into()));
+        }
+        validate_queue_name(alias)?;
+        self.backend.alias_add(alias, target)
+    }
+
+    /// Removes alias `alias`.
+    pub fn alias_remove(&mut self, alias: &str) -> Result<()> {
+        if self.backend.alias_remove(alias)? {
+            Ok(())
+        } else {
+            Err(Error::Alias(format!("alias '{alias}' does not exist")))
+        }
+    }
+
+    /// All aliases as `(alias, target)`, sorted by alias; only those of `target` if given.
+    pub fn aliases(&mut self, target: Option<&str>) -> Result<Vec<(String, String)>> {
+        let all = self.backend.aliases()?;
+        Ok(all.into_iter().filter(|(_, t)| target.is_none_or(|want| t == want)).collect())
+    }
+
+    /// Deletes consumed rows and gives the space back.
+    pub fn vacuum(&mut self, compact: bool) -> Result<VacuumReport> {
+        let consumed_before = self.backend.consumed_count()?;
+        let deleted = if consumed_before == 0 && !compact {
+            0
+        } else {
+            self.backend.vacuum(self.settings.vacuum_batch_size, compact)?
+        };
+        Ok(VacuumReport { consumed_before, deleted })
+    }
+
+    /// Totals for `--status`.
+    pub fn status(&mut self) -> Result<Status> {
+        let counters = self.backend.counters()?;
+        let db_size = match &self.path {
+            Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            None => 0,
+        };
+        Ok(Status { total_messages: counters.total_messages, last_timestamp: counters.last_id, db_size })
+    }
+
+    /// Streams every unconsumed message of `queues` (all if empty) to `sink`, in storage order.
+    pub fn dump(
+        &mut self,
+        queues: &[String],
+        sink: &mut dyn FnMut(QueuedMessage) -> Result<()>,
+    ) -> Result<()> {
+        for q in queues {
+            validate_queue_name(q)?;
+        }
+        self.backend.dump(queues, sink)
+    }
+
+    /// Restores messages with their ids, all or nothing. Returns how many.
+    pub fn load(&mut self, records: &mut dyn Iterator<Item = Result<QueuedMessage>>) -> Result<u64> {
+        let mut checked = records.map(|r| {
+            let r = r?;
+            validate_queue_name(&r.queue)?;
+            check_size(&r.message.body)?;
+            Ok(r)
+        });
+        self.backend.insert_with_ids(&mut checked)
+    }
+
+    /// A new id, reserved in the database's sequence, without writing a message.
+    pub fn generate_timestamp(&mut self) -> Result<i64> {
+        self.backend.generate_id()
+    }
+
+    /// The id high-water mark as stored now.
+    pub fn last_timestamp(&mut self) -> Result<i64> {
+        self.backend.last_id()
+    }
+}
+
+/// Refuses bodies over the 10 MiB limit.
+pub(crate) fn check_size(body: &str) -> Result<()> {
+    if body.len() > crate::message::MAX_MESSAGE_SIZE {
+        return Err(Error::MessageTooLarge { limit: crate::message::MAX_MESSAGE_SIZE });
+    }
+    Ok(())
+}

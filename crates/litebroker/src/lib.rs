@@ -1,0 +1,25 @@
+//! litebroker: a message broker library that is file-compatible with SimpleBroker.
+//!
+//! The library never prints and never exits; the `broker` binary and the server
+//! are thin layers over it. Storage sits behind [`backend::Backend`] so that a
+//! PostgreSQL backend can be added without touching callers.
+
+pub mod backend;
+pub mod broker;
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod glob;
+pub mod holder;
+pub mod id;
+pub mod iter;
+pub mod message;
+pub mod name;
+pub mod queue;
+pub mod timebound;
+
+pub use broker::{Broker, QueueStats, Status, VacuumReport};
+pub use config::Settings;
+pub use error::{Error, Result};
+pub use message::Message;
+pub use queue::Queue;
