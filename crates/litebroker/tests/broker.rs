@@ -231,3 +231,16 @@ fn new_file_is_private_and_in_wal_mode() {
     let vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
     assert_eq!((mode.as_str(), vacuum), ("wal", 2));
 }
+
+#[test]
+fn vacuum_gives_the_space_back() {
+    let (_dir, db) = temp_db();
+    let mut broker = open(&db);
+    let body = "x".repeat(200);
+    let bodies: Vec<&str> = (0..20_000).map(|_| body.as_str()).collect();
+    broker.queue("q").unwrap().write_many(&bodies).unwrap();
+    while !broker.queue("q").unwrap().read_many(&Filter::all(), 5000).unwrap().is_empty() {}
+    broker.vacuum(false).unwrap();
+    let size = std::fs::metadata(&db).unwrap().len();
+    assert!(size < 200_000, "file still {size} bytes after vacuum");
+}

@@ -331,10 +331,19 @@ impl SqliteBackend {
         } else {
             let mode: i64 = self.conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
             if mode == 2 {
-                with_retry(|| self.conn.execute_batch("PRAGMA incremental_vacuum"))?;
+                with_retry(|| self.incremental_vacuum())?;
             }
         }
         with_retry(|| self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))?;
+        Ok(())
+    }
+
+    /// Frees every page on the free list. The pragma frees one page per step,
+    /// so it must be stepped to completion (a single `execute` frees one page).
+    fn incremental_vacuum(&self) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
         Ok(())
     }
 
