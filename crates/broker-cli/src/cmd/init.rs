@@ -12,7 +12,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let path = cwd.join(&ctx.settings.default_db_name);
     if path.exists() {
-        if !is_broker_database(&path) {
+        if !litebroker::backend::sqlite::is_broker_database(&path) {
             bail!(
                 "File exists but is not a SimpleBroker database: {}\n\
                  Remove it or choose another name with BROKER_DEFAULT_DB_NAME.",
@@ -26,9 +26,4 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     Broker::open(&path, &ctx.settings)?;
     ctx.info(&format!("Initialized SimpleBroker database: {}", path.display()));
     Ok(Outcome::Done)
-}
-
-/// A SQLite file whose `meta.magic` is SimpleBroker's, checked read-only.
-fn is_broker_database(path: &std::path::Path) -> bool {
-    litebroker::backend::sqlite::is_broker_database(path)
 }

@@ -222,5 +222,6 @@ pub fn is_broker_database(path: &Path) -> bool {
     let Ok(conn) = Connection::open_with_flags(path, flags) else {
         return false;
     };
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
     matches!(read_identity(&conn), Ok((Some(m), _)) if m == schema::MAGIC)
 }
