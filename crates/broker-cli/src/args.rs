@@ -62,6 +62,8 @@ pub enum Command {
     Broadcast(BroadcastArgs),
     /// Manage queue aliases
     Alias(AliasArgs),
+    /// Watch a queue and print messages as they arrive
+    Watch(WatchArgs),
     /// Initialize a SimpleBroker database in the current directory
     Init(InitArgs),
     /// Write messages as NDJSON (one object per message) for backup or transfer
@@ -94,10 +96,20 @@ pub struct Selection {
     #[arg(short = 't', long = "timestamps")]
     pub timestamps: bool,
     /// Target a specific message by its 19-digit timestamp ID
-    #[arg(short = 'm', long = "message", value_name = "ID", allow_hyphen_values = true)]
+    #[arg(
+        short = 'm',
+        long = "message",
+        value_name = "ID",
+        allow_hyphen_values = true
+    )]
     pub message: Option<String>,
     /// Only messages newer than this time bound
-    #[arg(long, visible_alias = "after", value_name = "TS", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        visible_alias = "after",
+        value_name = "TS",
+        allow_hyphen_values = true
+    )]
     pub since: Option<String>,
     /// Only messages older than this time bound
     #[arg(long, value_name = "TS", allow_hyphen_values = true)]
@@ -194,6 +206,33 @@ pub enum AliasAction {
         #[arg(long, value_name = "QUEUE")]
         target: Option<String>,
     },
+}
+
+/// `watch <queue> [--peek | --move DEST] [--json] [-t] [--since TS]`
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Queue to watch (or @alias)
+    pub queue: String,
+    /// Monitor without consuming
+    #[arg(long, conflicts_with = "move_to")]
+    pub peek: bool,
+    /// Continuously drain every message to DEST, printing each after it moved
+    #[arg(long = "move", value_name = "DEST", conflicts_with = "since")]
+    pub move_to: Option<String>,
+    /// Output as line-delimited JSON (includes timestamps)
+    #[arg(long)]
+    pub json: bool,
+    /// Include timestamps in output
+    #[arg(short = 't', long = "timestamps")]
+    pub timestamps: bool,
+    /// Only messages newer than this time bound
+    #[arg(
+        long,
+        visible_alias = "after",
+        value_name = "TS",
+        allow_hyphen_values = true
+    )]
+    pub since: Option<String>,
 }
 
 /// `init [--force]`

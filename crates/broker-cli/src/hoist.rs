@@ -4,7 +4,15 @@
 //! (use stdin), exactly as with SimpleBroker.
 
 /// Options that belong to the whole program rather than to a sub-command.
-const GLOBAL_FLAGS: &[&str] = &["-q", "--quiet", "--version", "--cleanup", "--vacuum", "--compact", "--status"];
+const GLOBAL_FLAGS: &[&str] = &[
+    "-q",
+    "--quiet",
+    "--version",
+    "--cleanup",
+    "--vacuum",
+    "--compact",
+    "--status",
+];
 /// Global options that take a value.
 const GLOBAL_VALUED: &[&str] = &["-d", "--dir", "-f", "--file"];
 
@@ -34,7 +42,8 @@ pub fn hoist(args: &[String]) -> Result<Hoisted, String> {
             };
             out.globals.push(format!("{}={value}", long_name(name)));
         } else if GLOBAL_FLAGS.contains(&arg.as_str()) || is_global_flag_with_equals(arg) {
-            out.globals.push(long_name(arg.split('=').next().unwrap_or(arg)).to_owned());
+            out.globals
+                .push(long_name(arg.split('=').next().unwrap_or(arg)).to_owned());
         } else {
             out.rest.push(arg.clone());
         }
@@ -69,7 +78,8 @@ fn split_valued(arg: &str, before_command: bool) -> Option<(&str, Option<&str>)>
 }
 
 fn is_global_flag_with_equals(arg: &str) -> bool {
-    arg.split_once('=').is_some_and(|(name, _)| GLOBAL_FLAGS.contains(&name))
+    arg.split_once('=')
+        .is_some_and(|(name, _)| GLOBAL_FLAGS.contains(&name))
 }
 
 fn long_name(option: &str) -> &str {
@@ -98,7 +108,13 @@ mod tests {
 
     #[test]
     fn valued_forms() {
-        for form in [&["-d", "X"][..], &["--dir", "X"], &["-d=X"], &["--dir=X"], &["-dX"]] {
+        for form in [
+            &["-d", "X"][..],
+            &["--dir", "X"],
+            &["-d=X"],
+            &["--dir=X"],
+            &["-dX"],
+        ] {
             assert_eq!(h(form).unwrap().globals, ["--dir=X"], "{form:?}");
         }
         assert_eq!(h(&["-fq.db"]).unwrap().globals, ["--file=q.db"]);

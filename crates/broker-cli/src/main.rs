@@ -54,7 +54,10 @@ fn run(raw: Vec<OsString>) -> Result<Outcome, Failure> {
     let args = utf8_args(raw)?;
     let (cli, status_json) = parse(&args)?;
     let settings = Settings::from_env().map_err(anyhow::Error::from)?;
-    settings.warnings.iter().for_each(|w| eprintln!("broker: warning: {w}"));
+    settings
+        .warnings
+        .iter()
+        .for_each(|w| eprintln!("broker: warning: {w}"));
     check_exclusions(&cli)?;
     let ctx = Ctx {
         settings,
@@ -70,7 +73,10 @@ fn run(raw: Vec<OsString>) -> Result<Outcome, Failure> {
 
 fn utf8_args(raw: Vec<OsString>) -> Result<Vec<String>> {
     raw.into_iter()
-        .map(|a| a.into_string().map_err(|_| anyhow!("arguments must be valid UTF-8")))
+        .map(|a| {
+            a.into_string()
+                .map_err(|_| anyhow!("arguments must be valid UTF-8"))
+        })
         .collect()
 }
 
@@ -84,7 +90,9 @@ fn parse(args: &[String]) -> Result<(Cli, bool), Failure> {
     if status {
         rest.retain(|a| a != "--json");
     }
-    let argv = std::iter::once("broker".to_owned()).chain(hoisted.globals).chain(rest);
+    let argv = std::iter::once("broker".to_owned())
+        .chain(hoisted.globals)
+        .chain(rest);
     match Cli::try_parse_from(argv) {
         Ok(cli) => Ok((cli, status_json)),
         Err(e) if !e.use_stderr() => {
@@ -144,6 +152,7 @@ fn run_command(ctx: &Ctx, command: &Command) -> Result<Outcome> {
         Command::Broadcast(a) => cmd::broadcast::run(ctx, a),
         Command::Alias(a) => cmd::alias::run(ctx, a),
         Command::Init(_) => cmd::init::run(ctx),
+        Command::Watch(a) => cmd::watch::run(ctx, a),
         Command::Dump(a) => cmd::dump::run(ctx, a),
         Command::Load(a) => cmd::load::run(ctx, a),
         Command::Completions(a) => cmd::generate::completions(a.shell),

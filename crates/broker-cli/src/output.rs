@@ -211,7 +211,11 @@ mod tests {
 
     #[test]
     fn formats() {
-        let msg = Message { id: 1837025672140161024, body: "hi".into(), seq: 1 };
+        let msg = Message {
+            id: 1837025672140161024,
+            body: "hi".into(),
+            seq: 1,
+        };
         let render = |f| {
             let mut out = Vec::new();
             format_message(&mut out, &msg, f);

@@ -68,7 +68,11 @@ impl Broker {
 
     /// Wraps any backend (tests, other storage engines).
     pub fn with_backend(backend: Box<dyn Backend>, settings: Settings) -> Self {
-        Broker { backend, path: None, settings }
+        Broker {
+            backend,
+            path: None,
+            settings,
+        }
     }
 
     /// The settings this broker was opened with.
@@ -108,7 +112,11 @@ impl Broker {
         let counts = self.backend.queue_counts()?;
         Ok(counts
             .into_iter()
-            .map(|c| QueueStats { name: c.queue, pending: c.pending, total: c.total })
+            .map(|c| QueueStats {
+                name: c.queue,
+                pending: c.pending,
+                total: c.total,
+            })
             .collect())
     }
 
@@ -131,7 +139,9 @@ impl Broker {
             return Err(Error::Alias("Alias and target must differ".into()));
         }
         if alias.starts_with('@') || target.starts_with('@') {
-            return Err(Error::Alias("Alias and target cannot start with '@'".into()));
+            return Err(Error::Alias(
+                "Alias and target cannot start with '@'".into(),
+            ));
         }
         validate_queue_name(alias)?;
         self.backend.alias_add(alias, target)
@@ -149,7 +159,10 @@ impl Broker {
     /// All aliases as `(alias, target)`, sorted by alias; only those of `target` if given.
     pub fn aliases(&mut self, target: Option<&str>) -> Result<Vec<(String, String)>> {
         let all = self.backend.aliases()?;
-        Ok(all.into_iter().filter(|(_, t)| target.is_none_or(|want| t == want)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|(_, t)| target.is_none_or(|want| t == want))
+            .collect())
     }
 
     /// Deletes consumed rows and gives the space back.
@@ -158,9 +171,13 @@ impl Broker {
         let deleted = if consumed_before == 0 && !compact {
             0
         } else {
-            self.backend.vacuum(self.settings.vacuum_batch_size, compact)?
+            self.backend
+                .vacuum(self.settings.vacuum_batch_size, compact)?
         };
-        Ok(VacuumReport { consumed_before, deleted })
+        Ok(VacuumReport {
+            consumed_before,
+            deleted,
+        })
     }
 
     /// Totals for `--status`.
@@ -170,7 +187,11 @@ impl Broker {
             Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
             None => 0,
         };
-        Ok(Status { total_messages: counters.total_messages, last_timestamp: counters.last_id, db_size })
+        Ok(Status {
+            total_messages: counters.total_messages,
+            last_timestamp: counters.last_id,
+            db_size,
+        })
     }
 
     /// Streams every unconsumed message of `queues` (all if empty) to `sink`, in storage order.
@@ -186,7 +207,10 @@ impl Broker {
     }
 
     /// Restores messages with their ids, all or nothing. Returns how many.
-    pub fn load(&mut self, records: &mut dyn Iterator<Item = Result<QueuedMessage>>) -> Result<u64> {
+    pub fn load(
+        &mut self,
+        records: &mut dyn Iterator<Item = Result<QueuedMessage>>,
+    ) -> Result<u64> {
         let mut checked = records.map(|r| {
             let r = r?;
             validate_queue_name(&r.queue)?;
@@ -210,7 +234,9 @@ impl Broker {
 /// Refuses bodies over the 10 MiB limit.
 pub(crate) fn check_size(body: &str) -> Result<()> {
     if body.len() > crate::message::MAX_MESSAGE_SIZE {
-        return Err(Error::MessageTooLarge { limit: crate::message::MAX_MESSAGE_SIZE });
+        return Err(Error::MessageTooLarge {
+            limit: crate::message::MAX_MESSAGE_SIZE,
+        });
     }
     Ok(())
 }

@@ -1207,7 +1207,8 @@ mod tests {
 
     #[test]
     fn read_commit_interval_below_one_means_one() {
-        let interval = |v: &str| settings(&[("BROKER_READ_COMMIT_INTERVAL", v)]).read_commit_interval;
+        let interval =
+            |v: &str| settings(&[("BROKER_READ_COMMIT_INTERVAL", v)]).read_commit_interval;
         assert_eq!(interval("1"), Some(1));
         assert_eq!(interval("250"), Some(250));
         assert_eq!(interval("0"), Some(1));

@@ -41,7 +41,11 @@ pub struct Pacing {
 impl Pacing {
     /// One message, acknowledged as soon as it is delivered.
     pub fn single() -> Self {
-        Pacing { max: Some(1), batch: 1, ack_every: 1 }
+        Pacing {
+            max: Some(1),
+            batch: 1,
+            ack_every: 1,
+        }
     }
 }
 
@@ -71,7 +75,9 @@ pub fn deliver<S: Sink>(
 ) -> Result<usize, DeliveryError<S::Error>> {
     let mut delivered = 0;
     loop {
-        let want = pacing.max.map_or(pacing.batch, |m| (m - delivered).min(pacing.batch));
+        let want = pacing
+            .max
+            .map_or(pacing.batch, |m| (m - delivered).min(pacing.batch));
         if want == 0 {
             return Ok(delivered);
         }

@@ -64,7 +64,10 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with a short description of what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -113,23 +113,37 @@ mod tests {
         let start = process_start_time(pid);
         child.wait().unwrap();
         let me = ProcessIdentity::current();
-        let gone = ProcessIdentity { pid, start_time: start.unwrap_or(1), ..me.clone() };
+        let gone = ProcessIdentity {
+            pid,
+            start_time: start.unwrap_or(1),
+            ..me.clone()
+        };
         assert_eq!(gone.liveness(&me), Liveness::Dead);
     }
 
     #[test]
     fn reused_pid_is_dead() {
         let me = ProcessIdentity::current();
-        let other = ProcessIdentity { start_time: me.start_time + 1, ..me.clone() };
+        let other = ProcessIdentity {
+            start_time: me.start_time + 1,
+            ..me.clone()
+        };
         assert_eq!(other.liveness(&me), Liveness::Dead);
     }
 
     #[test]
     fn other_boot_is_dead_other_host_is_unknown() {
         let me = ProcessIdentity::current();
-        let rebooted = ProcessIdentity { boot_id: "x".into(), ..me.clone() };
+        let rebooted = ProcessIdentity {
+            boot_id: "x".into(),
+            ..me.clone()
+        };
         assert_eq!(rebooted.liveness(&me), Liveness::Dead);
-        let remote = ProcessIdentity { host: "elsewhere".into(), pid: 1 << 30, ..me.clone() };
+        let remote = ProcessIdentity {
+            host: "elsewhere".into(),
+            pid: 1 << 30,
+            ..me.clone()
+        };
         assert_eq!(remote.liveness(&me), Liveness::Alive);
     }
 }

@@ -14,7 +14,9 @@ pub const COUNTER_MASK: i64 = (1 << COUNTER_BITS) - 1;
 
 /// The current Unix time in nanoseconds.
 pub fn now_ns() -> i64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
 }
 

@@ -27,7 +27,14 @@ pub struct PeekIter<'a> {
 
 impl<'a> PeekIter<'a> {
     pub(crate) fn new(backend: &'a mut dyn Backend, queue: String, filter: Filter) -> Self {
-        PeekIter { backend, queue, filter, after_seq: 0, page: VecDeque::new(), done: false }
+        PeekIter {
+            backend,
+            queue,
+            filter,
+            after_seq: 0,
+            page: VecDeque::new(),
+            done: false,
+        }
     }
 }
 
@@ -36,7 +43,10 @@ impl Iterator for PeekIter<'_> {
 
     fn next(&mut self) -> Option<Result<Message>> {
         if self.page.is_empty() && !self.done {
-            match self.backend.peek(&self.queue, &self.filter, self.after_seq, PAGE) {
+            match self
+                .backend
+                .peek(&self.queue, &self.filter, self.after_seq, PAGE)
+            {
                 Ok(page) => {
                     self.done = page.len() < PAGE;
                     self.page = page.into();
@@ -66,7 +76,14 @@ pub struct ReadIter<'a> {
 
 impl<'a> ReadIter<'a> {
     pub(crate) fn new(backend: &'a mut dyn Backend, queue: String, filter: Filter) -> Self {
-        ReadIter { backend, queue, filter, batch: Vec::new(), yielded: 0, failed: false }
+        ReadIter {
+            backend,
+            queue,
+            filter,
+            batch: Vec::new(),
+            yielded: 0,
+            failed: false,
+        }
     }
 
     /// Consumes the yielded part of the batch and releases the rest.
@@ -77,7 +94,8 @@ impl<'a> ReadIter<'a> {
             return Ok(());
         }
         let consumed = (yielded > 0).then(|| batch[0].seq..=batch[yielded - 1].seq);
-        let released = (yielded < batch.len()).then(|| batch[yielded].seq..=batch[batch.len() - 1].seq);
+        let released =
+            (yielded < batch.len()).then(|| batch[yielded].seq..=batch[batch.len() - 1].seq);
         self.backend.settle(consumed, released)
     }
 }

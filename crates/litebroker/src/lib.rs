@@ -17,6 +17,7 @@ pub mod message;
 pub mod name;
 pub mod queue;
 pub mod timebound;
+pub mod watch;
 
 pub use broker::{Broker, QueueStats, Status, VacuumReport};
 pub use config::Settings;

@@ -43,7 +43,10 @@ impl Filter {
 
     /// Matches the message with id `id` only.
     pub fn by_id(id: i64) -> Self {
-        Filter { id: Some(id), ..Filter::default() }
+        Filter {
+            id: Some(id),
+            ..Filter::default()
+        }
     }
 
     /// Whether `id` passes this filter (used by backends that filter in memory).

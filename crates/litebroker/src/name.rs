@@ -60,7 +60,9 @@ mod tests {
     fn error_texts_match_reference() {
         let err = validate_queue_name("").unwrap_err().to_string();
         assert_eq!(err, "Invalid queue name: cannot be empty");
-        let err = validate_queue_name(&"a".repeat(513)).unwrap_err().to_string();
+        let err = validate_queue_name(&"a".repeat(513))
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "Invalid queue name: exceeds 512 characters");
     }
 

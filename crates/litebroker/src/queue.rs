@@ -19,7 +19,11 @@ pub struct Queue<'b> {
 
 impl<'b> Queue<'b> {
     pub(crate) fn new(broker: &'b mut Broker, name: String) -> Self {
-        Queue { broker, name, last_ts: None }
+        Queue {
+            broker,
+            name,
+            last_ts: None,
+        }
     }
 
     /// The queue's name.
@@ -76,8 +80,13 @@ impl<'b> Queue<'b> {
     ) -> Result<usize> {
         let (mut after, mut seen) = (0, 0);
         loop {
-            let page = self.broker.backend().peek(&self.name, filter, after, PEEK_PAGE)?;
-            let Some(last) = page.last() else { return Ok(seen) };
+            let page = self
+                .broker
+                .backend()
+                .peek(&self.name, filter, after, PEEK_PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(seen);
+            };
             after = last.seq;
             seen += page.len();
             page.iter().try_for_each(&mut visit)?;
@@ -100,10 +109,14 @@ impl<'b> Queue<'b> {
     pub fn move_to(&mut self, dst: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
         crate::name::validate_queue_name(dst)?;
         if dst == self.name {
-            return Err(Error::InvalidRequest("Source and target queues cannot be the same".into()));
+            return Err(Error::InvalidRequest(
+                "Source and target queues cannot be the same".into(),
+            ));
         }
         let revive = filter.id.is_some();
-        self.broker.backend().move_messages(&self.name, dst, filter, limit, revive)
+        self.broker
+            .backend()
+            .move_messages(&self.name, dst, filter, limit, revive)
     }
 
     /// Deletes every message of the queue.

@@ -28,7 +28,9 @@ fn ids_increase_across_handles_on_one_file() {
         last = id;
     }
     assert_eq!(a.last_timestamp().unwrap(), last);
-    let read: Vec<String> = (0..200).map(|_| b.queue("q").unwrap().read().unwrap().unwrap().body).collect();
+    let read: Vec<String> = (0..200)
+        .map(|_| b.queue("q").unwrap().read().unwrap().unwrap().body)
+        .collect();
     assert_eq!(read, (0..200).map(|i| i.to_string()).collect::<Vec<_>>());
 }
 
@@ -50,14 +52,29 @@ fn move_keeps_ids_and_exact_move_revives_consumed() {
     let (_dir, db) = temp_db();
     let mut broker = open(&db);
     let id = broker.queue("a").unwrap().write("one").unwrap();
-    let moved = broker.queue("a").unwrap().move_to("b", &Filter::all(), 10).unwrap();
+    let moved = broker
+        .queue("a")
+        .unwrap()
+        .move_to("b", &Filter::all(), 10)
+        .unwrap();
     assert_eq!(moved.iter().map(|m| m.id).collect::<Vec<_>>(), [id]);
     assert_eq!(broker.queue("b").unwrap().read().unwrap().unwrap().id, id);
     // consumed in b; an exact-id move brings it back
-    let revived = broker.queue("b").unwrap().move_to("c", &Filter::by_id(id), 1).unwrap();
+    let revived = broker
+        .queue("b")
+        .unwrap()
+        .move_to("c", &Filter::by_id(id), 1)
+        .unwrap();
     assert_eq!(revived.len(), 1);
-    assert_eq!(broker.queue("c").unwrap().read().unwrap().unwrap().body, "one");
-    assert!(broker.queue("a").unwrap().move_to("a", &Filter::all(), 1).is_err());
+    assert_eq!(
+        broker.queue("c").unwrap().read().unwrap().unwrap().body,
+        "one"
+    );
+    assert!(broker
+        .queue("a")
+        .unwrap()
+        .move_to("a", &Filter::all(), 1)
+        .is_err());
 }
 
 #[test]
@@ -66,9 +83,15 @@ fn time_bounds_select() {
     let mut broker = open(&db);
     let mut q = broker.queue("q").unwrap();
     let ids = q.write_many(&["a", "b", "c"]).unwrap();
-    let after = Filter { after: Some(ids[0]), ..Filter::all() };
+    let after = Filter {
+        after: Some(ids[0]),
+        ..Filter::all()
+    };
     assert_eq!(q.peek(&after).unwrap().unwrap().body, "b");
-    let before = Filter { before: Some(ids[2]), ..Filter::all() };
+    let before = Filter {
+        before: Some(ids[2]),
+        ..Filter::all()
+    };
     let mut seen = vec![];
     q.peek_each(&before, |m| {
         seen.push(m.body.clone());
@@ -84,13 +107,22 @@ fn aliases_follow_the_rules() {
     let mut broker = open(&db);
     broker.alias_add("in", "work").unwrap();
     assert!(matches!(broker.alias_add("in", "x"), Err(Error::Alias(_))));
-    assert!(matches!(broker.alias_add("other", "in"), Err(Error::Alias(_))));
-    assert!(matches!(broker.alias_add("same", "same"), Err(Error::Alias(_))));
+    assert!(matches!(
+        broker.alias_add("other", "in"),
+        Err(Error::Alias(_))
+    ));
+    assert!(matches!(
+        broker.alias_add("same", "same"),
+        Err(Error::Alias(_))
+    ));
     assert_eq!(broker.resolve("@in").unwrap(), "work");
     assert_eq!(broker.resolve("in").unwrap(), "in");
     assert!(broker.resolve("@nope").is_err());
     assert!(broker.resolve("@").is_err());
-    assert_eq!(broker.aliases(Some("work")).unwrap(), [("in".to_string(), "work".to_string())]);
+    assert_eq!(
+        broker.aliases(Some("work")).unwrap(),
+        [("in".to_string(), "work".to_string())]
+    );
     broker.alias_remove("in").unwrap();
     assert!(broker.alias_remove("in").is_err());
 }
@@ -103,11 +135,27 @@ fn broadcast_reaches_matching_queues_in_name_order() {
         broker.queue(q).unwrap().write("seed").unwrap();
     }
     assert_eq!(broker.broadcast("hi", Some("jobs-*")).unwrap(), 2);
-    let a = broker.queue("jobs-a").unwrap().read_many(&Filter::all(), 9).unwrap();
-    let b = broker.queue("jobs-b").unwrap().read_many(&Filter::all(), 9).unwrap();
+    let a = broker
+        .queue("jobs-a")
+        .unwrap()
+        .read_many(&Filter::all(), 9)
+        .unwrap();
+    let b = broker
+        .queue("jobs-b")
+        .unwrap()
+        .read_many(&Filter::all(), 9)
+        .unwrap();
     assert_eq!(a[1].body, "hi");
     assert!(a[1].id < b[1].id, "ids allocated in name order");
-    assert_eq!(broker.queue("other").unwrap().read_many(&Filter::all(), 9).unwrap().len(), 1);
+    assert_eq!(
+        broker
+            .queue("other")
+            .unwrap()
+            .read_many(&Filter::all(), 9)
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(broker.broadcast("x", Some("zzz*")).unwrap(), 0);
 }
 
@@ -115,7 +163,11 @@ fn broadcast_reaches_matching_queues_in_name_order() {
 fn vacuum_removes_consumed_rows_only() {
     let (_dir, db) = temp_db();
     let mut broker = open(&db);
-    broker.queue("q").unwrap().write_many(&["a", "b", "c"]).unwrap();
+    broker
+        .queue("q")
+        .unwrap()
+        .write_many(&["a", "b", "c"])
+        .unwrap();
     broker.queue("q").unwrap().read().unwrap();
     let report = broker.vacuum(false).unwrap();
     assert_eq!((report.consumed_before, report.deleted), (1, 1));
@@ -136,7 +188,13 @@ fn dump_and_load_round_trip_ids_and_order() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(dumped.iter().map(|r| r.message.body.as_str()).collect::<Vec<_>>(), ["b2", "a1\nwith newline"]);
+    assert_eq!(
+        dumped
+            .iter()
+            .map(|r| r.message.body.as_str())
+            .collect::<Vec<_>>(),
+        ["b2", "a1\nwith newline"]
+    );
 
     let (_dir2, db2) = temp_db();
     let mut dst = open(&db2);
@@ -148,7 +206,11 @@ fn dump_and_load_round_trip_ids_and_order() {
         Ok(())
     })
     .unwrap();
-    let key = |v: &[QueuedMessage]| v.iter().map(|r| (r.queue.clone(), r.message.id, r.message.body.clone())).collect::<Vec<_>>();
+    let key = |v: &[QueuedMessage]| {
+        v.iter()
+            .map(|r| (r.queue.clone(), r.message.id, r.message.body.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(key(&again), key(&dumped));
     assert!(dst.last_timestamp().unwrap() >= dumped[1].message.id);
     let next = dst.queue("b").unwrap().write("new").unwrap();
@@ -160,7 +222,14 @@ fn load_is_all_or_nothing() {
     let (_dir, db) = temp_db();
     let mut broker = open(&db);
     let id = broker.queue("q").unwrap().write("existing").unwrap();
-    let rec = |id: i64, queue: &str| QueuedMessage { queue: queue.into(), message: Message { id, body: "x".into(), seq: 0 } };
+    let rec = |id: i64, queue: &str| QueuedMessage {
+        queue: queue.into(),
+        message: Message {
+            id,
+            body: "x".into(),
+            seq: 0,
+        },
+    };
     let dup = vec![Ok(rec(id - 10, "q")), Ok(rec(id, "q"))];
     assert!(broker.load(&mut dup.into_iter()).is_err());
     let bad_name = vec![Ok(rec(id - 20, "q")), Ok(rec(id - 30, "-bad"))];
@@ -175,7 +244,10 @@ fn oversized_messages_are_refused() {
     let max = "x".repeat(litebroker::message::MAX_MESSAGE_SIZE);
     broker.queue("q").unwrap().write(&max).unwrap();
     let over = format!("{max}y");
-    assert!(matches!(broker.queue("q").unwrap().write(&over), Err(Error::MessageTooLarge { .. })));
+    assert!(matches!(
+        broker.queue("q").unwrap().write(&over),
+        Err(Error::MessageTooLarge { .. })
+    ));
     assert_eq!(broker.status().unwrap().total_messages, 1);
 }
 
@@ -184,7 +256,10 @@ fn junk_file_is_refused_untouched() {
     let (_dir, db) = temp_db();
     std::fs::write(&db, b"this is not a database at all, just text").unwrap();
     let before = std::fs::read(&db).unwrap();
-    assert!(matches!(Broker::open(&db, &Settings::default()), Err(Error::NotSqlite(_))));
+    assert!(matches!(
+        Broker::open(&db, &Settings::default()),
+        Err(Error::NotSqlite(_))
+    ));
     assert!(std::fs::read(&db).unwrap() == before, "file was modified");
 }
 
@@ -196,7 +271,10 @@ fn foreign_magic_is_refused_untouched() {
         conn.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value); INSERT INTO meta VALUES ('magic', 'someone-else');").unwrap();
     }
     let before = std::fs::read(&db).unwrap();
-    assert!(matches!(Broker::open(&db, &Settings::default()), Err(Error::ForeignDatabase { .. })));
+    assert!(matches!(
+        Broker::open(&db, &Settings::default()),
+        Err(Error::ForeignDatabase { .. })
+    ));
     assert!(std::fs::read(&db).unwrap() == before, "file was modified");
 }
 
@@ -208,16 +286,25 @@ fn newer_schema_is_refused() {
         .unwrap()
         .execute("UPDATE meta SET value = 5 WHERE key = 'schema_version'", [])
         .unwrap();
-    assert!(matches!(Broker::open(&db, &Settings::default()), Err(Error::ForeignDatabase { .. })));
+    assert!(matches!(
+        Broker::open(&db, &Settings::default()),
+        Err(Error::ForeignDatabase { .. })
+    ));
 }
 
 #[test]
 fn plain_sqlite_file_is_adopted() {
     let (_dir, db) = temp_db();
-    rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE notes (x);").unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (x);")
+        .unwrap();
     let mut broker = open(&db);
     broker.queue("q").unwrap().write("hello").unwrap();
-    assert_eq!(broker.queue("q").unwrap().read().unwrap().unwrap().body, "hello");
+    assert_eq!(
+        broker.queue("q").unwrap().read().unwrap().unwrap().body,
+        "hello"
+    );
 }
 
 #[test]
@@ -225,10 +312,17 @@ fn new_file_is_private_and_in_wal_mode() {
     use std::os::unix::fs::PermissionsExt;
     let (_dir, db) = temp_db();
     drop(open(&db));
-    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-    let vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let vacuum: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
     assert_eq!((mode.as_str(), vacuum), ("wal", 2));
 }
 
@@ -239,7 +333,13 @@ fn vacuum_gives_the_space_back() {
     let body = "x".repeat(200);
     let bodies: Vec<&str> = (0..20_000).map(|_| body.as_str()).collect();
     broker.queue("q").unwrap().write_many(&bodies).unwrap();
-    while !broker.queue("q").unwrap().read_many(&Filter::all(), 5000).unwrap().is_empty() {}
+    while !broker
+        .queue("q")
+        .unwrap()
+        .read_many(&Filter::all(), 5000)
+        .unwrap()
+        .is_empty()
+    {}
     broker.vacuum(false).unwrap();
     let size = std::fs::metadata(&db).unwrap().len();
     assert!(size < 200_000, "file still {size} bytes after vacuum");

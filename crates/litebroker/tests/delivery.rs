@@ -19,7 +19,11 @@ fn fill(broker: &mut Broker, queue: &str, n: usize) {
 }
 
 fn drain(broker: &mut Broker, queue: &str) -> Vec<String> {
-    let msgs = broker.queue(queue).unwrap().read_many(&Filter::all(), usize::MAX).unwrap();
+    let msgs = broker
+        .queue(queue)
+        .unwrap()
+        .read_many(&Filter::all(), usize::MAX)
+        .unwrap();
     msgs.into_iter().map(|m| m.body).collect()
 }
 
@@ -34,7 +38,12 @@ struct FlakySink {
 
 impl FlakySink {
     fn failing_after(accept_limit: usize) -> Self {
-        FlakySink { taken: vec![], accept_limit, unflushed: vec![], flush_keeps: None }
+        FlakySink {
+            taken: vec![],
+            accept_limit,
+            unflushed: vec![],
+            flush_keeps: None,
+        }
     }
 }
 
@@ -61,7 +70,11 @@ impl Sink for FlakySink {
 }
 
 fn all_pacing(ack_every: usize) -> Pacing {
-    Pacing { max: None, batch: 7, ack_every }
+    Pacing {
+        max: None,
+        batch: 7,
+        ack_every,
+    }
 }
 
 #[test]
@@ -70,10 +83,19 @@ fn failing_sink_leaves_the_rest_in_order() {
     let mut broker = open(&dir.path().join("q.db"));
     fill(&mut broker, "q", 20);
     let mut sink = FlakySink::failing_after(9);
-    let out = broker.queue("q").unwrap().deliver(&Filter::all(), all_pacing(3), &mut sink);
+    let out = broker
+        .queue("q")
+        .unwrap()
+        .deliver(&Filter::all(), all_pacing(3), &mut sink);
     assert!(matches!(out, Err(DeliveryError::Sink(_))));
-    assert_eq!(sink.taken, (0..9).map(|i| format!("m{i}")).collect::<Vec<_>>());
-    assert_eq!(drain(&mut broker, "q"), (9..20).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        sink.taken,
+        (0..9).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        drain(&mut broker, "q"),
+        (9..20).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -83,10 +105,16 @@ fn partial_flush_consumes_exactly_what_got_through() {
     fill(&mut broker, "q", 10);
     let mut sink = FlakySink::failing_after(usize::MAX);
     sink.flush_keeps = Some(2); // the first flush gets 2 of its 4 messages out
-    let out = broker.queue("q").unwrap().deliver(&Filter::all(), all_pacing(4), &mut sink);
+    let out = broker
+        .queue("q")
+        .unwrap()
+        .deliver(&Filter::all(), all_pacing(4), &mut sink);
     assert!(matches!(out, Err(DeliveryError::Sink(_))));
     assert_eq!(sink.taken, ["m0", "m1"]);
-    assert_eq!(drain(&mut broker, "q"), (2..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        drain(&mut broker, "q"),
+        (2..10).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -95,11 +123,18 @@ fn successful_delivery_consumes_everything_once() {
     let mut broker = open(&dir.path().join("q.db"));
     fill(&mut broker, "q", 50);
     let mut sink = FlakySink::failing_after(usize::MAX);
-    let n = broker.queue("q").unwrap().deliver(&Filter::all(), all_pacing(1), &mut sink).unwrap();
+    let n = broker
+        .queue("q")
+        .unwrap()
+        .deliver(&Filter::all(), all_pacing(1), &mut sink)
+        .unwrap();
     assert_eq!(n, 50);
     assert_eq!(sink.taken.len(), 50);
     assert!(drain(&mut broker, "q").is_empty());
-    assert!(!dir.path().join("q.db.holder-1").exists(), "progress file removed");
+    assert!(
+        !dir.path().join("q.db.holder-1").exists(),
+        "progress file removed"
+    );
 }
 
 #[test]
@@ -108,7 +143,11 @@ fn max_limits_the_delivery() {
     let mut broker = open(&dir.path().join("q.db"));
     fill(&mut broker, "q", 5);
     let mut sink = FlakySink::failing_after(usize::MAX);
-    let n = broker.queue("q").unwrap().deliver(&Filter::all(), Pacing::single(), &mut sink).unwrap();
+    let n = broker
+        .queue("q")
+        .unwrap()
+        .deliver(&Filter::all(), Pacing::single(), &mut sink)
+        .unwrap();
     assert_eq!((n, sink.taken.as_slice()), (1, &["m0".to_string()][..]));
     assert_eq!(drain(&mut broker, "q").len(), 4);
 }
@@ -137,7 +176,8 @@ fn dead_holder_is_settled_by_its_progress() {
     )
     .unwrap();
     // The dead reader held m0..m5 and had delivered up to m2 (seq 3).
-    conn.execute("UPDATE messages SET claimed = -5 WHERE id <= 6", []).unwrap();
+    conn.execute("UPDATE messages SET claimed = -5 WHERE id <= 6", [])
+        .unwrap();
     drop(conn);
     std::fs::write(dir.path().join("q.db.holder-5"), 3i64.to_le_bytes()).unwrap();
 
@@ -160,7 +200,8 @@ fn live_holder_is_left_alone() {
         rusqlite::params![me.pid, me.start_time, me.boot_id, me.host],
     )
     .unwrap();
-    conn.execute("UPDATE messages SET claimed = -9 WHERE id = 1", []).unwrap();
+    conn.execute("UPDATE messages SET claimed = -9 WHERE id = 1", [])
+        .unwrap();
     assert_eq!(drain(&mut broker, "q"), ["m1", "m2"]);
 }
 
@@ -170,10 +211,20 @@ fn read_iter_dropped_early_keeps_the_rest() {
     let mut broker = open(&dir.path().join("q.db"));
     fill(&mut broker, "q", 250);
     let mut q = broker.queue("q").unwrap();
-    let first: Vec<String> = q.read_iter(&Filter::all()).take(130).map(|m| m.unwrap().body).collect();
+    let first: Vec<String> = q
+        .read_iter(&Filter::all())
+        .take(130)
+        .map(|m| m.unwrap().body)
+        .collect();
     assert_eq!(first, (0..130).map(|i| format!("m{i}")).collect::<Vec<_>>());
-    let rest: Vec<String> = q.read_iter(&Filter::all()).map(|m| m.unwrap().body).collect();
-    assert_eq!(rest, (130..250).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let rest: Vec<String> = q
+        .read_iter(&Filter::all())
+        .map(|m| m.unwrap().body)
+        .collect();
+    assert_eq!(
+        rest,
+        (130..250).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
     assert!(q.read().unwrap().is_none());
 }
 

@@ -19,11 +19,17 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                 path.display()
             );
         }
-        ctx.info(&format!("SimpleBroker database already exists: {}", path.display()));
+        ctx.info(&format!(
+            "SimpleBroker database already exists: {}",
+            path.display()
+        ));
         return Ok(Outcome::Done);
     }
     config::ensure_parent_dir(&path)?;
     Broker::open(&path, &ctx.settings)?;
-    ctx.info(&format!("Initialized SimpleBroker database: {}", path.display()));
+    ctx.info(&format!(
+        "Initialized SimpleBroker database: {}",
+        path.display()
+    ));
     Ok(Outcome::Done)
 }

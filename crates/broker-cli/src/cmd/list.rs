@@ -13,11 +13,21 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<Outcome> {
     let queues = broker.list()?;
     let mut out = String::new();
     for q in &queues {
-        if args.pattern.as_deref().is_some_and(|p| !glob::matches(p, &q.name)) {
+        if args
+            .pattern
+            .as_deref()
+            .is_some_and(|p| !glob::matches(p, &q.name))
+        {
             continue;
         }
         if args.stats && q.claimed() > 0 {
-            out += &format!("{}: {} ({} total, {} claimed)\n", q.name, q.pending, q.total, q.claimed());
+            out += &format!(
+                "{}: {} ({} total, {} claimed)\n",
+                q.name,
+                q.pending,
+                q.total,
+                q.claimed()
+            );
         } else if args.stats || q.pending > 0 {
             out += &format!("{}: {}\n", q.name, q.pending);
         }

@@ -30,7 +30,10 @@ pub fn run(ctx: &Ctx, args: &LoadArgs) -> Result<Outcome> {
         .map(|(i, line)| {
             progress.inc();
             let line = line.map_err(|e| Error::io("cannot read input", e))?;
-            parse_record(&line).map_err(|reason| Error::BadRecord { line: i + 1, reason })
+            parse_record(&line).map_err(|reason| Error::BadRecord {
+                line: i + 1,
+                reason,
+            })
         });
     let loaded = broker.load(&mut records)?;
     progress.finish();
@@ -44,18 +47,34 @@ pub fn parse_record(line: &str) -> Result<QueuedMessage, String> {
     let Value::Object(map) = value else {
         return Err("expected a JSON object".into());
     };
-    if let Some(key) = map.keys().find(|k| !matches!(k.as_str(), "queue" | "id" | "body")) {
+    if let Some(key) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "queue" | "id" | "body"))
+    {
         return Err(format!("unsupported field '{key}'"));
     }
-    let queue = map.get("queue").and_then(Value::as_str).ok_or("missing string field 'queue'")?;
-    let id = map.get("id").and_then(Value::as_i64).ok_or("missing integer field 'id'")?;
+    let queue = map
+        .get("queue")
+        .and_then(Value::as_str)
+        .ok_or("missing string field 'queue'")?;
+    let id = map
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or("missing integer field 'id'")?;
     if id <= 0 {
         return Err(format!("invalid id {id}"));
     }
-    let body = map.get("body").and_then(Value::as_str).ok_or("missing string field 'body'")?;
+    let body = map
+        .get("body")
+        .and_then(Value::as_str)
+        .ok_or("missing string field 'body'")?;
     Ok(QueuedMessage {
         queue: queue.to_owned(),
-        message: Message { id, body: body.to_owned(), seq: 0 },
+        message: Message {
+            id,
+            body: body.to_owned(),
+            seq: 0,
+        },
     })
 }
 
@@ -65,7 +84,8 @@ mod tests {
 
     #[test]
     fn parses_a_dump_line() {
-        let r = parse_record(r#"{"queue": "q", "id": 1837025672140161024, "body": "a\nb"}"#).unwrap();
+        let r =
+            parse_record(r#"{"queue": "q", "id": 1837025672140161024, "body": "a\nb"}"#).unwrap();
         assert_eq!(r.queue, "q");
         assert_eq!(r.message.id, 1837025672140161024);
         assert_eq!(r.message.body, "a\nb");

@@ -13,9 +13,10 @@ pub fn cleanup(ctx: &Ctx) -> Result<Outcome> {
     let path = ctx.db_path()?;
     match std::fs::remove_file(&path) {
         Ok(()) => ctx.info(&format!("Database cleaned up: {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            ctx.info(&format!("Database not found, nothing to clean up: {}", path.display()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ctx.info(&format!(
+            "Database not found, nothing to clean up: {}",
+            path.display()
+        )),
         Err(e) => return Err(e).with_context(|| format!("cannot delete {}", path.display())),
     }
     Ok(Outcome::Done)
@@ -35,7 +36,10 @@ pub fn vacuum(ctx: &Ctx, compact: bool) -> Result<Outcome> {
     spinner.finish();
     let elapsed = started.elapsed().as_secs_f64();
     if report.consumed_before > 0 {
-        println!("Vacuumed {} claimed messages in {elapsed:.1}s", report.consumed_before);
+        println!(
+            "Vacuumed {} claimed messages in {elapsed:.1}s",
+            report.consumed_before
+        );
     } else if !compact {
         println!("No claimed messages to vacuum");
     }

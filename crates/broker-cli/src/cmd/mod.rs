@@ -12,6 +12,7 @@ pub mod load;
 pub mod maintenance;
 pub mod move_cmd;
 pub mod read;
+pub mod watch;
 pub mod write;
 
 use std::io::Read;
@@ -38,7 +39,11 @@ impl Ctx {
     /// The database file this invocation works on.
     pub fn db_path(&self) -> Result<PathBuf> {
         let cwd = std::env::current_dir().context("cannot determine the current directory")?;
-        Ok(config::resolve_db_path(&self.path_request, &self.settings, &cwd)?)
+        Ok(config::resolve_db_path(
+            &self.path_request,
+            &self.settings,
+            &cwd,
+        )?)
     }
 
     /// Opens (creating if needed) the database.

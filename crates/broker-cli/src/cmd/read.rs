@@ -27,7 +27,11 @@ pub fn read(ctx: &Ctx, args: &ReadArgs) -> Result<Outcome> {
     let mut sink = StdoutSink::new(format(args), warns_newlines(args));
     let pacing = if args.all {
         let ack_every = ctx.settings.read_commit_interval.unwrap_or(1) as usize;
-        Pacing { max: None, batch: READ_BATCH, ack_every }
+        Pacing {
+            max: None,
+            batch: READ_BATCH,
+            ack_every,
+        }
     } else {
         Pacing::single()
     };
@@ -111,7 +115,9 @@ impl Printer {
     /// A reader that went away is not an error.
     pub fn finish(mut self, shown: usize) -> Result<Outcome> {
         match self.out.flush() {
-            Err(e) if !is_broken_pipe(&e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+            Err(e) if !is_broken_pipe(&e) => {
+                Err(anyhow::Error::new(e).context("cannot write to stdout"))
+            }
             _ if shown == 0 => Ok(Outcome::Nothing),
             _ => Ok(Outcome::Done),
         }

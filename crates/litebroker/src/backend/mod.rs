@@ -73,8 +73,13 @@ pub trait Backend: Send {
 
     /// Visible messages of `queue` after storage position `after_seq`, oldest
     /// first, without consuming them.
-    fn peek(&mut self, queue: &str, filter: &Filter, after_seq: i64, limit: usize)
-        -> Result<Vec<Message>>;
+    fn peek(
+        &mut self,
+        queue: &str,
+        filter: &Filter,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
 
     /// Moves up to `limit` messages from `src` to `dst`, keeping ids and
     /// positions. `include_consumed` lets an exact-id move revive a consumed message.

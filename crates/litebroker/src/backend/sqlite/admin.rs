@@ -32,7 +32,11 @@ pub fn queue_counts(conn: &Connection) -> Result<Vec<QueueCounts>> {
          FROM messages GROUP BY queue ORDER BY queue",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(QueueCounts { queue: r.get(0)?, pending: r.get(1)?, total: r.get(2)? })
+        Ok(QueueCounts {
+            queue: r.get(0)?,
+            pending: r.get(1)?,
+            total: r.get(2)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -55,12 +59,17 @@ pub fn broadcast(conn: &Connection, body: &str, accept: &dyn Fn(&str) -> bool) -
 /// Row count and id high-water mark.
 pub fn counters(conn: &Connection) -> Result<DbCounters> {
     let total: i64 = conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
-    Ok(DbCounters { total_messages: total as u64, last_id: messages::last_id(conn)? })
+    Ok(DbCounters {
+        total_messages: total as u64,
+        last_id: messages::last_id(conn)?,
+    })
 }
 
 /// Rows consumed but not yet vacuumed.
 pub fn consumed_count(conn: &Connection) -> Result<u64> {
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM messages WHERE claimed = 1", [], |r| r.get(0))?;
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM messages WHERE claimed = 1", [], |r| {
+        r.get(0)
+    })?;
     Ok(n as u64)
 }
 
@@ -98,7 +107,10 @@ pub fn alias_add(conn: &Connection, alias: &str, target: &str) -> Result<()> {
     if target_leads_back(conn, alias, target)? {
         return Err(Error::Alias(format!("Alias cycle detected for '{alias}'")));
     }
-    conn.execute("INSERT INTO queue_aliases (alias, target) VALUES (?1, ?2)", [alias, target])?;
+    conn.execute(
+        "INSERT INTO queue_aliases (alias, target) VALUES (?1, ?2)",
+        [alias, target],
+    )?;
     bump_alias_version(conn)
 }
 

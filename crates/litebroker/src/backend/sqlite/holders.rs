@@ -23,13 +23,20 @@ pub fn register(conn: &Connection, me: &ProcessIdentity) -> Result<i64> {
         "INSERT INTO lb_holders (pid, start_time, boot_id, host, created_ns) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    stmt.execute(params![me.pid, me.start_time, me.boot_id, me.host, crate::id::now_ns()])?;
+    stmt.execute(params![
+        me.pid,
+        me.start_time,
+        me.boot_id,
+        me.host,
+        crate::id::now_ns()
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
 /// Forgets holder `token` (its messages must already be settled) and its progress file.
 pub fn unregister(conn: &Connection, db: &Path, token: i64) -> Result<()> {
-    conn.prepare_cached("DELETE FROM lb_holders WHERE token = ?1")?.execute([token])?;
+    conn.prepare_cached("DELETE FROM lb_holders WHERE token = ?1")?
+        .execute([token])?;
     let _ = fs::remove_file(progress_path(db, token));
     Ok(())
 }
@@ -111,7 +118,10 @@ fn holders(conn: &Connection) -> Result<Vec<(i64, ProcessIdentity)>> {
 
 /// Returns every message held under `token` to its queue.
 pub fn release_all(conn: &Connection, token: i64) -> Result<u64> {
-    let n = conn.execute("UPDATE messages SET claimed = 0 WHERE claimed = ?1", [-token])?;
+    let n = conn.execute(
+        "UPDATE messages SET claimed = 0 WHERE claimed = ?1",
+        [-token],
+    )?;
     Ok(n as u64)
 }
 

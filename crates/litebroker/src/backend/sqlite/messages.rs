@@ -6,13 +6,17 @@ use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::schema::{CONSUMED, PENDING};
 use super::select::{Selection, States};
+use crate::backend::SeqRange;
 use crate::error::{Error, Result};
 use crate::id;
-use crate::backend::SeqRange;
 use crate::message::{Filter, Message, QueuedMessage};
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
-    Ok(Message { seq: row.get(0)?, id: row.get(1)?, body: row.get(2)? })
+    Ok(Message {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        body: row.get(2)?,
+    })
 }
 
 /// The stored id high-water mark.
@@ -23,8 +27,8 @@ pub fn last_id(conn: &Connection) -> Result<i64> {
 
 /// Raises the high-water mark to `value` (never lowers it).
 pub fn raise_last_id(conn: &Connection, value: i64) -> Result<()> {
-    let mut stmt = conn
-        .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_ts' AND value < ?1")?;
+    let mut stmt =
+        conn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_ts' AND value < ?1")?;
     stmt.execute([value])?;
     Ok(())
 }
@@ -183,7 +187,11 @@ pub fn dump_page(
     limit: usize,
 ) -> Result<Vec<QueuedMessage>> {
     let in_list = vec!["?"; queues.len()].join(",");
-    let queue_clause = if queues.is_empty() { String::new() } else { format!("AND queue IN ({in_list})") };
+    let queue_clause = if queues.is_empty() {
+        String::new()
+    } else {
+        format!("AND queue IN ({in_list})")
+    };
     let sql = format!(
         "SELECT id, ts, body, queue FROM messages WHERE claimed != 1 AND id > ? {queue_clause} \
          ORDER BY id LIMIT ?"
@@ -193,7 +201,10 @@ pub fn dump_page(
     params.push(limit_i64(limit).into());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(params), |row| {
-        Ok(QueuedMessage { message: message_from_row(row)?, queue: row.get(3)? })
+        Ok(QueuedMessage {
+            message: message_from_row(row)?,
+            queue: row.get(3)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -82,8 +82,9 @@ impl SqliteBackend {
     }
 
     /// Like [`Self::immediate`] but committed without waiting for the disk when
-    /// the configured mode is FULL. Used only where losing the commit to a power
-    /// failure means a redelivery, never a loss (acknowledging held messages).
+    /// the configured mode is FULL. Used only for custody (holding and settling
+    /// messages being delivered), where losing the commit to a power failure
+    /// means a redelivery, never a loss. New messages are still written FULL.
     fn immediate_relaxed<T>(&self, body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
         let relax = self.settings.sync_mode == SyncMode::Full;
         if relax {
@@ -127,8 +128,12 @@ impl Backend for SqliteBackend {
     ) -> Result<u64> {
         // Not retried: the iterator is consumed by the first attempt.
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = messages::insert_with_ids(&self.conn, records)
-            .and_then(|n| self.conn.execute_batch("COMMIT").map(|_| n).map_err(Error::from));
+        let result = messages::insert_with_ids(&self.conn, records).and_then(|n| {
+            self.conn
+                .execute_batch("COMMIT")
+                .map(|_| n)
+                .map_err(Error::from)
+        });
         if result.is_err() && !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -165,7 +170,7 @@ impl Backend for SqliteBackend {
         let me = self.me().clone();
         let db = self.path.clone();
         let existing = self.custody.as_ref().map(|c| c.token);
-        let (token, held) = self.immediate(|c| {
+        let (token, held) = self.immediate_relaxed(|c| {
             holders::release_dead(c, &db, &me)?;
             let token = match existing {
                 Some(t) => t,
@@ -173,7 +178,11 @@ impl Backend for SqliteBackend {
             };
             Ok((token, messages::take(c, queue, filter, limit, -token)?))
         })?;
-        let custody = self.custody.get_or_insert(Custody { token, outstanding: 0, progress: None });
+        let custody = self.custody.get_or_insert(Custody {
+            token,
+            outstanding: 0,
+            progress: None,
+        });
         custody.outstanding += held.len();
         if custody.outstanding == 0 {
             self.end_custody()?;
@@ -233,7 +242,11 @@ impl Backend for SqliteBackend {
         limit: usize,
         include_consumed: bool,
     ) -> Result<Vec<Message>> {
-        let states = if include_consumed { States::PendingOrConsumed } else { States::Pending };
+        let states = if include_consumed {
+            States::PendingOrConsumed
+        } else {
+            States::Pending
+        };
         let me = self.me().clone();
         let db = self.path.clone();
         self.immediate(|c| {
@@ -312,14 +325,18 @@ impl Backend for SqliteBackend {
         let mut after = 0;
         loop {
             let page = messages::dump_page(&self.conn, queues, after, 1000)?;
-            let Some(last) = page.last() else { return Ok(()) };
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
             after = last.message.seq;
             page.into_iter().try_for_each(&mut *sink)?;
         }
     }
 
     fn data_version(&mut self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 }
 
@@ -329,7 +346,9 @@ impl SqliteBackend {
         if compact {
             with_retry(|| self.conn.execute_batch("PRAGMA auto_vacuum=2; VACUUM;"))?;
         } else {
-            let mode: i64 = self.conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+            let mode: i64 = self
+                .conn
+                .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
             if mode == 2 {
                 with_retry(|| self.incremental_vacuum())?;
             }

@@ -57,7 +57,10 @@ fn create_private_file(path: &Path) -> Result<bool> {
             }
             Ok(meta.len() == 0)
         }
-        Err(e) => Err(Error::io(format!("cannot create database {}", path.display()), e)),
+        Err(e) => Err(Error::io(
+            format!("cannot create database {}", path.display()),
+            e,
+        )),
     }
 }
 
@@ -170,17 +173,28 @@ fn add_claimed_column_if_missing(conn: &Connection) -> rusqlite::Result<()> {
 
 fn read_identity(conn: &Connection) -> rusqlite::Result<(Option<String>, Option<i64>)> {
     let magic: Option<String> = conn
-        .query_row("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'magic'", [], |r| r.get(0))
+        .query_row(
+            "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'magic'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?;
     let version: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok((magic, version))
 }
 
 fn verify_identity(conn: &Connection, path: &Path) -> Result<()> {
     let (magic, version) = read_identity(conn).map_err(|e| classify(path, e))?;
-    let foreign = |reason: String| Error::ForeignDatabase { path: path.to_path_buf(), reason };
+    let foreign = |reason: String| Error::ForeignDatabase {
+        path: path.to_path_buf(),
+        reason,
+    };
     match magic.as_deref() {
         Some(schema::MAGIC) => {}
         Some(other) => return Err(foreign(format!("magic is '{other}'"))),

@@ -26,7 +26,11 @@ where
                 std::thread::sleep(backoff(attempt));
                 attempt += 1;
             }
-            Err(e) if is_busy(&e) => return Err(Error::Locked { attempts: MAX_ATTEMPTS }),
+            Err(e) if is_busy(&e) => {
+                return Err(Error::Locked {
+                    attempts: MAX_ATTEMPTS,
+                })
+            }
             other => return other,
         }
     }

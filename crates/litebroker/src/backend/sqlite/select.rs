@@ -29,7 +29,11 @@ impl Selection {
             States::PendingOrConsumed => " AND claimed IN (0, 1)",
         });
         let mut params = vec![Value::Text(queue.to_owned())];
-        let bounds = [(" AND ts = ?", filter.id), (" AND ts > ?", filter.after), (" AND ts < ?", filter.before)];
+        let bounds = [
+            (" AND ts = ?", filter.id),
+            (" AND ts > ?", filter.after),
+            (" AND ts < ?", filter.before),
+        ];
         for (sql, value) in bounds {
             if let Some(v) = value {
                 clause.push_str(sql);
@@ -59,7 +63,11 @@ mod tests {
 
     #[test]
     fn bounds_in_order() {
-        let f = Filter { id: Some(5), after: Some(1), before: Some(9) };
+        let f = Filter {
+            id: Some(5),
+            after: Some(1),
+            before: Some(9),
+        };
         let s = Selection::new("q", &f, States::PendingOrConsumed);
         assert_eq!(
             s.clause,

@@ -62,9 +62,13 @@ mod tests {
         let first = VacuumLock::acquire(&db, Duration::from_secs(300)).unwrap();
         assert!(first.is_some());
         assert!(dir.path().join("q.vacuum.lock").exists());
-        assert!(VacuumLock::acquire(&db, Duration::from_secs(300)).unwrap().is_none());
+        assert!(VacuumLock::acquire(&db, Duration::from_secs(300))
+            .unwrap()
+            .is_none());
         drop(first);
-        assert!(VacuumLock::acquire(&db, Duration::from_secs(300)).unwrap().is_some());
+        assert!(VacuumLock::acquire(&db, Duration::from_secs(300))
+            .unwrap()
+            .is_some());
     }
 
     #[test]
@@ -73,6 +77,8 @@ mod tests {
         let db = dir.path().join("q.db");
         fs::write(dir.path().join("q.vacuum.lock"), "1").unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert!(VacuumLock::acquire(&db, Duration::from_millis(1)).unwrap().is_some());
+        assert!(VacuumLock::acquire(&db, Duration::from_millis(1))
+            .unwrap()
+            .is_some());
     }
 }

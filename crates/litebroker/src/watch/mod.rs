@@ -1,0 +1,279 @@
+//! [`Watcher`]: deliver messages as they arrive, in consume, peek or move mode,
+//! without losing any.
+//!
+//! Consume mode uses the same custody as `read` (see [`crate::delivery`]): a
+//! message is consumed only after the sink or handler took it, a failure puts
+//! it back in place, and a killed watcher costs at most a redelivery. Waiting
+//! is cheap: see [`wake`].
+
+mod thread;
+pub mod wake;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use thread::{HandlerSink, WatcherThread};
+
+use crate::delivery::{deliver, DeliveryError, Pacing, Sink};
+use crate::error::{Error, Result};
+use crate::message::Filter;
+use crate::name::validate_queue_name;
+use crate::{Broker, Settings};
+use wake::{Hint, Schedule};
+
+/// What a watcher does with the messages it sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Deliver and remove each message (exactly one watcher gets it).
+    Consume,
+    /// Deliver without removing; each message is shown once per watcher.
+    Peek,
+    /// Move each message to this queue, then deliver it.
+    Move(String),
+}
+
+/// Stops a running watcher from any thread (or a signal handler's flag).
+#[derive(Debug, Clone, Default)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// A handle that is not stopped.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the watcher to stop after the message it is on.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether stop was asked.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a watcher stopped early.
+#[derive(Debug)]
+pub enum WatchError<E> {
+    /// The storage failed.
+    Backend(Error),
+    /// The sink failed; every message it did not take is still queued.
+    Sink(E),
+}
+
+impl<E> From<Error> for WatchError<E> {
+    fn from(e: Error) -> Self {
+        WatchError::Backend(e)
+    }
+}
+
+impl<E> From<DeliveryError<E>> for WatchError<E> {
+    fn from(e: DeliveryError<E>) -> Self {
+        match e {
+            DeliveryError::Backend(e) => WatchError::Backend(e),
+            DeliveryError::Sink(e) => WatchError::Sink(e),
+        }
+    }
+}
+
+/// How often an idle watcher re-checks even without any sign of change, so
+/// that messages released by a dead reader are picked up.
+const RESCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// Watches one or more queues of one database.
+#[derive(Debug, Clone)]
+pub struct Watcher {
+    db: PathBuf,
+    settings: Settings,
+    queues: Vec<String>,
+    mode: Mode,
+    since: Option<i64>,
+    batch: usize,
+    stop: StopHandle,
+}
+
+impl Watcher {
+    /// A watcher of `queue` in database `db`.
+    pub fn new(db: &Path, queue: &str, mode: Mode, settings: &Settings) -> Result<Self> {
+        Self::on_queues(db, &[queue], mode, settings)
+    }
+
+    /// A watcher of several queues, served in turn.
+    pub fn on_queues(db: &Path, queues: &[&str], mode: Mode, settings: &Settings) -> Result<Self> {
+        if queues.is_empty() {
+            return Err(Error::InvalidRequest(
+                "a watcher needs at least one queue".into(),
+            ));
+        }
+        for q in queues {
+            validate_queue_name(q)?;
+        }
+        if let Mode::Move(dest) = &mode {
+            validate_queue_name(dest)?;
+            if queues.contains(&dest.as_str()) {
+                return Err(Error::InvalidRequest(
+                    "Cannot move messages to the same queue".into(),
+                ));
+            }
+        }
+        Ok(Watcher {
+            db: db.to_path_buf(),
+            settings: settings.clone(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            mode,
+            since: None,
+            batch: 100,
+            stop: StopHandle::new(),
+        })
+    }
+
+    /// Only messages newer than `bound`. Refused in move mode, which must drain
+    /// everything (a filter would strand older messages).
+    pub fn since(mut self, bound: i64) -> Result<Self> {
+        if matches!(self.mode, Mode::Move(_)) {
+            return Err(Error::InvalidRequest(
+                "--since cannot be used with --move".into(),
+            ));
+        }
+        self.since = Some(bound);
+        Ok(self)
+    }
+
+    /// Messages taken per transaction (default 100). Smaller shares a busy
+    /// queue more evenly between competing watchers with slow consumers.
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Uses `stop` instead of the watcher's own stop handle.
+    pub fn with_stop(mut self, stop: StopHandle) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// A handle that stops this watcher.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Watches until stopped or the sink fails, on the current thread.
+    pub fn run<S: Sink>(&self, sink: &mut S) -> std::result::Result<(), WatchError<S::Error>> {
+        let mut broker = Broker::open(&self.db, &self.settings)?;
+        let hint = Hint::new(&self.db);
+        let schedule = Schedule::from_settings(&self.settings);
+        let mut marks = vec![self.since.unwrap_or(0); self.queues.len()];
+        let mut version = broker.backend().data_version()?;
+        let mut idle = 0;
+        while !self.stop.is_stopped() {
+            if self.drain_all(&mut broker, &mut marks, sink)? > 0 {
+                idle = 0;
+                continue;
+            }
+            let last_scan = Instant::now();
+            loop {
+                // Clear stale hints, then look: a write after this look sends a fresh hint.
+                if let Some(h) = &hint {
+                    h.clear();
+                }
+                let now = broker.backend().data_version()?;
+                if now != version {
+                    version = now;
+                    break;
+                }
+                if self.stop.is_stopped() || last_scan.elapsed() >= RESCAN_EVERY {
+                    break;
+                }
+                let pause = schedule.delay(idle);
+                idle += 1;
+                match &hint {
+                    Some(h) if idle > schedule.initial_checks => {
+                        h.wait(pause);
+                    }
+                    _ => std::thread::sleep(pause),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass over every queue; returns how many messages were handled.
+    fn drain_all<S: Sink>(
+        &self,
+        broker: &mut Broker,
+        marks: &mut [i64],
+        sink: &mut S,
+    ) -> std::result::Result<usize, WatchError<S::Error>> {
+        let mut handled = 0;
+        for (queue, mark) in self.queues.iter().zip(marks.iter_mut()) {
+            if self.stop.is_stopped() {
+                break;
+            }
+            handled += match &self.mode {
+                Mode::Consume => self.consume(broker, queue, sink)?,
+                Mode::Peek => self.peek(broker, queue, mark, sink)?,
+                Mode::Move(dest) => self.move_to(broker, queue, dest, sink)?,
+            };
+        }
+        Ok(handled)
+    }
+
+    fn consume<S: Sink>(
+        &self,
+        broker: &mut Broker,
+        queue: &str,
+        sink: &mut S,
+    ) -> std::result::Result<usize, WatchError<S::Error>> {
+        let filter = Filter {
+            after: self.since,
+            ..Filter::all()
+        };
+        let pacing = Pacing {
+            max: Some(self.batch),
+            batch: self.batch,
+            ack_every: 1,
+        };
+        Ok(deliver(broker.backend(), queue, &filter, pacing, sink)?)
+    }
+
+    fn peek<S: Sink>(
+        &self,
+        broker: &mut Broker,
+        queue: &str,
+        mark: &mut i64,
+        sink: &mut S,
+    ) -> std::result::Result<usize, WatchError<S::Error>> {
+        let filter = Filter {
+            after: Some(*mark),
+            ..Filter::all()
+        };
+        let page = broker.backend().peek(queue, &filter, 0, self.batch)?;
+        for msg in &page {
+            sink.accept(msg).map_err(WatchError::Sink)?;
+            sink.flush().map_err(|(_, e)| WatchError::Sink(e))?;
+            *mark = (*mark).max(msg.id);
+        }
+        Ok(page.len())
+    }
+
+    fn move_to<S: Sink>(
+        &self,
+        broker: &mut Broker,
+        queue: &str,
+        dest: &str,
+        sink: &mut S,
+    ) -> std::result::Result<usize, WatchError<S::Error>> {
+        let moved =
+            broker
+                .backend()
+                .move_messages(queue, dest, &Filter::all(), self.batch, false)?;
+        for msg in &moved {
+            sink.accept(msg).map_err(WatchError::Sink)?;
+        }
+        sink.flush().map_err(|(_, e)| WatchError::Sink(e))?;
+        Ok(moved.len())
+    }
+}
