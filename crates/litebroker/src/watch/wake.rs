@@ -155,10 +155,12 @@ mod tests {
 
     #[test]
     fn settings_are_clamped() {
-        let mut settings = Settings::default();
-        settings.max_interval_s = f64::NAN;
-        settings.burst_sleep_s = -1.0;
-        settings.jitter_factor = 7.0;
+        let settings = Settings {
+            max_interval_s: f64::NAN,
+            burst_sleep_s: -1.0,
+            jitter_factor: 7.0,
+            ..Settings::default()
+        };
         let s = Schedule::from_settings(&settings);
         assert_eq!(s.max_interval, Duration::from_millis(100));
         assert_eq!(s.jitter, 1.0);
