@@ -157,7 +157,6 @@ fn since_skips_older_messages() {
 fn start_up_line_goes_to_stderr_unless_quiet() {
     let sb = Sandbox::new();
     let w = spawn_watch(&sb, &["q", "--move", "d"]);
-    let mut w = w;
     std::thread::sleep(Duration::from_millis(300));
     w.signal(libc::SIGINT);
     let out = w.child.wait_with_output().unwrap();
