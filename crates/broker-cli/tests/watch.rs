@@ -305,3 +305,45 @@ fn killed_consume_watcher_loses_nothing() {
 fn killed_move_watcher_loses_nothing() {
     killed_watcher_loses_nothing(&["--move", "dst"]);
 }
+
+#[test]
+fn python_and_rust_watchers_share_a_queue_exactly_once() {
+    let sb = Sandbox::new();
+    write(&sb, "q", "seed");
+    assert_eq!(remaining(&sb, "q"), ["seed"]);
+    let ours = spawn_watch(&sb, &["q", "-q"]);
+    let mut theirs_child = sb
+        .reference()
+        .args(["watch", "q", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn reference watcher");
+    let theirs = collect_lines(theirs_child.stdout.take().unwrap());
+    std::thread::sleep(Duration::from_millis(800));
+    let n = 60;
+    for i in 0..n {
+        let writer = if i % 2 == 0 {
+            sb.run(&["write", "q", &format!("m{i}")])
+        } else {
+            sb.run_ref(&["write", "q", &format!("m{i}")])
+        };
+        assert_eq!(code(&writer), 0);
+    }
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < n && Instant::now() < deadline {
+        seen.extend(ours.lines.try_iter());
+        seen.extend(theirs.try_iter());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    theirs_child.kill().unwrap();
+    theirs_child.wait().unwrap();
+    ours.kill();
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(
+        (seen.len(), unique.len()),
+        (n, n),
+        "each message exactly once across both watchers"
+    );
+}
