@@ -163,7 +163,13 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub all: bool,
     /// Delete only the message with this ID
-    #[arg(short = 'm', long = "message", value_name = "ID", requires = "queue")]
+    #[arg(
+        short = 'm',
+        long = "message",
+        value_name = "ID",
+        requires = "queue",
+        conflicts_with = "all"
+    )]
     pub message: Option<String>,
 }
 

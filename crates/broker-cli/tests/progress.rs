@@ -7,7 +7,14 @@ use std::process::Command;
 use common::{broker_bin, Sandbox};
 
 fn fill(sb: &Sandbox, n: usize) {
-    let lines: String = (0..n).map(|i| format!("{{\"queue\": \"src\", \"id\": {}, \"body\": \"m{i}\"}}\n", 1_700_000_000_000_000_000i64 + i as i64 * 4096)).collect();
+    let lines: String = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"queue\": \"src\", \"id\": {}, \"body\": \"m{i}\"}}\n",
+                1_700_000_000_000_000_000i64 + i as i64 * 4096
+            )
+        })
+        .collect();
     let out = sb.run_stdin(&["load"], lines.as_bytes());
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
 }

@@ -262,7 +262,11 @@ fn slow_reader_does_not_block_writers_and_loses_nothing() {
         .map(|l| l.split(':').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(ids, (0..100).collect::<Vec<_>>());
-    w.kill();
+    assert_eq!(
+        w.stop_with(libc::SIGINT),
+        0,
+        "graceful stop settles what was printed"
+    );
     assert!(remaining(&sb, "q").is_empty());
 }
 

@@ -23,7 +23,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
-        Sandbox { dir: tempfile::tempdir().expect("create temp dir") }
+        Sandbox {
+            dir: tempfile::tempdir().expect("create temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -69,7 +71,10 @@ impl Sandbox {
 
     /// Runs the reference with `args`, returning its output.
     pub fn run_ref(&self, args: &[&str]) -> Output {
-        self.reference().args(args).output().expect("spawn reference broker")
+        self.reference()
+            .args(args)
+            .output()
+            .expect("spawn reference broker")
     }
 
     /// Runs the reference with `args` and `input` on stdin.
@@ -93,7 +98,12 @@ fn run_with_stdin(mut cmd: Command, args: &[&str], input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().unwrap().write_all(input).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input)
+        .expect("write stdin");
     child.wait_with_output().expect("wait")
 }
 
@@ -138,4 +148,133 @@ pub fn stderr(out: &Output) -> String {
 /// The exit code of `out` (panics if killed by a signal).
 pub fn code(out: &Output) -> i32 {
     out.status.code().expect("exited normally")
+}
+
+// ---------------------------------------------------------------------------
+// Helpers added for the command, bad-input, interop and concurrency suites.
+
+/// Asserts that `out` exited with `expected`, showing both streams otherwise.
+pub fn assert_code(out: &Output, expected: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "stdout: {:?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(out)
+    );
+}
+
+/// Asserts a successful exit and returns stdout.
+pub fn ok(out: &Output) -> String {
+    assert_code(out, 0);
+    stdout(out)
+}
+
+/// Parses `--json` output into `(message, timestamp)` pairs.
+pub fn json_messages(out: &Output) -> Vec<(String, i64)> {
+    stdout(out).lines().map(parse_json_message).collect()
+}
+
+/// Parses one `{"message": ..., "timestamp": ...}` line.
+pub fn parse_json_message(line: &str) -> (String, i64) {
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+    let body = v["message"].as_str().expect("string message").to_owned();
+    (body, v["timestamp"].as_i64().expect("integer timestamp"))
+}
+
+/// Unix time in nanoseconds.
+pub fn now_ns() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    d.as_nanos() as i64
+}
+
+impl Sandbox {
+    /// Writes `body` to `queue` with the binary under test, asserting success.
+    pub fn write(&self, queue: &str, body: &str) {
+        assert_code(&self.run(&["write", queue, body]), 0);
+    }
+
+    /// Runs the binary under test with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.broker();
+        cmd.envs(env.iter().copied());
+        cmd.args(args).output().expect("spawn broker")
+    }
+
+    /// Runs the binary under test in `dir` instead of the sandbox root.
+    pub fn run_in(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.broker();
+        cmd.current_dir(dir).envs(env.iter().copied());
+        cmd.args(args).output().expect("spawn broker")
+    }
+
+    /// Ids of the unclaimed messages of `queue`, oldest first (via `peek --all --json`).
+    pub fn ids(&self, queue: &str) -> Vec<i64> {
+        let out = self.run(&["peek", queue, "--all", "--json"]);
+        json_messages(&out).into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Inserts rows straight into the sandbox database (created first with
+    /// `--status` by the binary under test), the way a fast writer would:
+    /// `(ts, body)` pairs in insertion order, `meta.last_ts` raised to match.
+    pub fn insert_rows(&self, queue: &str, rows: &[(i64, String)]) {
+        if !self.db().exists() {
+            assert_code(&self.run(&["--status"]), 0);
+        }
+        insert_rows(&self.db(), queue, rows);
+    }
+
+    /// Fills `queue` with `n` messages `"{prefix}{i}"` whose ids lie in the recent past.
+    pub fn fill(&self, queue: &str, n: usize, prefix: &str) -> Vec<(i64, String)> {
+        let start = (now_ns() - 2_000_000_000) & !0xFFF;
+        let rows: Vec<(i64, String)> = (0..n)
+            .map(|i| (start + i as i64 * 4096, format!("{prefix}{i}")))
+            .collect();
+        self.insert_rows(queue, &rows);
+        rows
+    }
+}
+
+/// Inserts `(ts, body)` rows into the SimpleBroker database at `db`.
+pub fn insert_rows(db: &Path, queue: &str, rows: &[(i64, String)]) {
+    let mut conn = rusqlite::Connection::open(db).expect("open database");
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut stmt = tx
+            .prepare("INSERT INTO messages (queue, body, ts, claimed) VALUES (?1, ?2, ?3, 0)")
+            .unwrap();
+        for (ts, body) in rows {
+            stmt.execute(rusqlite::params![queue, body, ts]).unwrap();
+        }
+    }
+    let max = rows.iter().map(|r| r.0).max().unwrap_or(0);
+    tx.execute(
+        "UPDATE meta SET value = MAX(value, ?1) WHERE key = 'last_ts'",
+        [max],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+}
+
+/// Waits for `child` at most `limit`; kills it and panics if it is still running then.
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. On first use it installs the pinned Python
+# reference (simplebroker==2.8.4) into .venv-reference/ at the repository root,
+# because the interoperability tests run both programs on one database.
+# Extra arguments are passed to `cargo test`, e.g. `scripts/test.sh --test interop`.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+venv="$root/.venv-reference"
+if [ ! -x "$venv/bin/broker" ]; then
+    echo "installing the Python reference (simplebroker==2.8.4) into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet simplebroker==2.8.4
+fi
+
+export LITEBROKER_REFERENCE="$venv/bin/broker"
+exec cargo test --workspace "$@"
