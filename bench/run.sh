@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmarks our `broker` against the reference (SimpleBroker 2.8.4) and
+# writes BENCHMARKS.md. One command:
+#
+#   bench/run.sh            full run (~5-10 min on 2 cores, mostly the reference)
+#   bench/run.sh --quick    small sizes, to check the harness (~1 min)
+#
+# Any other arguments are passed to bench/harness.py (see its --help), e.g.
+#   bench/run.sh --only read_all,vacuum --ref-read-all 20000
+#
+# Steps: build release binaries; make sure the reference venv exists
+# (.venv-reference, pip install simplebroker==2.8.4); run every workload with
+# ours and the reference side by side in fresh temp dirs (bench/harness.py);
+# render BENCHMARKS.md (bench/report.py). If our binary does not build, the
+# reference half still runs and the report goes to
+# bench/results/BENCHMARKS.partial.md instead (BENCHMARKS.md is left alone).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN_DIR="$TARGET_DIR/release"
+RESULTS_DIR="$ROOT/bench/results"
+VENV="$ROOT/.venv-reference"
+REF_VERSION="2.8.4"
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+HARNESS_ARGS=()
+for arg in "$@"; do
+    if [[ "$arg" == "--quick" ]]; then
+        HARNESS_ARGS+=(--runs 5 --warmup 1 --reps 1 --seq-writes 100 --ref-seq-writes 20
+                       --big 10000 --ref-read-all 2000 --conc 100 --single 200)
+    else
+        HARNESS_ARGS+=("$arg")
+    fi
+done
+
+# --- tools -------------------------------------------------------------------
+apt_install() {
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        apt-get install -y "$@" >/dev/null 2>&1 ||
+            { apt-get update >/dev/null 2>&1 && apt-get install -y "$@" >/dev/null 2>&1; } || true
+    fi
+}
+if [[ ! -x /usr/bin/time ]]; then
+    say "installing GNU time (for peak RSS)"
+    apt_install time
+    [[ -x /usr/bin/time ]] || { echo "need /usr/bin/time (apt-get install time)" >&2; exit 1; }
+fi
+if ! command -v hyperfine >/dev/null; then
+    say "installing hyperfine (optional; falls back to a timing loop)"
+    apt_install hyperfine
+fi
+
+# --- build -------------------------------------------------------------------
+say "building release binaries"
+OURS="$BIN_DIR/broker"
+if cargo build --release -p broker-cli; then
+    HAVE_OURS=1
+else
+    echo "warning: our broker does not build; running the reference half only" >&2
+    HAVE_OURS=0
+fi
+# lib-throughput needs the litebroker library; the raw-SQLite floors do not.
+if ! cargo build --release -p litebroker-bench --features lib; then
+    echo "warning: lib-throughput does not build; building the raw-SQLite floors only" >&2
+    rm -f "$BIN_DIR/lib-throughput"
+    cargo build --release -p litebroker-bench
+fi
+
+# --- reference ---------------------------------------------------------------
+if ! "$VENV/bin/broker" --version 2>/dev/null | grep -qx "simplebroker $REF_VERSION"; then
+    say "creating reference venv $VENV (simplebroker==$REF_VERSION)"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "simplebroker==$REF_VERSION"
+fi
+
+# --- run ---------------------------------------------------------------------
+mkdir -p "$RESULTS_DIR"
+RESULTS="$RESULTS_DIR/results.json"
+OURS_ARGS=()
+if [[ $HAVE_OURS -eq 1 ]]; then OURS_ARGS=(--ours "$OURS"); fi
+say "running workloads (progress on stderr)"
+python3 "$ROOT/bench/harness.py" "${OURS_ARGS[@]}" --ref "$VENV/bin/broker" \
+    --bin-dir "$BIN_DIR" --out "$RESULTS" "${HARNESS_ARGS[@]}"
+
+if [[ $HAVE_OURS -eq 1 && ${#HARNESS_ARGS[@]} -eq 0 ]]; then
+    REPORT="$ROOT/BENCHMARKS.md"
+else
+    # Partial or non-default runs never overwrite the published numbers.
+    REPORT="$RESULTS_DIR/BENCHMARKS.partial.md"
+fi
+python3 "$ROOT/bench/report.py" "$RESULTS" "$REPORT"
+say "wrote $REPORT (raw numbers: $RESULTS)"
