@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -104,6 +105,10 @@ class Failed(Exception):
     pass
 
 
+class Watchdog(BaseException):
+    """Ends the whole run (not caught by the per-workload handlers)."""
+
+
 def run(cmd, timeout=120, stdout=subprocess.DEVNULL, ok=(0,)):
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout,
                        stderr=subprocess.PIPE, timeout=timeout)
@@ -113,9 +118,10 @@ def run(cmd, timeout=120, stdout=subprocess.DEVNULL, ok=(0,)):
     return p
 
 
-def timed_process(cmd, out_path, timeout):
+def timed_process(cmd, out_path, timeout=None):
     """Runs cmd under /usr/bin/time -v, stdout to out_path. Returns wall
-    seconds (measured here), peak RSS in KiB (from time -v) and line count."""
+    seconds (measured here), peak RSS in KiB (from time -v) and line count.
+    Measured runs pass no timeout (see sequential())."""
     tfile = out_path + ".time"
     with open(out_path, "wb") as out:
         t0 = time.perf_counter()
@@ -162,11 +168,13 @@ def hyperfine(cmds, runs, warmup, work):
     return {k: stats(t, "python loop") for k, t in times.items()}
 
 
-def sequential(cmds, timeout_each=60):
-    """Runs the commands one after another; returns total wall seconds."""
+def sequential(cmds):
+    """Runs the commands one after another; returns total wall seconds.
+    No per-process timeout: Popen.wait(timeout) polls with sleeps and adds
+    ~1 ms to every process; the global watchdog (--max-seconds) bounds this."""
     t0 = time.perf_counter()
     for cmd in cmds:
-        run(cmd, timeout=timeout_each)
+        run(cmd, timeout=None)
     return time.perf_counter() - t0
 
 
@@ -225,7 +233,6 @@ class Bench:
     def side_sizes(self, side):
         ref = side == "reference"
         return {
-            "seq": self.a.ref_seq_writes if ref else self.a.seq_writes,
             "read_all": self.a.ref_read_all if ref else self.a.big,
             "read_all_reps": 1 if ref else self.a.reps,
             "peek_reps": 1 if ref else self.a.reps,
@@ -258,6 +265,8 @@ class Bench:
     # rounds of 100 (same machine state); the slow reference runs afterwards.
     def sequential_writes(self, sides, minimal):
         fast = {"floor": lambda d, i: [minimal, os.path.join(d, DB_NAME), "q", f"message {i}"],
+                "floor_no_ckpt": lambda d, i: [minimal, "--no-checkpoint-on-close",
+                                               os.path.join(d, DB_NAME), "q", f"message {i}"],
                 "spawn": lambda d, i: ["/bin/true"]}
         for side, broker in sides.items():
             if side != "reference":
@@ -295,7 +304,7 @@ class Bench:
             d = self.fx.fresh_dir(f"{side}-readall", self.fx.filled(n))
             wall, rss, lines = timed_process(
                 broker + ["-d", d, "read", "q", "--all"], os.path.join(d, "out.txt"),
-                timeout=self.a.proc_timeout)
+                timeout=None)
             if lines != n:
                 raise Failed(f"read --all printed {lines} lines, expected {n}")
             reps.append({"wall_s": wall, "rss_kib": rss})
@@ -310,7 +319,7 @@ class Bench:
     def vacuum(self, broker, d, n):
         before = file_sizes(d)
         t0 = time.perf_counter()
-        p = run(broker + ["-d", d, "--vacuum"], timeout=self.a.proc_timeout,
+        p = run(broker + ["-d", d, "--vacuum"], timeout=None,
                 stdout=subprocess.PIPE)
         wall = time.perf_counter() - t0
         after = file_sizes(d)
@@ -318,7 +327,7 @@ class Bench:
                "stdout": p.stdout.decode(errors="replace").strip()}
         # For context: what --vacuum --compact gets on top of that.
         p = run(broker + ["-d", d, "--vacuum", "--compact"],
-                timeout=self.a.proc_timeout, stdout=subprocess.PIPE)
+                timeout=None, stdout=subprocess.PIPE)
         out["after_compact"] = file_sizes(d)
         out["remaining_rows"] = count_rows(d)
         return out
@@ -331,7 +340,7 @@ class Bench:
         for rep in range(self.side_sizes(side)["peek_reps"]):
             wall, rss, lines = timed_process(
                 broker + ["-d", d, "peek", "q", "--all"], os.path.join(d, "out.txt"),
-                timeout=self.a.proc_timeout)
+                timeout=None)
             if lines != n:
                 raise Failed(f"peek --all printed {lines} lines, expected {n}")
             reps.append({"wall_s": wall, "rss_kib": rss})
@@ -392,8 +401,9 @@ class Bench:
                         state["done_at"] = time.perf_counter()
                         done.set()
 
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
-        threads += [threading.Thread(target=reader) for _ in range(readers)]
+        threads = [threading.Thread(target=writer, args=(w,), daemon=True)
+                   for w in range(writers)]
+        threads += [threading.Thread(target=reader, daemon=True) for _ in range(readers)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -502,13 +512,18 @@ def main():
     ap.add_argument("--ref-read-all", type=int, default=100_000)
     ap.add_argument("--conc", type=int, default=1000)
     ap.add_argument("--conc-timeout", type=float, default=300)
-    ap.add_argument("--proc-timeout", type=float, default=300)
     ap.add_argument("--single", type=int, default=1000, help="single-commit transactions in the limits")
     ap.add_argument("--quiet-threshold", type=float, default=0.25,
                     help="before each workload wait until CPU busy is below this fraction")
     ap.add_argument("--quiet-wait", type=float, default=120, help="max wait per workload (s)")
     ap.add_argument("--quiet-wait-total", type=float, default=300, help="max total wait (s)")
+    ap.add_argument("--max-seconds", type=int, default=1800,
+                    help="watchdog: abort the whole run after this many seconds")
     args = ap.parse_args()
+    def watchdog(*_):
+        raise Watchdog(f"run exceeded --max-seconds {args.max_seconds}")
+    signal.signal(signal.SIGALRM, watchdog)
+    signal.alarm(args.max_seconds)
 
     only = set(filter(None, args.only.split(",")))
     want = lambda w: not only or w in only

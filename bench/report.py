@@ -111,7 +111,7 @@ class Report:
         q = get(self.r, "quiet", workload)
         if q:
             parts = [f"{label}: {v['cpu_busy_before']:.0%}"
-                     + (f" after waiting {v['waited_s']:.0f} s" if v.get("waited_s", 0) >= 1 else "")
+                     + (f" after waiting {v['waited_s']:.0f} s" if v.get("waited_s", 0) >= 2.5 else "")
                      for label, v in q.items()]
             self.out("CPU busy (whole machine) just before: " + "; ".join(parts) + ".")
             self.out()
@@ -271,6 +271,10 @@ class Report:
                 ["rate", rate(o), rate(r), times(better_rate(o, r))]]
         if fl:
             rows.append([f"floor: {fl['n']:,} x `minimal-write`", rate(fl["msg_per_s"]), "", ""])
+        nc = get(self.w, w, "floor_no_ckpt")
+        if nc:
+            rows.append([f"floor without the checkpoint on close: {nc['n']:,} x "
+                         "`minimal-write --no-checkpoint-on-close`", rate(nc["msg_per_s"]), "", ""])
         if sp:
             rows.append([f"spawn only: {sp['n']:,} x `/bin/true`", rate(sp["msg_per_s"]), "", ""])
         self.table(["", "ours", "reference", "ratio"], rows)
@@ -389,7 +393,8 @@ class Report:
                  ("lib_peek_each", "sqlite_peek_scan")]
         rows = []
         for lib, raw in pairs:
-            a, b = get(B, lib, "per_sec"), get(L, raw, "per_sec")
+            a = get(B, lib, "per_sec")
+            b = get(L, raw, "per_sec") or get(B, raw, "per_sec")
             if a and b:
                 rows.append([f"`{lib}` / `{raw}`", f"{a / b:.0%}"])
         self.quiet("limits")
@@ -404,9 +409,48 @@ class Report:
                 self.out(f"> {key}: `{str(e).strip()[:400]}`")
                 self.out()
 
+    def notes(self):
+        """Derived facts: where the time of a process goes, and what the floors
+        say about the targets. Each note is printed only if the data shows it."""
+        notes = []
+        wp = self.w.get("write_process", {})
+        fl, sp, nc = (get(wp, k, "median_s") for k in ("floor", "spawn", "floor_no_ckpt"))
+        o = get(wp, "ours", "median_s")
+        if fl and sp and o:
+            notes.append(
+                f"A `write` process takes {ms(o)}: spawning any process costs {ms(sp)} here "
+                f"(`/bin/true`), and the bare SQLite work of `minimal-write` (open, pragmas, one "
+                f"`BEGIN IMMEDIATE` insert, close) another {ms(fl - sp)}. With one process per "
+                "write, SQLite's default close makes every process create the `-wal` file, fsync "
+                "its header and the directory, fsync the commit, then checkpoint (two more "
+                "fsyncs) and delete `-wal`/`-shm` (seen with `strace`).")
+        seq = self.w.get("sequential_writes", {})
+        fr = get(seq, "floor", "msg_per_s")
+        if fr and fr < TARGET_SEQ_WRITES:
+            notes.append(
+                f"The {TARGET_SEQ_WRITES} msg/s target for sequential `write` processes is above "
+                f"this machine's floor: `minimal-write` itself reaches {rate(fr)} in the same loop "
+                f"(spawning `/bin/true` alone: {rate(get(seq, 'spawn', 'msg_per_s'))}). No "
+                "implementation that commits with `synchronous=FULL` and checkpoints on close can "
+                "pass it here.")
+        ncr = get(seq, "floor_no_ckpt", "msg_per_s")
+        if nc and fl and nc < fl and ncr and fr and ncr < fr:
+            notes.append(
+                f"Skipping the checkpoint on close is faster for one process ({ms(nc)} vs "
+                f"{ms(fl)}) but slower over {get(seq, 'floor_no_ckpt', 'n'):,} processes "
+                f"({rate(ncr)} vs {rate(fr)}): the `-wal` file then persists and grows, and every "
+                "new process rebuilds its WAL index by reading the whole `-wal` file.")
+        if notes:
+            self.out("## Notes")
+            self.out()
+            for n in notes:
+                self.out(f"* {n}")
+            self.out()
+
     def render(self):
         self.header()
         self.targets()
+        self.notes()
         self.process_section("(a) One `write` process", "write_process",
                              "`broker -d DIR write q hello` on an existing database.")
         self.process_section("(b) One `read` process", "read_process",
