@@ -45,10 +45,65 @@ pub fn format_message(out: &mut Vec<u8>, msg: &Message, format: Format) {
             push_json_string(out, &msg.body);
             out.extend_from_slice(b", \"timestamp\": ");
             out.extend_from_slice(msg.id.to_string().as_bytes());
+            push_json_extensions(out, msg);
             out.push(b'}');
         }
     }
     out.push(b'\n');
+}
+
+/// The keys litebroker adds to a JSON message, each only when it carries
+/// something, so a plain message prints exactly as the reference prints it.
+fn push_json_extensions(out: &mut Vec<u8>, msg: &Message) {
+    if !msg.headers.is_empty() {
+        out.extend_from_slice(b", \"headers\": ");
+        push_json_value(out, &msg.headers.to_json_value());
+    }
+    if let Some(receipt) = &msg.receipt {
+        out.extend_from_slice(b", \"receipt\": ");
+        push_json_string(out, &receipt.to_string());
+    }
+    if msg.receives > 0 {
+        out.extend_from_slice(format!(", \"receives\": {}", msg.receives).as_bytes());
+    }
+    if let Some(dead) = &msg.dead_letter {
+        out.extend_from_slice(b", \"dead_letter\": {\"source\": ");
+        push_json_string(out, &dead.source);
+        out.extend_from_slice(b", \"reason\": ");
+        push_json_string(out, &dead.reason);
+        out.push(b'}');
+    }
+}
+
+/// Appends a JSON value with the reference's separators (`", "`, `": "`).
+pub fn push_json_value(out: &mut Vec<u8>, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => push_json_string(out, s),
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                push_json_string(out, k);
+                out.extend_from_slice(b": ");
+                push_json_value(out, v);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                push_json_value(out, v);
+            }
+            out.push(b']');
+        }
+        other => out.extend_from_slice(other.to_string().as_bytes()),
+    }
 }
 
 /// Appends `s` as a JSON string the way Python's `json.dumps(ensure_ascii=False)`
@@ -211,11 +266,7 @@ mod tests {
 
     #[test]
     fn formats() {
-        let msg = Message {
-            id: 1837025672140161024,
-            body: "hi".into(),
-            seq: 1,
-        };
+        let msg = Message::new(1837025672140161024, "hi", 1);
         let render = |f| {
             let mut out = Vec::new();
             format_message(&mut out, &msg, f);
@@ -226,6 +277,30 @@ mod tests {
         assert_eq!(
             render(Format::Json),
             "{\"message\": \"hi\", \"timestamp\": 1837025672140161024}\n"
+        );
+    }
+
+    #[test]
+    fn json_extensions_only_when_present() {
+        let mut msg = Message::new(7, "hi", 1);
+        msg.headers = litebroker::Headers::from_assignments(&["p=high", "n=3", "ok=true"]).unwrap();
+        msg.receives = 2;
+        msg.receipt = Some(litebroker::Receipt {
+            id: 7,
+            receives: 2,
+            nonce: 255,
+        });
+        msg.dead_letter = Some(litebroker::lease::DeadLetter {
+            source: "q".into(),
+            reason: "why".into(),
+        });
+        let mut out = Vec::new();
+        format_message(&mut out, &msg, Format::Json);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"message\": \"hi\", \"timestamp\": 7, \"headers\": {\"p\": \"high\", \"n\": 3, \"ok\": true}, \
+             \"receipt\": \"7.2.00000000000000ff\", \"receives\": 2, \
+             \"dead_letter\": {\"source\": \"q\", \"reason\": \"why\"}}\n"
         );
     }
 

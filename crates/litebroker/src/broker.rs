@@ -1,11 +1,14 @@
 //! [`Broker`]: a handle on one database and the operations that span queues.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::backend::sqlite::SqliteBackend;
 use crate::backend::Backend;
+use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::lease::QueueConfig;
 use crate::message::QueuedMessage;
 use crate::name::{alias_reference, validate_queue_name};
 use crate::queue::Queue;
@@ -19,6 +22,12 @@ pub struct QueueStats {
     pub pending: u64,
     /// All stored rows, including consumed rows awaiting vacuum and held ones.
     pub total: u64,
+    /// Messages leased to consumers right now (counted in `total`, not `pending`).
+    pub leased: u64,
+    /// Messages waiting out a delay (counted in `total`, not `pending`).
+    pub delayed: u64,
+    /// The queue's delivery settings.
+    pub config: QueueConfig,
 }
 
 impl QueueStats {
@@ -37,6 +46,10 @@ pub struct Status {
     pub last_timestamp: i64,
     /// Size of the main database file in bytes (not counting the WAL).
     pub db_size: u64,
+    /// Messages leased to consumers right now.
+    pub leased: u64,
+    /// Messages waiting out a delay.
+    pub delayed: u64,
 }
 
 /// What a vacuum did.
@@ -53,6 +66,7 @@ pub struct Broker {
     backend: Box<dyn Backend>,
     path: Option<PathBuf>,
     settings: Settings,
+    clock: Arc<dyn Clock>,
 }
 
 impl Broker {
@@ -63,6 +77,7 @@ impl Broker {
             backend: Box::new(backend),
             path: Some(path.to_path_buf()),
             settings: settings.clone(),
+            clock: clock::system(),
         })
     }
 
@@ -72,12 +87,24 @@ impl Broker {
             backend,
             path: None,
             settings,
+            clock: clock::system(),
         }
     }
 
     /// The settings this broker was opened with.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Measures leases and delays on `clock` from now on (tests move time by hand).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.backend.set_clock(clock.clone());
+        self.clock = clock;
+    }
+
+    /// The clock leases and delays are measured on.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// Direct access to the storage primitives (for tools like watchers).
@@ -107,17 +134,81 @@ impl Broker {
         }
     }
 
-    /// Every queue that has rows, by name (byte order).
+    /// Every queue that has rows, by name (byte order), with its leased and
+    /// delayed counts and settings.
     pub fn list(&mut self) -> Result<Vec<QueueStats>> {
         let counts = self.backend.queue_counts()?;
+        let mut deferred = self.backend.deferred_counts()?.into_iter().peekable();
+        let mut configs = self.backend.queue_configs()?.into_iter().peekable();
         Ok(counts
             .into_iter()
-            .map(|c| QueueStats {
-                name: c.queue,
-                pending: c.pending,
-                total: c.total,
+            .map(|c| {
+                let mut stats = QueueStats {
+                    name: c.queue,
+                    pending: c.pending,
+                    total: c.total,
+                    leased: 0,
+                    delayed: 0,
+                    config: QueueConfig::default(),
+                };
+                // All three lists are sorted by name: merge them in one pass.
+                while let Some(d) = deferred.next_if(|d| d.queue <= stats.name) {
+                    if d.queue == stats.name {
+                        (stats.leased, stats.delayed) = (d.leased, d.delayed);
+                    }
+                }
+                while let Some((name, config)) = configs.next_if(|(n, _)| *n <= stats.name) {
+                    if name == stats.name {
+                        stats.config = config;
+                    }
+                }
+                stats
             })
             .collect())
+    }
+
+    /// Every queue with delivery settings, by name.
+    pub fn queue_configs(&mut self) -> Result<Vec<(String, QueueConfig)>> {
+        self.backend.queue_configs()
+    }
+
+    /// Replaces the delivery settings of `queue`, after checking them: a
+    /// dead-letter queue must be a valid name other than the queue itself,
+    /// a maximum of receives needs a dead-letter queue to send messages to,
+    /// and a visibility timeout must be a usable lease length.
+    pub fn configure_queue(&mut self, queue: &str, config: &QueueConfig) -> Result<()> {
+        validate_queue_name(queue)?;
+        crate::queue::check_visibility(config.visibility)?;
+        if let Some(dlq) = &config.dead_letter {
+            validate_queue_name(dlq)?;
+            if dlq == queue {
+                return Err(Error::QueueConfig(format!(
+                    "queue '{queue}' cannot be its own dead-letter queue"
+                )));
+            }
+        }
+        match (config.max_receives, &config.dead_letter) {
+            (Some(0), _) => Err(Error::QueueConfig("max receives must be at least 1".into())),
+            (Some(_), None) => Err(Error::QueueConfig(format!(
+                "a maximum of receives needs a dead-letter queue for queue '{queue}' (--dead-letter)"
+            ))),
+            _ => self.backend.set_queue_config(queue, config),
+        }
+    }
+
+    /// Moves the dead letters of `dlq` back to the queues they came from, or
+    /// all of its messages to `target`; their receive counts start again.
+    pub fn redrive(&mut self, dlq: &str, target: Option<&str>) -> Result<u64> {
+        validate_queue_name(dlq)?;
+        if let Some(t) = target {
+            validate_queue_name(t)?;
+            if t == dlq {
+                return Err(Error::InvalidRequest(
+                    "Source and target queues cannot be the same".into(),
+                ));
+            }
+        }
+        self.backend.redrive(dlq, target)
     }
 
     /// Writes `body` to every existing queue whose name matches `pattern`
@@ -187,10 +278,13 @@ impl Broker {
             Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
             None => 0,
         };
+        let deferred = self.backend.deferred_counts()?;
         Ok(Status {
             total_messages: counters.total_messages,
             last_timestamp: counters.last_id,
             db_size,
+            leased: deferred.iter().map(|d| d.leased).sum(),
+            delayed: deferred.iter().map(|d| d.delayed).sum(),
         })
     }
 

@@ -135,3 +135,50 @@ fn finish_batch(backend: &mut dyn Backend, held: &[Message], through: usize) -> 
     let released = released.map(|rest| rest[0].seq..=rest[rest.len() - 1].seq);
     backend.settle(consumed, released)
 }
+
+/// Delivers leased messages of `queue` into `sink`: each batch is leased
+/// (committed) first, then written; whatever the sink did not take in full
+/// is returned to the queue at once, its receive not counted. A kill after
+/// the lease costs a redelivery when the lease expires, never a loss.
+pub fn deliver_leased<S: Sink>(
+    backend: &mut dyn Backend,
+    queue: &str,
+    filter: &Filter,
+    pacing: Pacing,
+    visibility: Option<std::time::Duration>,
+    sink: &mut S,
+) -> Result<usize, DeliveryError<S::Error>> {
+    let mut delivered = 0;
+    loop {
+        let want = pacing
+            .max
+            .map_or(pacing.batch, |m| (m - delivered).min(pacing.batch));
+        if want == 0 {
+            return Ok(delivered);
+        }
+        let leased = backend.lease(queue, filter, want, visibility)?;
+        if leased.is_empty() {
+            return Ok(delivered);
+        }
+        let through = match write_all(&leased, sink) {
+            Ok(()) => leased.len(),
+            Err((through, e)) => {
+                let unsent: Vec<_> = leased[through..].iter().filter_map(|m| m.receipt).collect();
+                backend.unlease(queue, &unsent)?;
+                return Err(DeliveryError::Sink(e));
+            }
+        };
+        delivered += through;
+    }
+}
+
+/// Accepts and flushes every message; on failure, how many got through in full.
+fn write_all<S: Sink>(messages: &[Message], sink: &mut S) -> Result<(), (usize, S::Error)> {
+    for (i, msg) in messages.iter().enumerate() {
+        if let Err(e) = sink.accept(msg) {
+            let through = sink.flush().map_or_else(|(n, _)| n, |()| i);
+            return Err((through, e));
+        }
+    }
+    sink.flush()
+}

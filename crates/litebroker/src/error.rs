@@ -20,6 +20,22 @@ pub enum Error {
     #[error(transparent)]
     TimeBound(#[from] crate::timebound::TimeBoundError),
 
+    /// A duration (lease, delay, visibility) could not be parsed.
+    #[error(transparent)]
+    Duration(#[from] crate::duration::DurationError),
+
+    /// A header was malformed or too large.
+    #[error(transparent)]
+    Header(#[from] crate::headers::HeaderError),
+
+    /// A lease receipt was malformed, unknown or stale.
+    #[error(transparent)]
+    Receipt(#[from] crate::lease::ReceiptError),
+
+    /// A queue's delivery settings were refused (e.g. its own dead-letter queue).
+    #[error("{0}")]
+    QueueConfig(String),
+
     /// An alias operation was refused (duplicate, cycle, unknown alias, ...).
     #[error("{0}")]
     Alias(String),

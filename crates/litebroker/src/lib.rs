@@ -6,13 +6,17 @@
 
 pub mod backend;
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod duration;
 pub mod error;
 pub mod glob;
+pub mod headers;
 pub mod holder;
 pub mod id;
 pub mod iter;
+pub mod lease;
 pub mod message;
 pub mod name;
 pub mod queue;
@@ -22,5 +26,7 @@ pub mod watch;
 pub use broker::{Broker, QueueStats, Status, VacuumReport};
 pub use config::Settings;
 pub use error::{Error, Result};
-pub use message::Message;
+pub use headers::{HeaderValue, Headers};
+pub use lease::{NackOutcome, QueueConfig, Receipt};
+pub use message::{Message, Outgoing};
 pub use queue::Queue;

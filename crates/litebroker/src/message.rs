@@ -1,7 +1,10 @@
 //! The message model shared by every backend and every front end.
 
-/// One stored message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::headers::Headers;
+use crate::lease::{DeadLetter, Receipt};
+
+/// One stored message, as a reader receives it.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {
     /// The public id: a hybrid timestamp, unique across the database.
     pub id: i64,
@@ -10,10 +13,51 @@ pub struct Message {
     /// Storage position (insertion order). FIFO order is by `seq`, not by `id`:
     /// under concurrency the two can differ, exactly as in the reference.
     pub seq: i64,
+    /// Headers given when it was written (empty for most messages).
+    pub headers: Headers,
+    /// How many times it has been leased (0 if never).
+    pub receives: u32,
+    /// Set when this delivery is a lease: what acks, nacks or extends it.
+    pub receipt: Option<Receipt>,
+    /// Set when the message was moved to a dead-letter queue.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+impl Message {
+    /// A plain message (no headers, never leased).
+    pub fn new(id: i64, body: impl Into<String>, seq: i64) -> Self {
+        Message {
+            id,
+            body: body.into(),
+            seq,
+            ..Message::default()
+        }
+    }
+}
+
+/// A message to be written: its body, and optionally headers and a delay.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outgoing<'a> {
+    /// The body.
+    pub body: &'a str,
+    /// Headers to store with it.
+    pub headers: Option<&'a Headers>,
+    /// Invisible until this time (Unix ns), if set.
+    pub visible_at: Option<i64>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A plain message.
+    pub fn body(body: &'a str) -> Self {
+        Outgoing {
+            body,
+            ..Outgoing::default()
+        }
+    }
 }
 
 /// A message together with the queue it lives in (dumps, broadcasts).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueuedMessage {
     /// The queue holding the message.
     pub queue: String,

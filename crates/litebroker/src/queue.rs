@@ -1,11 +1,15 @@
 //! [`Queue`]: the operations on one named queue, in the spirit of the
 //! reference's Python `Queue` class.
 
+use std::time::Duration;
+
 use crate::broker::{check_size, Broker};
 use crate::delivery::{self, DeliveryError, Pacing, Sink};
 use crate::error::{Error, Result};
+use crate::headers::Headers;
 use crate::iter::{PeekIter, ReadIter};
-use crate::message::{Filter, Message};
+use crate::lease::{NackOutcome, QueueConfig, Receipt, ReceiptError};
+use crate::message::{Filter, Message, Outgoing};
 
 /// Messages fetched per round trip when peeking through a queue.
 const PEEK_PAGE: usize = 1000;
@@ -38,10 +42,104 @@ impl<'b> Queue<'b> {
 
     /// Appends several messages in one transaction; returns their ids in order.
     pub fn write_many(&mut self, bodies: &[&str]) -> Result<Vec<i64>> {
-        bodies.iter().try_for_each(|b| check_size(b))?;
-        let ids = self.broker.backend().write(&self.name, bodies)?;
+        let batch: Vec<Outgoing<'_>> = bodies.iter().map(|b| Outgoing::body(b)).collect();
+        self.write_batch(&batch)
+    }
+
+    /// Appends a message with headers and/or a delay: it stays invisible to
+    /// every reader until `delay` has passed. Returns its id.
+    pub fn write_with(
+        &mut self,
+        body: &str,
+        headers: &Headers,
+        delay: Option<Duration>,
+    ) -> Result<i64> {
+        let visible_at = delay
+            .filter(|d| !d.is_zero())
+            .map(|d| crate::clock::after(self.broker.clock().now_ns(), d));
+        let msg = Outgoing {
+            body,
+            headers: Some(headers),
+            visible_at,
+        };
+        Ok(self.write_batch(&[msg])?[0])
+    }
+
+    /// Appends messages in one transaction; returns their ids in order.
+    pub fn write_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {
+        batch.iter().try_for_each(|m| check_size(m.body))?;
+        let ids = self.broker.backend().write(&self.name, batch)?;
         self.last_ts = ids.last().copied().or(self.last_ts);
         Ok(ids)
+    }
+
+    /// Leases up to `limit` of the oldest visible messages passing `filter`
+    /// for `visibility` (`None`: the queue's configured timeout, 30 s by
+    /// default). Each returned message carries its [`Receipt`] and receive
+    /// count; it is invisible to every reader until acked, nacked or expired.
+    pub fn lease(
+        &mut self,
+        filter: &Filter,
+        limit: usize,
+        visibility: Option<Duration>,
+    ) -> Result<Vec<Message>> {
+        check_visibility(visibility)?;
+        self.broker
+            .backend()
+            .lease(&self.name, filter, limit, visibility)
+    }
+
+    /// Like [`Self::deliver`], for leases: what the sink did not take is
+    /// returned at once (its receive not counted); what it took stays leased.
+    pub fn deliver_leased<S: Sink>(
+        &mut self,
+        filter: &Filter,
+        pacing: Pacing,
+        visibility: Option<Duration>,
+        sink: &mut S,
+    ) -> std::result::Result<usize, DeliveryError<S::Error>> {
+        check_visibility(visibility)?;
+        delivery::deliver_leased(
+            self.broker.backend(),
+            &self.name,
+            filter,
+            pacing,
+            visibility,
+            sink,
+        )
+    }
+
+    /// Acknowledges a delivery: the message is consumed for good.
+    pub fn ack(&mut self, receipt: &Receipt) -> Result<()> {
+        let mut results = self.ack_many(std::slice::from_ref(receipt))?;
+        Ok(results.pop().unwrap_or(Ok(()))?)
+    }
+
+    /// Acknowledges several deliveries in one transaction; one result each.
+    pub fn ack_many(
+        &mut self,
+        receipts: &[Receipt],
+    ) -> Result<Vec<std::result::Result<(), ReceiptError>>> {
+        self.broker.backend().ack(&self.name, receipts)
+    }
+
+    /// Gives a delivery back: visible again now (or after `delay`) in its
+    /// original position, or dead-lettered if it reached the queue's maximum.
+    pub fn nack(&mut self, receipt: &Receipt, delay: Option<Duration>) -> Result<NackOutcome> {
+        self.broker.backend().nack(&self.name, receipt, delay)
+    }
+
+    /// Extends a live lease: it now expires `visibility` from now.
+    pub fn extend(&mut self, receipt: &Receipt, visibility: Duration) -> Result<()> {
+        check_visibility(Some(visibility))?;
+        self.broker
+            .backend()
+            .extend(&self.name, receipt, visibility)
+    }
+
+    /// This queue's delivery settings.
+    pub fn config(&mut self) -> Result<QueueConfig> {
+        self.broker.backend().queue_config(&self.name)
     }
 
     /// Removes and returns the oldest message, exactly once: it is consumed
@@ -142,10 +240,33 @@ impl<'b> Queue<'b> {
         self.last_ts
     }
 
+    /// When the next leased or delayed message becomes visible (Unix ns).
+    pub fn next_visible_at(&mut self) -> Result<Option<i64>> {
+        self.broker.backend().next_visible_at(&self.name)
+    }
+
     /// Re-reads the database's id high-water mark (detects other writers).
     pub fn refresh_last_ts(&mut self) -> Result<i64> {
         let id = self.broker.last_timestamp()?;
         self.last_ts = Some(id);
         Ok(id)
+    }
+}
+
+/// The longest lease accepted (as SQS: 12 hours).
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+/// Refuses a zero lease (it would expire before anyone could ack it) and one
+/// over [`MAX_VISIBILITY`].
+pub(crate) fn check_visibility(visibility: Option<Duration>) -> Result<()> {
+    match visibility {
+        Some(v) if v.is_zero() => Err(Error::QueueConfig(
+            "a lease must last longer than zero".into(),
+        )),
+        Some(v) if v > MAX_VISIBILITY => Err(Error::QueueConfig(format!(
+            "a lease cannot last longer than {}",
+            crate::duration::format_duration(MAX_VISIBILITY)
+        ))),
+        _ => Ok(()),
     }
 }

@@ -224,11 +224,7 @@ fn load_is_all_or_nothing() {
     let id = broker.queue("q").unwrap().write("existing").unwrap();
     let rec = |id: i64, queue: &str| QueuedMessage {
         queue: queue.into(),
-        message: Message {
-            id,
-            body: "x".into(),
-            seq: 0,
-        },
+        message: Message::new(id, "x", 0),
     };
     let dup = vec![Ok(rec(id - 10, "q")), Ok(rec(id, "q"))];
     assert!(broker.load(&mut dup.into_iter()).is_err());

@@ -1,5 +1,6 @@
 //! `broker dump [<queue>...]`: every unconsumed message as NDJSON, in storage
-//! order, one object per line: `{"queue": ..., "id": ..., "body": ...}`.
+//! order, one object per line: `{"queue": ..., "id": ..., "body": ...}`, plus
+//! `"headers": {...}` for messages that have headers.
 
 use std::io::{BufWriter, Write};
 
@@ -10,7 +11,7 @@ use super::read::{io_to_lib, is_closed_stdout};
 use super::{precheck_queue, Ctx};
 use crate::args::DumpArgs;
 use crate::exit::Outcome;
-use crate::output::{push_json_string, raw_stdout};
+use crate::output::{push_json_string, push_json_value, raw_stdout};
 
 /// Streams the dump to stdout (bounded memory).
 pub fn run(ctx: &Ctx, args: &DumpArgs) -> Result<Outcome> {
@@ -42,5 +43,9 @@ pub fn dump_record(out: &mut Vec<u8>, record: &QueuedMessage) {
     push_json_string(out, &record.queue);
     out.extend_from_slice(format!(", \"id\": {}, \"body\": ", record.message.id).as_bytes());
     push_json_string(out, &record.message.body);
+    if !record.message.headers.is_empty() {
+        out.extend_from_slice(b", \"headers\": ");
+        push_json_value(out, &record.message.headers.to_json_value());
+    }
     out.extend_from_slice(b"}\n");
 }

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 
 use anyhow::{Context, Result};
 use litebroker::message::QueuedMessage;
-use litebroker::{Error, Message};
+use litebroker::{Error, Headers, Message};
 use serde_json::Value;
 
 use super::Ctx;
@@ -49,7 +49,7 @@ pub fn parse_record(line: &str) -> Result<QueuedMessage, String> {
     };
     if let Some(key) = map
         .keys()
-        .find(|k| !matches!(k.as_str(), "queue" | "id" | "body"))
+        .find(|k| !matches!(k.as_str(), "queue" | "id" | "body" | "headers"))
     {
         return Err(format!("unsupported field '{key}'"));
     }
@@ -68,13 +68,13 @@ pub fn parse_record(line: &str) -> Result<QueuedMessage, String> {
         .get("body")
         .and_then(Value::as_str)
         .ok_or("missing string field 'body'")?;
+    let mut message = Message::new(id, body, 0);
+    if let Some(headers) = map.get("headers") {
+        message.headers = Headers::from_json_value(headers).map_err(|e| e.to_string())?;
+    }
     Ok(QueuedMessage {
         queue: queue.to_owned(),
-        message: Message {
-            id,
-            body: body.to_owned(),
-            seq: 0,
-        },
+        message,
     })
 }
 
@@ -89,6 +89,10 @@ mod tests {
         assert_eq!(r.queue, "q");
         assert_eq!(r.message.id, 1837025672140161024);
         assert_eq!(r.message.body, "a\nb");
+        assert!(r.message.headers.is_empty());
+        let r =
+            parse_record(r#"{"queue": "q", "id": 5, "body": "x", "headers": {"n": 3}}"#).unwrap();
+        assert_eq!(r.message.headers.to_json(), r#"{"n":3}"#);
     }
 
     #[test]
@@ -101,6 +105,8 @@ mod tests {
             r#"{"queue": "q", "id": 5, "body": 7}"#,
             r#"{"queue": "q", "id": -5, "body": "x"}"#,
             r#"{"queue": "q", "id": 5, "body": "x", "extra": 1}"#,
+            r#"{"queue": "q", "id": 5, "body": "x", "headers": [1]}"#,
+            r#"{"queue": "q", "id": 5, "body": "x", "headers": {"a": {"b": 1}}}"#,
         ] {
             assert!(parse_record(bad).is_err(), "{bad}");
         }

@@ -6,8 +6,13 @@
 
 pub mod sqlite;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
 use crate::error::Result;
-use crate::message::{Filter, Message, QueuedMessage};
+use crate::lease::{NackOutcome, QueueConfig, Receipt, ReceiptError};
+use crate::message::{Filter, Message, Outgoing, QueuedMessage};
 
 /// An inclusive range of storage positions ([`Message::seq`]).
 pub type SeqRange = std::ops::RangeInclusive<i64>;
@@ -32,10 +37,24 @@ pub struct DbCounters {
     pub last_id: i64,
 }
 
+/// Per-queue counts of messages that are stored but not visible for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredCounts {
+    /// Queue name.
+    pub queue: String,
+    /// Messages leased to a consumer right now.
+    pub leased: u64,
+    /// Messages waiting out a delay (delayed writes, nacks with a delay).
+    pub delayed: u64,
+}
+
 /// Storage operations. Every method is atomic.
 pub trait Backend: Send {
-    /// Appends `bodies` to `queue` in one transaction and returns their new ids.
-    fn write(&mut self, queue: &str, bodies: &[&str]) -> Result<Vec<i64>>;
+    /// Uses `clock` for lease expiry and delays (message ids always use the real clock).
+    fn set_clock(&mut self, clock: Arc<dyn Clock>);
+
+    /// Appends `messages` to `queue` in one transaction and returns their new ids.
+    fn write(&mut self, queue: &str, messages: &[Outgoing<'_>]) -> Result<Vec<i64>>;
 
     /// Inserts messages with the ids they already have (restoring a dump), in
     /// one transaction, raising the id high-water mark past them. Fails, writing
@@ -141,4 +160,57 @@ pub trait Backend: Send {
 
     /// A number that changes whenever another connection commits (change detection).
     fn data_version(&mut self) -> Result<i64>;
+
+    /// Leases up to `limit` visible messages (oldest first) for `visibility`
+    /// (`None`: the queue's configured timeout); each comes with a receipt.
+    fn lease(
+        &mut self,
+        queue: &str,
+        filter: &Filter,
+        limit: usize,
+        visibility: Option<Duration>,
+    ) -> Result<Vec<Message>>;
+
+    /// Acknowledges deliveries, in one transaction; one result per receipt
+    /// (a refused receipt does not stop the others).
+    fn ack(
+        &mut self,
+        queue: &str,
+        receipts: &[Receipt],
+    ) -> Result<Vec<std::result::Result<(), ReceiptError>>>;
+
+    /// Gives a delivery back, visible now or after `delay`; dead-letters it
+    /// if it reached the queue's maximum receives.
+    fn nack(
+        &mut self,
+        queue: &str,
+        receipt: &Receipt,
+        delay: Option<Duration>,
+    ) -> Result<NackOutcome>;
+
+    /// Gives back deliveries that never reached their consumer: visible again
+    /// in place, their receives not counted.
+    fn unlease(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()>;
+
+    /// Sets a live lease to expire `visibility` from now.
+    fn extend(&mut self, queue: &str, receipt: &Receipt, visibility: Duration) -> Result<()>;
+
+    /// The delivery settings of `queue`.
+    fn queue_config(&mut self, queue: &str) -> Result<QueueConfig>;
+
+    /// Stores the delivery settings of `queue` (already validated).
+    fn set_queue_config(&mut self, queue: &str, config: &QueueConfig) -> Result<()>;
+
+    /// Every configured queue, by name.
+    fn queue_configs(&mut self) -> Result<Vec<(String, QueueConfig)>>;
+
+    /// Moves dead letters of `dlq` back to their source queues (or all to
+    /// `target`); returns how many.
+    fn redrive(&mut self, dlq: &str, target: Option<&str>) -> Result<u64>;
+
+    /// Leased and delayed counts of every queue that has any.
+    fn deferred_counts(&mut self) -> Result<Vec<DeferredCounts>>;
+
+    /// When the next leased or delayed message of `queue` becomes visible (Unix ns).
+    fn next_visible_at(&mut self, queue: &str) -> Result<Option<i64>>;
 }

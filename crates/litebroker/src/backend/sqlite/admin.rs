@@ -5,14 +5,20 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::messages;
 use crate::backend::{DbCounters, QueueCounts};
 use crate::error::{Error, Result};
+use crate::message::Outgoing;
 
 /// Physically deletes every row of `queue`.
 pub fn delete_queue(conn: &Connection, queue: &str) -> Result<u64> {
+    conn.execute(
+        "DELETE FROM lb_message_ext WHERE msg IN (SELECT id FROM messages WHERE queue = ?1)",
+        [queue],
+    )?;
     Ok(conn.execute("DELETE FROM messages WHERE queue = ?1", [queue])? as u64)
 }
 
 /// Physically deletes every message.
 pub fn delete_all(conn: &Connection) -> Result<u64> {
+    conn.execute("DELETE FROM lb_message_ext", [])?;
     Ok(conn.execute("DELETE FROM messages", [])? as u64)
 }
 
@@ -51,7 +57,7 @@ pub fn broadcast(conn: &Connection, body: &str, accept: &dyn Fn(&str) -> bool) -
         .filter(|q| accept(q))
         .collect();
     for name in &names {
-        messages::write(conn, name, &[body])?;
+        messages::write(conn, name, &[Outgoing::body(body)])?;
     }
     Ok(names.len())
 }

@@ -4,19 +4,20 @@
 
 use rusqlite::{params, params_from_iter, Connection, Row};
 
-use super::schema::{CONSUMED, PENDING};
+use super::deferred;
+use super::schema::{CONSUMED, DEFERRED, PENDING};
 use super::select::{Selection, States};
 use crate::backend::SeqRange;
 use crate::error::{Error, Result};
 use crate::id;
-use crate::message::{Filter, Message, QueuedMessage};
+use crate::message::{Filter, Message, Outgoing, QueuedMessage};
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
-    Ok(Message {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        body: row.get(2)?,
-    })
+    Ok(Message::new(
+        row.get(1)?,
+        row.get::<_, String>(2)?,
+        row.get(0)?,
+    ))
 }
 
 /// The stored id high-water mark.
@@ -33,16 +34,26 @@ pub fn raise_last_id(conn: &Connection, value: i64) -> Result<()> {
     Ok(())
 }
 
-/// Inserts `bodies` into `queue` with fresh ids; the caller holds the write lock,
-/// so reading and advancing `meta.last_ts` here is atomic for every process.
-pub fn write(conn: &Connection, queue: &str, bodies: &[&str]) -> Result<Vec<i64>> {
+/// Inserts `messages` into `queue` with fresh ids; the caller holds the write
+/// lock, so reading and advancing `meta.last_ts` here is atomic for every
+/// process. A delayed message is stored deferred (invisible) until its time.
+pub fn write(conn: &Connection, queue: &str, messages: &[Outgoing<'_>]) -> Result<Vec<i64>> {
     let mut last = last_id(conn)?;
-    let mut ids = Vec::with_capacity(bodies.len());
-    let mut insert =
-        conn.prepare_cached("INSERT INTO messages (queue, body, ts) VALUES (?1, ?2, ?3)")?;
-    for body in bodies {
+    let mut ids = Vec::with_capacity(messages.len());
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO messages (queue, body, ts, claimed) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for msg in messages {
         last = id::next_id_now(last);
-        insert.execute(params![queue, body, last])?;
+        let state = if msg.visible_at.is_some() {
+            DEFERRED
+        } else {
+            PENDING
+        };
+        insert.execute(params![queue, msg.body, last, state])?;
+        if msg.headers.is_some() || msg.visible_at.is_some() {
+            deferred::attach_to_new(conn, conn.last_insert_rowid(), msg.headers, msg.visible_at)?;
+        }
         ids.push(last);
     }
     raise_last_id(conn, last)?;
@@ -59,8 +70,22 @@ pub fn repair_last_id(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Sets `claimed = new_state` on up to `limit` selected messages and returns them, oldest first.
+/// Sets `claimed = new_state` on up to `limit` selected messages and returns
+/// them, oldest first, with their headers and receive counts.
 pub fn take(
+    conn: &Connection,
+    queue: &str,
+    filter: &Filter,
+    limit: usize,
+    new_state: i64,
+) -> Result<Vec<Message>> {
+    let mut taken = take_plain(conn, queue, filter, limit, new_state)?;
+    deferred::load_ext(conn, &mut taken)?;
+    Ok(taken)
+}
+
+/// [`take`] without looking up extension data (the caller fills it in).
+pub fn take_plain(
     conn: &Connection,
     queue: &str,
     filter: &Filter,
@@ -113,7 +138,9 @@ pub fn peek(
     params.push(limit_i64(limit).into());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(params), message_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut page: Vec<Message> = rows.collect::<rusqlite::Result<_>>()?;
+    deferred::load_ext(conn, &mut page)?;
+    Ok(page)
 }
 
 /// Moves up to `limit` selected messages to `dst`, visible, ids and positions kept.
@@ -133,7 +160,9 @@ pub fn move_to(
     );
     let mut params = vec![rusqlite::types::Value::Text(dst.to_owned())];
     params.extend(sel.with(limit_i64(limit)));
-    collect_sorted(conn, &sql, params)
+    let mut moved = collect_sorted(conn, &sql, params)?;
+    deferred::load_ext(conn, &mut moved)?;
+    Ok(moved)
 }
 
 fn collect_sorted(
@@ -171,6 +200,10 @@ pub fn insert_with_ids(
             });
         }
         insert.execute(params![record.queue, record.message.body, id])?;
+        if !record.message.headers.is_empty() {
+            let headers = Some(&record.message.headers);
+            deferred::attach_to_new(conn, conn.last_insert_rowid(), headers, None)?;
+        }
         max_id = max_id.max(id);
         count += 1;
     }
@@ -206,5 +239,13 @@ pub fn dump_page(
             queue: row.get(3)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let page: Vec<QueuedMessage> = rows.collect::<rusqlite::Result<_>>()?;
+    let (queues, mut messages): (Vec<String>, Vec<Message>) =
+        page.into_iter().map(|q| (q.queue, q.message)).unzip();
+    deferred::load_ext(conn, &mut messages)?;
+    Ok(queues
+        .into_iter()
+        .zip(messages)
+        .map(|(queue, message)| QueuedMessage { queue, message })
+        .collect())
 }

@@ -1,6 +1,7 @@
 //! The default backend: one SQLite file in SimpleBroker's format.
 
 mod admin;
+mod deferred;
 mod holders;
 mod messages;
 mod open;
@@ -10,16 +11,20 @@ mod select;
 mod vacuum_lock;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::Connection;
 
 use self::retry::with_retry;
 use self::select::States;
-use super::{Backend, DbCounters, QueueCounts, SeqRange};
+use super::{Backend, DbCounters, DeferredCounts, QueueCounts, SeqRange};
+use crate::clock::{self, Clock};
 use crate::config::{Settings, SyncMode};
 use crate::error::{Error, Result};
 use crate::holder::ProcessIdentity;
-use crate::message::{Filter, Message, QueuedMessage};
+use crate::lease::{NackOutcome, QueueConfig, Receipt, ReceiptError};
+use crate::message::{Filter, Message, Outgoing, QueuedMessage};
 
 pub use open::{check_header, is_broker_database};
 
@@ -31,6 +36,8 @@ pub struct SqliteBackend {
     me: Option<ProcessIdentity>,
     /// Set while this handle holds messages.
     custody: Option<Custody>,
+    /// Lease expiry and delays are measured on this clock.
+    clock: Arc<dyn Clock>,
 }
 
 /// This handle's holder record while it holds messages.
@@ -52,6 +59,7 @@ impl SqliteBackend {
             settings: settings.clone(),
             me: None,
             custody: None,
+            clock: clock::system(),
         })
     }
 
@@ -98,15 +106,43 @@ impl SqliteBackend {
     }
 
     /// A write that repairs a lagging id high-water mark once on a unique-id conflict.
-    fn write_ids(&self, queue: &str, bodies: &[&str]) -> Result<Vec<i64>> {
-        match self.immediate(|c| messages::write(c, queue, bodies)) {
+    fn write_ids(&self, queue: &str, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {
+        match self.immediate(|c| messages::write(c, queue, batch)) {
             Err(e) if is_unique_violation(&e) => {
                 self.immediate(messages::repair_last_id)?;
-                self.immediate(|c| messages::write(c, queue, bodies))
+                self.immediate(|c| messages::write(c, queue, batch))
             }
             other => other,
         }
     }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ns()
+    }
+
+    /// Before a read-only look (peek, counts, dump): makes due leased and
+    /// delayed messages visible, paying for a write transaction only when
+    /// something is due.
+    fn promote_if_due(&self) -> Result<()> {
+        let now = self.now();
+        if deferred::has_due(&self.conn, now)? {
+            self.immediate(|c| deferred::promote_due(c, now))?;
+        }
+        Ok(())
+    }
+
+    /// What every consuming transaction does first: settle dead holders'
+    /// messages and return due leased and delayed ones to their queues.
+    fn prepare_take(&mut self) -> (ProcessIdentity, PathBuf, i64) {
+        (self.me().clone(), self.path.clone(), self.now())
+    }
+}
+
+/// See [`SqliteBackend::prepare_take`].
+fn before_take(c: &Connection, db: &Path, me: &ProcessIdentity, now: i64) -> Result<()> {
+    holders::release_dead(c, db, me)?;
+    deferred::promote_due(c, now)?;
+    Ok(())
 }
 
 fn is_unique_violation(e: &Error) -> bool {
@@ -118,8 +154,12 @@ fn is_unique_violation(e: &Error) -> bool {
 }
 
 impl Backend for SqliteBackend {
-    fn write(&mut self, queue: &str, bodies: &[&str]) -> Result<Vec<i64>> {
-        self.write_ids(queue, bodies)
+    fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
+    fn write(&mut self, queue: &str, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {
+        self.write_ids(queue, batch)
     }
 
     fn insert_with_ids(
@@ -153,10 +193,9 @@ impl Backend for SqliteBackend {
     }
 
     fn claim(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
-        let me = self.me().clone();
-        let db = self.path.clone();
+        let (me, db, now) = self.prepare_take();
         self.immediate(|c| {
-            holders::release_dead(c, &db, &me)?;
+            before_take(c, &db, &me, now)?;
             messages::take(c, queue, filter, limit, schema::CONSUMED)
         })
     }
@@ -167,11 +206,10 @@ impl Backend for SqliteBackend {
             // memory stays flat instead of growing to the whole cache size.
             self.conn.execute_batch("PRAGMA shrink_memory")?;
         }
-        let me = self.me().clone();
-        let db = self.path.clone();
+        let (me, db, now) = self.prepare_take();
         let existing = self.custody.as_ref().map(|c| c.token);
         let (token, held) = self.immediate_relaxed(|c| {
-            holders::release_dead(c, &db, &me)?;
+            before_take(c, &db, &me, now)?;
             let token = match existing {
                 Some(t) => t,
                 None => holders::register(c, &me)?,
@@ -231,6 +269,7 @@ impl Backend for SqliteBackend {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<Message>> {
+        self.promote_if_due()?;
         messages::peek(&self.conn, queue, filter, after_seq, limit)
     }
 
@@ -247,10 +286,9 @@ impl Backend for SqliteBackend {
         } else {
             States::Pending
         };
-        let me = self.me().clone();
-        let db = self.path.clone();
+        let (me, db, now) = self.prepare_take();
         self.immediate(|c| {
-            holders::release_dead(c, &db, &me)?;
+            before_take(c, &db, &me, now)?;
             messages::move_to(c, src, dst, filter, limit, states)
         })
     }
@@ -268,6 +306,7 @@ impl Backend for SqliteBackend {
     }
 
     fn queue_counts(&mut self) -> Result<Vec<QueueCounts>> {
+        self.promote_if_due()?;
         admin::queue_counts(&self.conn)
     }
 
@@ -276,6 +315,7 @@ impl Backend for SqliteBackend {
     }
 
     fn counters(&mut self) -> Result<DbCounters> {
+        self.promote_if_due()?;
         admin::counters(&self.conn)
     }
 
@@ -289,6 +329,7 @@ impl Backend for SqliteBackend {
             return Ok(0); // someone else is vacuuming this file
         };
         self.immediate(holders::release_orphans)?;
+        self.promote_if_due()?;
         let mut deleted = 0;
         loop {
             let n = self.immediate(|c| admin::delete_consumed(c, batch_size.max(1)))?;
@@ -297,6 +338,7 @@ impl Backend for SqliteBackend {
                 break;
             }
         }
+        self.immediate(deferred::forget_finished)?;
         self.reclaim_space(compact)?;
         Ok(deleted)
     }
@@ -322,6 +364,7 @@ impl Backend for SqliteBackend {
         queues: &[String],
         sink: &mut dyn FnMut(QueuedMessage) -> Result<()>,
     ) -> Result<()> {
+        self.promote_if_due()?;
         let mut after = 0;
         loop {
             let page = messages::dump_page(&self.conn, queues, after, 1000)?;
@@ -337,6 +380,105 @@ impl Backend for SqliteBackend {
         Ok(self
             .conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    fn lease(
+        &mut self,
+        queue: &str,
+        filter: &Filter,
+        limit: usize,
+        visibility: Option<Duration>,
+    ) -> Result<Vec<Message>> {
+        let (me, db, now) = self.prepare_take();
+        self.immediate(|c| {
+            before_take(c, &db, &me, now)?;
+            let visibility = match visibility {
+                Some(v) => v,
+                None => deferred::config(c, queue)?.effective_visibility(),
+            };
+            deferred::lease(c, queue, filter, limit, clock::after(now, visibility))
+        })
+    }
+
+    fn ack(
+        &mut self,
+        queue: &str,
+        receipts: &[Receipt],
+    ) -> Result<Vec<std::result::Result<(), ReceiptError>>> {
+        self.immediate(|c| {
+            receipts
+                .iter()
+                .map(|r| match deferred::ack(c, queue, r) {
+                    Err(Error::Receipt(e)) => Ok(Err(e)),
+                    other => other.map(Ok),
+                })
+                .collect()
+        })
+    }
+
+    fn nack(
+        &mut self,
+        queue: &str,
+        receipt: &Receipt,
+        delay: Option<Duration>,
+    ) -> Result<NackOutcome> {
+        let until = delay
+            .filter(|d| !d.is_zero())
+            .map(|d| clock::after(self.now(), d));
+        self.immediate(|c| {
+            let config = deferred::config(c, queue)?;
+            deferred::nack(c, queue, receipt, until, &config)
+        })
+    }
+
+    fn unlease(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()> {
+        self.immediate(|c| {
+            receipts
+                .iter()
+                .try_for_each(|r| deferred::unlease(c, queue, r))
+        })
+    }
+
+    fn extend(&mut self, queue: &str, receipt: &Receipt, visibility: Duration) -> Result<()> {
+        let until = clock::after(self.now(), visibility);
+        self.immediate(|c| deferred::extend(c, queue, receipt, until))
+    }
+
+    fn queue_config(&mut self, queue: &str) -> Result<QueueConfig> {
+        deferred::config(&self.conn, queue)
+    }
+
+    fn set_queue_config(&mut self, queue: &str, config: &QueueConfig) -> Result<()> {
+        self.immediate(|c| deferred::set_config(c, queue, config))
+    }
+
+    fn queue_configs(&mut self) -> Result<Vec<(String, QueueConfig)>> {
+        deferred::configs(&self.conn)
+    }
+
+    fn redrive(&mut self, dlq: &str, target: Option<&str>) -> Result<u64> {
+        let (me, db, now) = self.prepare_take();
+        self.immediate(|c| {
+            before_take(c, &db, &me, now)?;
+            deferred::redrive(c, dlq, target)
+        })
+    }
+
+    fn deferred_counts(&mut self) -> Result<Vec<DeferredCounts>> {
+        self.promote_if_due()?;
+        let rows = deferred::deferred_counts(&self.conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(queue, leased, delayed)| DeferredCounts {
+                queue,
+                leased,
+                delayed,
+            })
+            .collect())
+    }
+
+    fn next_visible_at(&mut self, queue: &str) -> Result<Option<i64>> {
+        deferred::next_visible_at(&self.conn, queue)
     }
 }
 

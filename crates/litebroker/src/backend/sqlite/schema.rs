@@ -12,6 +12,10 @@ pub const SCHEMA_VERSION: i64 = 4;
 pub const PENDING: i64 = 0;
 /// `messages.claimed` for a consumed message (awaiting vacuum).
 pub const CONSUMED: i64 = 1;
+/// `messages.claimed` for a leased or delayed message: invisible to readers
+/// (ours and the reference's) until it becomes visible again, never vacuumed.
+/// Its details live in `lb_message_ext`.
+pub const DEFERRED: i64 = 2;
 // Negative `claimed` values mean "held by holder token -claimed": the reference
 // only ever selects `claimed = 0` and only vacuums `claimed = 1`, so a held
 // message is invisible to it and never deleted by it.
@@ -26,6 +30,9 @@ pub const REQUIRED_OBJECTS: &[&str] = &[
     "idx_messages_ts_unique",
     "idx_queue_aliases_target",
     "lb_holders",
+    "lb_message_ext",
+    "idx_lb_message_ext_visible",
+    "lb_queue_config",
 ];
 
 /// The reference's tables and indexes, exactly as it creates them.
@@ -66,6 +73,14 @@ pub const TS_UNIQUE_INDEX: &str =
 ///
 /// `lb_holders`: processes currently holding messages (see [`crate::holder`]);
 /// a message with `claimed = -token` belongs to the holder `token`.
+///
+/// `lb_message_ext`: what litebroker knows about a message beyond the
+/// reference's columns, keyed by `messages.id` (kept by `move`): headers (JSON),
+/// receive count, when a leased or delayed message (`claimed = 2`) becomes
+/// visible again, the current lease's nonce, and the dead-letter record.
+///
+/// `lb_queue_config`: per-queue visibility timeout, maximum receives and
+/// dead-letter queue.
 pub const LITEBROKER_DDL: &str = "
 CREATE TABLE IF NOT EXISTS lb_holders (
     token INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -74,5 +89,22 @@ CREATE TABLE IF NOT EXISTS lb_holders (
     boot_id TEXT NOT NULL,
     host TEXT NOT NULL,
     created_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lb_message_ext (
+    msg INTEGER PRIMARY KEY,
+    headers TEXT,
+    receives INTEGER NOT NULL DEFAULT 0,
+    visible_at INTEGER,
+    receipt INTEGER,
+    dead_source TEXT,
+    dead_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_lb_message_ext_visible
+    ON lb_message_ext(visible_at) WHERE visible_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS lb_queue_config (
+    queue TEXT PRIMARY KEY,
+    visibility_ns INTEGER,
+    max_receives INTEGER,
+    dead_letter TEXT
 );
 ";

@@ -1,0 +1,87 @@
+//! The clock that leases, delays and visibility timeouts are measured on.
+//!
+//! Message ids always come from the real clock (they must agree with other
+//! processes, the Python reference included), but *when a lease expires* is a
+//! question tests want to answer exactly, without sleeping: a [`ManualClock`]
+//! lets them move time by hand.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A source of "now" in Unix nanoseconds.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time, Unix nanoseconds.
+    fn now_ns(&self) -> i64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ns(&self) -> i64 {
+        crate::id::now_ns()
+    }
+}
+
+/// A clock that only moves when told to (tests). Clones share one time.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock standing at the current wall-clock time.
+    pub fn new() -> Self {
+        ManualClock(Arc::new(AtomicI64::new(crate::id::now_ns())))
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        self.0.fetch_add(ns, Ordering::SeqCst);
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ns(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The default clock, shared.
+pub fn system() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// `now + d` in nanoseconds, saturating.
+pub fn after(now_ns: i64, d: Duration) -> i64 {
+    now_ns.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new();
+        let t0 = c.now_ns();
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(c.now_ns(), t0);
+        let shared = c.clone();
+        c.advance(Duration::from_secs(30));
+        assert_eq!(shared.now_ns(), t0 + 30_000_000_000);
+    }
+
+    #[test]
+    fn after_saturates() {
+        assert_eq!(after(i64::MAX - 1, Duration::from_secs(1)), i64::MAX);
+        assert_eq!(after(5, Duration::from_nanos(7)), 12);
+    }
+}

@@ -1,0 +1,378 @@
+//! Leases, receipts, nacks, dead letters, delays and headers through the
+//! library, on a real database file, with a hand-moved clock so that every
+//! expiry is exact.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use litebroker::clock::ManualClock;
+use litebroker::lease::ReceiptError;
+use litebroker::message::Filter;
+use litebroker::{Broker, Error, Headers, NackOutcome, QueueConfig, Receipt, Settings};
+
+fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(".broker.db");
+    (dir, db)
+}
+
+fn open_with(path: &Path, clock: &ManualClock) -> Broker {
+    let mut broker = Broker::open(path, &Settings::default()).expect("open database");
+    broker.set_clock(Arc::new(clock.clone()));
+    broker
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn lease_one(broker: &mut Broker, queue: &str, secs: u64) -> Option<litebroker::Message> {
+    let mut q = broker.queue(queue).unwrap();
+    q.lease(&Filter::all(), 1, Some(SECOND * secs as u32))
+        .unwrap()
+        .pop()
+}
+
+fn bodies(broker: &mut Broker, queue: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    broker
+        .queue(queue)
+        .unwrap()
+        .peek_each(&Filter::all(), |m| {
+            out.push(m.body.clone());
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+#[test]
+fn leased_message_is_invisible_until_acked() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    b.queue("q").unwrap().write_many(&["a", "b"]).unwrap();
+    let m = lease_one(&mut b, "q", 30).unwrap();
+    assert_eq!((m.body.as_str(), m.receives), ("a", 1));
+    let receipt = m.receipt.unwrap();
+    assert_eq!(receipt.id, m.id);
+    // Invisible to peek, read and a second lease; b is next.
+    assert_eq!(bodies(&mut b, "q"), ["b"]);
+    let mut other = open_with(&db, &clock);
+    assert_eq!(other.queue("q").unwrap().read().unwrap().unwrap().body, "b");
+    assert!(lease_one(&mut other, "q", 30).is_none());
+    let stats = b.list().unwrap();
+    assert_eq!(
+        (stats[0].pending, stats[0].leased, stats[0].total),
+        (0, 1, 2)
+    );
+    b.queue("q").unwrap().ack(&receipt).unwrap();
+    clock.advance(SECOND * 3600);
+    assert!(
+        lease_one(&mut b, "q", 30).is_none(),
+        "acked: never comes back"
+    );
+    // Single use: a second ack is refused.
+    let again = b.queue("q").unwrap().ack(&receipt).unwrap_err();
+    assert!(
+        matches!(again, Error::Receipt(ReceiptError::Unknown { .. })),
+        "{again}"
+    );
+}
+
+#[test]
+fn expired_lease_returns_in_place_with_receives_raised_and_old_receipt_fenced() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    b.queue("q")
+        .unwrap()
+        .write_many(&["first", "second"])
+        .unwrap();
+    let first = lease_one(&mut b, "q", 10).unwrap();
+    clock.advance(SECOND * 9);
+    assert_eq!(bodies(&mut b, "q"), ["second"], "not yet expired");
+    clock.advance(SECOND);
+    assert_eq!(
+        bodies(&mut b, "q"),
+        ["first", "second"],
+        "back in its position"
+    );
+    let again = lease_one(&mut b, "q", 10).unwrap();
+    assert_eq!((again.body.as_str(), again.receives), ("first", 2));
+    let old = first.receipt.unwrap();
+    let err = b.queue("q").unwrap().ack(&old).unwrap_err();
+    assert!(
+        matches!(err, Error::Receipt(ReceiptError::Stale(_))),
+        "{err}"
+    );
+    // The stale receipt did not touch the new delivery.
+    b.queue("q").unwrap().ack(&again.receipt.unwrap()).unwrap();
+    assert_eq!(bodies(&mut b, "q"), ["second"]);
+}
+
+#[test]
+fn a_late_ack_before_redelivery_still_counts() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    b.queue("q").unwrap().write("x").unwrap();
+    let m = lease_one(&mut b, "q", 5).unwrap();
+    clock.advance(SECOND * 6);
+    // Nobody has looked since it expired: the consumer's ack is still honoured.
+    b.queue("q").unwrap().ack(&m.receipt.unwrap()).unwrap();
+    assert!(bodies(&mut b, "q").is_empty());
+}
+
+#[test]
+fn nack_now_later_and_extend() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    b.queue("q").unwrap().write_many(&["a", "b"]).unwrap();
+    let a = lease_one(&mut b, "q", 30).unwrap();
+    let out = b
+        .queue("q")
+        .unwrap()
+        .nack(&a.receipt.unwrap(), None)
+        .unwrap();
+    assert_eq!(out, NackOutcome::Requeued);
+    assert_eq!(bodies(&mut b, "q"), ["a", "b"]);
+    let a = lease_one(&mut b, "q", 30).unwrap();
+    assert_eq!(a.receives, 2);
+    let out = b
+        .queue("q")
+        .unwrap()
+        .nack(&a.receipt.unwrap(), Some(SECOND * 5))
+        .unwrap();
+    assert!(matches!(out, NackOutcome::Delayed(_)));
+    assert_eq!(bodies(&mut b, "q"), ["b"]);
+    // A nacked receipt is spent.
+    let err = b.queue("q").unwrap().nack(&a.receipt.unwrap(), None);
+    assert!(matches!(err, Err(Error::Receipt(ReceiptError::Stale(_)))));
+    clock.advance(SECOND * 5);
+    assert_eq!(bodies(&mut b, "q"), ["a", "b"]);
+
+    let m = lease_one(&mut b, "q", 10).unwrap();
+    let r = m.receipt.unwrap();
+    clock.advance(SECOND * 8);
+    b.queue("q").unwrap().extend(&r, SECOND * 10).unwrap();
+    clock.advance(SECOND * 9);
+    assert_eq!(bodies(&mut b, "q"), ["b"], "extended: still leased at 17 s");
+    clock.advance(SECOND);
+    assert_eq!(bodies(&mut b, "q"), ["a", "b"], "expired at 18 s");
+    assert!(matches!(
+        b.queue("q").unwrap().extend(&r, SECOND),
+        Err(Error::Receipt(ReceiptError::Stale(_)))
+    ));
+}
+
+#[test]
+fn receipts_of_another_queue_or_unknown_ids_are_refused() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    b.queue("q").unwrap().write("x").unwrap();
+    let m = lease_one(&mut b, "q", 30).unwrap();
+    let r = m.receipt.unwrap();
+    let err = b.queue("other").unwrap().ack(&r).unwrap_err();
+    assert!(matches!(err, Error::Receipt(ReceiptError::Unknown { .. })));
+    let forged = Receipt {
+        nonce: r.nonce ^ 1,
+        ..r
+    };
+    let err = b.queue("q").unwrap().ack(&forged).unwrap_err();
+    assert!(matches!(err, Error::Receipt(ReceiptError::Stale(_))));
+    let missing = Receipt { id: 12345, ..r };
+    assert!(b.queue("q").unwrap().ack(&missing).is_err());
+    let results = b.queue("q").unwrap().ack_many(&[forged, r]).unwrap();
+    assert!(results[0].is_err() && results[1].is_ok());
+    assert!(bodies(&mut b, "q").is_empty());
+}
+
+#[test]
+fn max_receives_dead_letters_with_reason_and_redrive_brings_back() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    let config = QueueConfig {
+        visibility: Some(SECOND * 10),
+        max_receives: Some(2),
+        dead_letter: Some("q.dlq".into()),
+    };
+    b.configure_queue("q", &config).unwrap();
+    assert_eq!(b.queue("q").unwrap().config().unwrap(), config);
+    b.queue("q").unwrap().write_many(&["poison", "ok"]).unwrap();
+    // Receive 1: nack. Receive 2: lease expires with the queue's default timeout.
+    let m = b
+        .queue("q")
+        .unwrap()
+        .lease(&Filter::all(), 1, None)
+        .unwrap()
+        .pop()
+        .unwrap();
+    b.queue("q")
+        .unwrap()
+        .nack(&m.receipt.unwrap(), None)
+        .unwrap();
+    let m = b
+        .queue("q")
+        .unwrap()
+        .lease(&Filter::all(), 1, None)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(m.receives, 2);
+    clock.advance(SECOND * 10);
+    assert_eq!(bodies(&mut b, "q"), ["ok"]);
+    let dead = b
+        .queue("q.dlq")
+        .unwrap()
+        .peek(&Filter::all())
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead.body, "poison");
+    let record = dead.dead_letter.expect("reason recorded");
+    assert_eq!(record.source, "q");
+    assert_eq!(record.reason, "lease expired after 2 receives (max 2)");
+    assert_eq!(dead.receives, 2);
+
+    // Nack at the maximum dead-letters at once.
+    let ok = lease_one(&mut b, "q", 10).unwrap();
+    b.queue("q")
+        .unwrap()
+        .nack(&ok.receipt.unwrap(), None)
+        .unwrap();
+    let ok = lease_one(&mut b, "q", 10).unwrap();
+    let out = b
+        .queue("q")
+        .unwrap()
+        .nack(&ok.receipt.unwrap(), None)
+        .unwrap();
+    assert_eq!(out, NackOutcome::DeadLettered("q.dlq".into()));
+    assert_eq!(bodies(&mut b, "q.dlq"), ["poison", "ok"]);
+
+    assert_eq!(b.redrive("q.dlq", None).unwrap(), 2);
+    assert_eq!(bodies(&mut b, "q"), ["poison", "ok"], "original order");
+    let back = lease_one(&mut b, "q", 10).unwrap();
+    assert_eq!(back.receives, 1, "receive count starts again");
+    assert!(back.dead_letter.is_none());
+}
+
+#[test]
+fn bad_queue_configs_are_refused() {
+    let (_d, db) = temp_db();
+    let mut b = Broker::open(&db, &Settings::default()).unwrap();
+    let own = QueueConfig {
+        dead_letter: Some("q".into()),
+        ..QueueConfig::default()
+    };
+    assert!(matches!(
+        b.configure_queue("q", &own),
+        Err(Error::QueueConfig(_))
+    ));
+    let no_dlq = QueueConfig {
+        max_receives: Some(3),
+        ..QueueConfig::default()
+    };
+    assert!(b.configure_queue("q", &no_dlq).is_err());
+    let zero = QueueConfig {
+        max_receives: Some(0),
+        dead_letter: Some("d".into()),
+        ..QueueConfig::default()
+    };
+    assert!(b.configure_queue("q", &zero).is_err());
+    let bad_name = QueueConfig {
+        dead_letter: Some("-x".into()),
+        ..QueueConfig::default()
+    };
+    assert!(matches!(
+        b.configure_queue("q", &bad_name),
+        Err(Error::InvalidQueueName(_))
+    ));
+    let zero_lease = QueueConfig {
+        visibility: Some(Duration::ZERO),
+        ..QueueConfig::default()
+    };
+    assert!(b.configure_queue("q", &zero_lease).is_err());
+    assert!(b.queue_configs().unwrap().is_empty(), "nothing stored");
+}
+
+#[test]
+fn delayed_write_is_invisible_until_due_and_keeps_headers() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    let headers = Headers::from_assignments(&["kind=job", "try=1"]).unwrap();
+    b.queue("q")
+        .unwrap()
+        .write_with("later", &headers, Some(SECOND * 60))
+        .unwrap();
+    b.queue("q").unwrap().write("now").unwrap();
+    assert_eq!(bodies(&mut b, "q"), ["now"]);
+    assert_eq!(b.list().unwrap()[0].delayed, 1);
+    assert_eq!(b.status().unwrap().delayed, 1);
+    assert!(b.queue("q").unwrap().next_visible_at().unwrap().is_some());
+    clock.advance(SECOND * 60);
+    let m = b.queue("q").unwrap().read().unwrap().unwrap();
+    assert_eq!(m.body, "later");
+    assert_eq!(m.headers, headers);
+}
+
+#[test]
+fn headers_survive_move_lease_and_dump() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    let headers =
+        Headers::from_assignments(&["p=high", "n=3", "f=1.5", "ok=true", "z=null"]).unwrap();
+    b.queue("a")
+        .unwrap()
+        .write_with("x", &headers, None)
+        .unwrap();
+    let moved = b
+        .queue("a")
+        .unwrap()
+        .move_to("b", &Filter::all(), 1)
+        .unwrap();
+    assert_eq!(moved[0].headers, headers);
+    let leased = lease_one(&mut b, "b", 30).unwrap();
+    assert_eq!(leased.headers, headers);
+    b.queue("b")
+        .unwrap()
+        .nack(&leased.receipt.unwrap(), None)
+        .unwrap();
+    let mut dumped = Vec::new();
+    b.dump(&[], &mut |r| {
+        dumped.push(r);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(dumped[0].message.headers, headers);
+}
+
+#[test]
+fn deleting_a_queue_forgets_its_leases() {
+    let (_d, db) = temp_db();
+    let clock = ManualClock::new();
+    let mut b = open_with(&db, &clock);
+    b.queue("q").unwrap().write("x").unwrap();
+    let m = lease_one(&mut b, "q", 30).unwrap();
+    b.queue("q").unwrap().delete().unwrap();
+    assert!(b.queue("q").unwrap().ack(&m.receipt.unwrap()).is_err());
+    assert_eq!(b.status().unwrap().leased, 0);
+}
+
+#[test]
+fn zero_or_huge_leases_are_refused() {
+    let (_d, db) = temp_db();
+    let mut b = Broker::open(&db, &Settings::default()).unwrap();
+    b.queue("q").unwrap().write("x").unwrap();
+    let mut q = b.queue("q").unwrap();
+    assert!(q.lease(&Filter::all(), 1, Some(Duration::ZERO)).is_err());
+    assert!(q.lease(&Filter::all(), 1, Some(SECOND * 86_400)).is_err());
+    assert_eq!(
+        q.peek(&Filter::all()).unwrap().unwrap().body,
+        "x",
+        "untouched"
+    );
+}
