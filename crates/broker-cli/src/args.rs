@@ -48,8 +48,8 @@ pub struct Cli {
 pub enum Command {
     /// Add a message to a queue (use - for stdin)
     Write(WriteArgs),
-    /// Remove and return message(s)
-    Read(ReadArgs),
+    /// Remove and return message(s), or lease them with --lease
+    Read(ReadCmdArgs),
     /// Return message(s) without removing them
     Peek(ReadArgs),
     /// Atomically transfer messages between queues
@@ -66,6 +66,18 @@ pub enum Command {
     Watch(WatchArgs),
     /// Initialize a SimpleBroker database in the current directory
     Init(InitArgs),
+    /// Acknowledge leased messages: they are removed for good
+    Ack(AckArgs),
+    /// Give a leased message back to its queue, now or after --delay
+    Nack(NackArgs),
+    /// Extend a lease: it then expires DURATION from now
+    Extend(ExtendArgs),
+    /// Per-queue delivery settings (visibility timeout, max receives, dead-letter queue)
+    Queue(QueueArgs),
+    /// Move dead-lettered messages back to the queues they came from
+    Redrive(RedriveArgs),
+    /// Run a command for each message: ack on exit 0, retry with backoff otherwise
+    Run(RunArgs),
     /// Write messages as NDJSON (one object per message) for backup or transfer
     Dump(DumpArgs),
     /// Restore messages from NDJSON produced by `dump`, keeping ids and order
@@ -84,6 +96,12 @@ pub struct WriteArgs {
     /// Message body, or - to read it from stdin
     #[arg(allow_hyphen_values = true)]
     pub message: String,
+    /// Keep the message invisible to readers for this long (e.g. 30s, 5m)
+    #[arg(long, value_name = "DURATION")]
+    pub delay: Option<String>,
+    /// Attach a header (repeatable); the value is typed like JSON: 3, 2.5, true, null, "3"
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    pub headers: Vec<String>,
 }
 
 /// Options shared by every command that selects messages.
@@ -126,6 +144,129 @@ pub struct ReadArgs {
     pub all: bool,
     #[command(flatten)]
     pub select: Selection,
+}
+
+/// `read <queue> [options] [--lease [DURATION]] [--max N]`
+#[derive(Debug, Args)]
+pub struct ReadCmdArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Lease instead of consuming: each message stays invisible until acked,
+    /// nacked or the lease ends (default: the queue's visibility timeout, 30s)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        num_args = 0..=1,
+        default_missing_value = "",
+        require_equals = false
+    )]
+    pub lease: Option<String>,
+    /// Read at most N messages
+    #[arg(long, value_name = "N", conflicts_with = "all")]
+    pub max: Option<usize>,
+}
+
+/// `ack <queue> <receipt>...`
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// Queue the messages were leased from (or @alias)
+    pub queue: String,
+    /// Receipts printed by `read --lease --json`
+    #[arg(required = true)]
+    pub receipts: Vec<String>,
+}
+
+/// `nack <queue> <receipt> [--delay DURATION]`
+#[derive(Debug, Args)]
+pub struct NackArgs {
+    /// Queue the message was leased from (or @alias)
+    pub queue: String,
+    /// Receipt printed by `read --lease --json`
+    pub receipt: String,
+    /// Keep it invisible this long before it can be read again
+    #[arg(long, value_name = "DURATION")]
+    pub delay: Option<String>,
+}
+
+/// `extend <queue> <receipt> <duration>`
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// Queue the message was leased from (or @alias)
+    pub queue: String,
+    /// Receipt printed by `read --lease --json`
+    pub receipt: String,
+    /// New lease length, counted from now
+    pub duration: String,
+}
+
+/// `queue config <queue> [...]`
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub action: QueueAction,
+}
+
+/// What to do with a queue's settings.
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Show or change a queue's delivery settings (no options: show them)
+    Config(QueueConfigArgs),
+}
+
+/// `queue config <queue> [--visibility D] [--max-receives N] [--dead-letter Q] [--clear]`
+#[derive(Debug, Args)]
+pub struct QueueConfigArgs {
+    /// Queue name
+    pub queue: String,
+    /// Default lease length for `read --lease` and `run`
+    #[arg(long, value_name = "DURATION")]
+    pub visibility: Option<String>,
+    /// Deliveries after which an unacknowledged message goes to the dead-letter queue
+    #[arg(long, value_name = "N")]
+    pub max_receives: Option<u32>,
+    /// Where messages go after --max-receives deliveries
+    #[arg(long, value_name = "QUEUE")]
+    pub dead_letter: Option<String>,
+    /// Forget every setting first (then apply the ones given)
+    #[arg(long)]
+    pub clear: bool,
+    /// Print the settings as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `redrive <dlq> [<queue>]`
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// Dead-letter queue to empty
+    pub dlq: String,
+    /// Move everything here instead of back to each message's source queue
+    pub queue: Option<String>,
+}
+
+/// `run <queue> [options] -- <command> [args]`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Queue to work on (or @alias)
+    pub queue: String,
+    /// Lease length; the lease is kept alive while the command runs (default: the queue's)
+    #[arg(long, value_name = "DURATION")]
+    pub lease: Option<String>,
+    /// Dead-letter a message once it has failed on this many deliveries
+    #[arg(long, value_name = "N")]
+    pub max_receives: Option<u32>,
+    /// Where such messages go (default: the queue's configured dead-letter queue)
+    #[arg(long, value_name = "QUEUE")]
+    pub dead_letter: Option<String>,
+    /// Exit once no message is visible instead of waiting for more
+    #[arg(long)]
+    pub drain: bool,
+    /// Delay before the first retry of a failed message; doubles each time (max 15m)
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub backoff: String,
+    /// The command and its arguments; the body arrives on its stdin
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// `move <source> <dest> [options]`

@@ -30,6 +30,12 @@ pub fn hoist(args: &[String]) -> Result<Hoisted, String> {
     let mut out = Hoisted::default();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
+        if arg == "--" && runs_a_command(&out.rest) {
+            // `broker run Q -- CMD ARGS`: the child's arguments are its own.
+            out.rest.push(arg.clone());
+            out.rest.extend(iter.cloned());
+            break;
+        }
         let before_command = out.rest.iter().all(|w| w.starts_with('-'));
         if let Some((name, value)) = split_valued(arg, before_command) {
             let value = match value {
@@ -49,6 +55,14 @@ pub fn hoist(args: &[String]) -> Result<Hoisted, String> {
         }
     }
     Ok(out)
+}
+
+/// Whether the sub-command so far is `run`, whose words after `--` belong to
+/// the command it runs (`broker run q -- grep -q x` must keep `-q`).
+fn runs_a_command(rest: &[String]) -> bool {
+    rest.iter()
+        .find(|w| !w.starts_with('-'))
+        .is_some_and(|c| c == "run")
 }
 
 /// Recognises `-d X`, `--dir X`, `-d=X`, `--dir=X` anywhere, and the attached
@@ -104,6 +118,19 @@ mod tests {
         let out = h(&["read", "q", "-d", "/tmp", "--all", "-q"]).unwrap();
         assert_eq!(out.globals, ["--dir=/tmp", "--quiet"]);
         assert_eq!(out.rest, ["read", "q", "--all"]);
+    }
+
+    #[test]
+    fn run_keeps_its_command_words() {
+        let out = h(&[
+            "-q", "run", "q", "-d", "/tmp", "--", "grep", "-q", "-d", "x",
+        ])
+        .unwrap();
+        assert_eq!(out.globals, ["--quiet", "--dir=/tmp"]);
+        assert_eq!(out.rest, ["run", "q", "--", "grep", "-q", "-d", "x"]);
+        // Elsewhere `--` is no barrier, as in the reference.
+        let out = h(&["write", "q", "--", "-q"]).unwrap();
+        assert_eq!(out.rest, ["write", "q", "--"]);
     }
 
     #[test]

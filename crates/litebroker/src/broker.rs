@@ -1,5 +1,6 @@
 //! [`Broker`]: a handle on one database and the operations that span queues.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -134,37 +135,22 @@ impl Broker {
         }
     }
 
-    /// Every queue that has rows, by name (byte order), with its leased and
-    /// delayed counts and settings.
+    /// Every queue that has rows or settings, by name (byte order), with its
+    /// leased and delayed counts and settings.
     pub fn list(&mut self) -> Result<Vec<QueueStats>> {
-        let counts = self.backend.queue_counts()?;
-        let mut deferred = self.backend.deferred_counts()?.into_iter().peekable();
-        let mut configs = self.backend.queue_configs()?.into_iter().peekable();
-        Ok(counts
-            .into_iter()
-            .map(|c| {
-                let mut stats = QueueStats {
-                    name: c.queue,
-                    pending: c.pending,
-                    total: c.total,
-                    leased: 0,
-                    delayed: 0,
-                    config: QueueConfig::default(),
-                };
-                // All three lists are sorted by name: merge them in one pass.
-                while let Some(d) = deferred.next_if(|d| d.queue <= stats.name) {
-                    if d.queue == stats.name {
-                        (stats.leased, stats.delayed) = (d.leased, d.delayed);
-                    }
-                }
-                while let Some((name, config)) = configs.next_if(|(n, _)| *n <= stats.name) {
-                    if name == stats.name {
-                        stats.config = config;
-                    }
-                }
-                stats
-            })
-            .collect())
+        let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
+        for c in self.backend.queue_counts()? {
+            let q = stats_entry(&mut queues, c.queue);
+            (q.pending, q.total) = (c.pending, c.total);
+        }
+        for d in self.backend.deferred_counts()? {
+            let q = stats_entry(&mut queues, d.queue);
+            (q.leased, q.delayed) = (d.leased, d.delayed);
+        }
+        for (name, config) in self.backend.queue_configs()? {
+            stats_entry(&mut queues, name).config = config;
+        }
+        Ok(queues.into_values().collect())
     }
 
     /// Every queue with delivery settings, by name.
@@ -323,6 +309,18 @@ impl Broker {
     pub fn last_timestamp(&mut self) -> Result<i64> {
         self.backend.last_id()
     }
+}
+
+/// The stats of queue `name`, zero until filled in.
+fn stats_entry(map: &mut BTreeMap<String, QueueStats>, name: String) -> &mut QueueStats {
+    map.entry(name.clone()).or_insert_with(|| QueueStats {
+        name,
+        pending: 0,
+        total: 0,
+        leased: 0,
+        delayed: 0,
+        config: QueueConfig::default(),
+    })
 }
 
 /// Refuses bodies over the 10 MiB limit.

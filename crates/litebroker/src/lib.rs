@@ -22,6 +22,7 @@ pub mod name;
 pub mod queue;
 pub mod timebound;
 pub mod watch;
+pub mod worker;
 
 pub use broker::{Broker, QueueStats, Status, VacuumReport};
 pub use config::Settings;

@@ -129,6 +129,27 @@ impl<'b> Queue<'b> {
         self.broker.backend().nack(&self.name, receipt, delay)
     }
 
+    /// Returns a delivery its consumer never started on: visible again in
+    /// place, its receive not counted.
+    pub fn give_back(&mut self, receipt: &Receipt) -> Result<()> {
+        self.broker
+            .backend()
+            .unlease(&self.name, std::slice::from_ref(receipt))
+    }
+
+    /// Moves a leased message to `dlq` now, with `reason` recorded.
+    pub fn dead_letter(&mut self, receipt: &Receipt, dlq: &str, reason: &str) -> Result<()> {
+        crate::name::validate_queue_name(dlq)?;
+        if dlq == self.name {
+            return Err(Error::QueueConfig(format!(
+                "queue '{dlq}' cannot be its own dead-letter queue"
+            )));
+        }
+        self.broker
+            .backend()
+            .dead_letter(&self.name, receipt, dlq, reason)
+    }
+
     /// Extends a live lease: it now expires `visibility` from now.
     pub fn extend(&mut self, receipt: &Receipt, visibility: Duration) -> Result<()> {
         check_visibility(Some(visibility))?;

@@ -12,7 +12,10 @@ pub fn run(ctx: &Ctx, args: &AliasArgs) -> Result<Outcome> {
     match &args.action {
         AliasAction::Add { alias, target } => {
             broker.alias_add(alias, target)?;
-            let has_rows = broker.list()?.iter().any(|q| &q.name == alias);
+            let has_rows = broker
+                .list()?
+                .iter()
+                .any(|q| &q.name == alias && q.total > 0);
             if has_rows {
                 eprintln!(
                     "broker: warning: Queue '{alias}' already exists with messages; \

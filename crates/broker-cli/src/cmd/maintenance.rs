@@ -53,15 +53,24 @@ pub fn vacuum(ctx: &Ctx, compact: bool) -> Result<Outcome> {
 pub fn status(ctx: &Ctx, json: bool) -> Result<Outcome> {
     let mut broker = ctx.open()?;
     let s = broker.status()?;
+    // Leased and delayed counts appear only when there are some, so a
+    // reference database reports exactly what the reference reports.
+    let extra = [
+        ("leased_messages", s.leased),
+        ("delayed_messages", s.delayed),
+    ];
+    let extra = extra.iter().filter(|(_, n)| *n > 0);
     if json {
+        let tail: String = extra.map(|(k, n)| format!(", \"{k}\": {n}")).collect();
         println!(
-            "{{\"total_messages\": {}, \"last_timestamp\": {}, \"db_size\": {}}}",
+            "{{\"total_messages\": {}, \"last_timestamp\": {}, \"db_size\": {}{tail}}}",
             s.total_messages, s.last_timestamp, s.db_size
         );
     } else {
         println!("total_messages: {}", s.total_messages);
         println!("last_timestamp: {}", s.last_timestamp);
         println!("db_size: {}", s.db_size);
+        extra.for_each(|(k, n)| println!("{k}: {n}"));
     }
     Ok(Outcome::Done)
 }

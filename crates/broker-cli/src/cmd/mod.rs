@@ -7,11 +7,15 @@ pub mod delete;
 pub mod dump;
 pub mod generate;
 pub mod init;
+pub mod lease;
 pub mod list;
 pub mod load;
 pub mod maintenance;
 pub mod move_cmd;
+pub mod queue_config;
 pub mod read;
+pub mod redrive;
+pub mod run;
 pub mod watch;
 pub mod write;
 

@@ -1,13 +1,15 @@
-//! `broker read|peek <queue> [--all] [--json] [-t] [-m ID] [--since TS] [--before TS]`
+//! `broker read|peek <queue> [--all] [--json] [-t] [-m ID] [--since TS] [--before TS]`,
+//! and `read`'s own `--lease [DURATION]` and `--max N`.
 
 use std::io::{BufWriter, Write};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use litebroker::delivery::{DeliveryError, Pacing};
+use litebroker::duration::parse_duration;
 use litebroker::Message;
 
 use super::{precheck_queue, selection_filter, Ctx};
-use crate::args::ReadArgs;
+use crate::args::{ReadArgs, ReadCmdArgs};
 use crate::exit::Outcome;
 use crate::output::{
     format_message, is_broken_pipe, raw_stdout, Format, NewlineWarning, RawStdout, StdoutSink,
@@ -16,31 +18,57 @@ use crate::output::{
 /// Messages held per transaction by `read --all`.
 const READ_BATCH: usize = 1000;
 
-/// `read`: delivers with custody, so a message that never reached stdout stays queued.
-pub fn read(ctx: &Ctx, args: &ReadArgs) -> Result<Outcome> {
+/// `read`: delivers with custody, so a message that never reached stdout
+/// stays queued. With `--lease`, delivers leases instead: each message stays
+/// in the queue, invisible, until acked, nacked or expired.
+pub fn read(ctx: &Ctx, cmd: &ReadCmdArgs) -> Result<Outcome> {
+    let args = &cmd.read;
     let Some(filter) = selection_filter(&args.select, args.all)? else {
         return Ok(Outcome::Nothing);
     };
     precheck_queue(&args.queue)?;
+    if cmd.max == Some(0) {
+        bail!("--max must be at least 1");
+    }
+    let lease = match cmd.lease.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(text) => Some(Some(parse_duration(text)?)),
+    };
     let mut broker = ctx.open()?;
     let queue = broker.resolve(&args.queue)?;
-    let mut sink = StdoutSink::new(format(args), warns_newlines(args));
-    let pacing = if args.all {
-        let ack_every = ctx.settings.read_commit_interval.unwrap_or(1) as usize;
-        Pacing {
-            max: None,
-            batch: READ_BATCH,
-            ack_every,
-        }
-    } else {
-        Pacing::single()
+    let many = args.all || cmd.max.is_some_and(|m| m > 1);
+    let mut sink = StdoutSink::new(format(args), warns_newlines(args) || many);
+    let pacing = pacing(ctx, args.all, cmd.max);
+    let mut q = broker.queue(&queue)?;
+    let delivered = match lease {
+        Some(visibility) => q.deliver_leased(&filter, pacing, visibility, &mut sink),
+        None => q.deliver(&filter, pacing, &mut sink),
     };
-    match broker.queue(&queue)?.deliver(&filter, pacing, &mut sink) {
+    match delivered {
         Ok(0) => Ok(Outcome::Nothing),
         Ok(_) => Ok(Outcome::Done),
         Err(DeliveryError::Sink(e)) if is_broken_pipe(&e) => Ok(Outcome::Done),
         Err(DeliveryError::Sink(e)) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
         Err(DeliveryError::Backend(e)) => Err(e.into()),
+    }
+}
+
+/// One message, all of them (`--all`, in batches), or up to `--max`.
+fn pacing(ctx: &Ctx, all: bool, max: Option<usize>) -> Pacing {
+    let ack_every = ctx.settings.read_commit_interval.unwrap_or(1) as usize;
+    match (all, max) {
+        (true, _) => Pacing {
+            max: None,
+            batch: READ_BATCH,
+            ack_every,
+        },
+        (false, Some(n)) => Pacing {
+            max: Some(n),
+            batch: n.min(READ_BATCH),
+            ack_every,
+        },
+        (false, None) => Pacing::single(),
     }
 }
 

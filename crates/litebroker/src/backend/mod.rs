@@ -188,6 +188,16 @@ pub trait Backend: Send {
         delay: Option<Duration>,
     ) -> Result<NackOutcome>;
 
+    /// Moves a leased message to `dlq` now, recording `reason` (a consumer's
+    /// own retry limit, e.g. `broker run --max-receives`).
+    fn dead_letter(
+        &mut self,
+        queue: &str,
+        receipt: &Receipt,
+        dlq: &str,
+        reason: &str,
+    ) -> Result<()>;
+
     /// Gives back deliveries that never reached their consumer: visible again
     /// in place, their receives not counted.
     fn unlease(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()>;

@@ -12,7 +12,7 @@ pub mod wake;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use thread::{HandlerSink, WatcherThread};
 
@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::message::Filter;
 use crate::name::validate_queue_name;
 use crate::{Broker, Settings};
-use wake::{Hint, Schedule};
+use wake::Waiter;
 
 /// What a watcher does with the messages it sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,41 +163,32 @@ impl Watcher {
     /// Watches until stopped or the sink fails, on the current thread.
     pub fn run<S: Sink>(&self, sink: &mut S) -> std::result::Result<(), WatchError<S::Error>> {
         let mut broker = Broker::open(&self.db, &self.settings)?;
-        let hint = Hint::new(&self.db);
-        let schedule = Schedule::from_settings(&self.settings);
+        let mut waiter = Waiter::new(&self.db, &self.settings, broker.backend())?;
         let mut marks = vec![self.since.unwrap_or(0); self.queues.len()];
-        let mut version = broker.backend().data_version()?;
-        let mut idle = 0;
         while !self.stop.is_stopped() {
             if self.drain_all(&mut broker, &mut marks, sink)? > 0 {
-                idle = 0;
+                waiter.activity();
                 continue;
             }
-            let last_scan = Instant::now();
-            loop {
-                // Clear stale hints, then look: a write after this look sends a fresh hint.
-                if let Some(h) = &hint {
-                    h.clear();
-                }
-                let now = broker.backend().data_version()?;
-                if now != version {
-                    version = now;
-                    break;
-                }
-                if self.stop.is_stopped() || last_scan.elapsed() >= RESCAN_EVERY {
-                    break;
-                }
-                let pause = schedule.delay(idle);
-                idle += 1;
-                match &hint {
-                    Some(h) if idle > schedule.initial_checks => {
-                        h.wait(pause);
-                    }
-                    _ => std::thread::sleep(pause),
-                }
-            }
+            let longest = self.until_next_due(&mut broker)?.min(RESCAN_EVERY);
+            waiter.wait(broker.backend(), &self.stop, longest)?;
         }
         Ok(())
+    }
+
+    /// How long until a leased or delayed message of a watched queue becomes
+    /// visible by itself (no commit announces that).
+    fn until_next_due(&self, broker: &mut Broker) -> Result<Duration> {
+        let now = broker.clock().now_ns();
+        let mut soonest = None::<i64>;
+        for q in &self.queues {
+            if let Some(at) = broker.backend().next_visible_at(q)? {
+                soonest = Some(soonest.map_or(at, |s| s.min(at)));
+            }
+        }
+        Ok(soonest.map_or(Duration::MAX, |at| {
+            Duration::from_nanos(at.saturating_sub(now).max(0) as u64)
+        }))
     }
 
     /// One pass over every queue; returns how many messages were handled.

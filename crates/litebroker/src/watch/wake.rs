@@ -11,11 +11,75 @@
 
 use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
+use super::StopHandle;
+use crate::backend::Backend;
 use crate::config::Settings;
+use crate::error::Result;
+
+/// Waits for another connection to commit, the cheap way: `data_version`
+/// decides, the [`Schedule`] paces the checks, and a [`Hint`] (when the
+/// platform has one) lets the wait sleep until a file changes.
+pub struct Waiter {
+    hint: Option<Hint>,
+    schedule: Schedule,
+    version: i64,
+    idle: u64,
+}
+
+impl Waiter {
+    /// A waiter for database `db`, starting from its current version.
+    pub fn new(db: &Path, settings: &Settings, backend: &mut dyn Backend) -> Result<Self> {
+        Ok(Waiter {
+            hint: Hint::new(db),
+            schedule: Schedule::from_settings(settings),
+            version: backend.data_version()?,
+            idle: 0,
+        })
+    }
+
+    /// Something was found: the next waits start with quick checks again.
+    pub fn activity(&mut self) {
+        self.idle = 0;
+    }
+
+    /// Returns once another connection has committed, `stop` is asked, or
+    /// `longest` has passed, whichever comes first.
+    pub fn wait(
+        &mut self,
+        backend: &mut dyn Backend,
+        stop: &StopHandle,
+        longest: Duration,
+    ) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            // Clear stale hints, then look: a write after this look sends a fresh hint.
+            if let Some(h) = &self.hint {
+                h.clear();
+            }
+            let now = backend.data_version()?;
+            if now != self.version {
+                self.version = now;
+                return Ok(());
+            }
+            let left = longest.saturating_sub(started.elapsed());
+            if stop.is_stopped() || left.is_zero() {
+                return Ok(());
+            }
+            let pause = self.schedule.delay(self.idle).min(left);
+            self.idle += 1;
+            match &self.hint {
+                Some(h) if self.idle > self.schedule.initial_checks => {
+                    h.wait(pause);
+                }
+                _ => std::thread::sleep(pause),
+            }
+        }
+    }
+}
 
 /// The polling schedule, from the `BROKER_*` watcher settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

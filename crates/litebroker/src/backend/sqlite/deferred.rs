@@ -208,6 +208,18 @@ pub fn nack(
     }
 }
 
+/// Moves the message `receipt` leases to `dlq` at once, recording `reason`.
+pub fn dead_letter_lease(
+    conn: &Connection,
+    queue: &str,
+    receipt: &Receipt,
+    dlq: &str,
+    reason: &str,
+) -> Result<()> {
+    let (seq, _) = find_lease(conn, queue, receipt)?;
+    dead_letter(conn, seq, queue, dlq, reason)
+}
+
 /// Returns deliveries that never reached their consumer (output failed):
 /// visible again in place, their receive not counted.
 pub fn unlease(conn: &Connection, queue: &str, receipt: &Receipt) -> Result<()> {

@@ -431,6 +431,16 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn dead_letter(
+        &mut self,
+        queue: &str,
+        receipt: &Receipt,
+        dlq: &str,
+        reason: &str,
+    ) -> Result<()> {
+        self.immediate(|c| deferred::dead_letter_lease(c, queue, receipt, dlq, reason))
+    }
+
     fn unlease(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()> {
         self.immediate(|c| {
             receipts
