@@ -21,6 +21,7 @@ pub mod message;
 pub mod name;
 pub mod queue;
 pub mod timebound;
+pub mod topic;
 pub mod watch;
 pub mod worker;
 
