@@ -92,6 +92,11 @@ impl Broker {
         }
     }
 
+    /// The database file, when the broker was opened on one.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.path.clone()
+    }
+
     /// The settings this broker was opened with.
     pub fn settings(&self) -> &Settings {
         &self.settings

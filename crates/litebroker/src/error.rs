@@ -28,6 +28,14 @@ pub enum Error {
     #[error(transparent)]
     Header(#[from] crate::headers::HeaderError),
 
+    /// A topic name or subscription pattern broke the naming rules.
+    #[error(transparent)]
+    Topic(#[from] crate::topic::TopicError),
+
+    /// A subscription operation was refused (name taken, unknown subscription).
+    #[error("{0}")]
+    Subscription(String),
+
     /// A lease receipt was malformed, unknown or stale.
     #[error(transparent)]
     Receipt(#[from] crate::lease::ReceiptError),

@@ -2,6 +2,7 @@
 
 use crate::headers::Headers;
 use crate::lease::{DeadLetter, Receipt};
+use crate::pubsub::Origin;
 
 /// One stored message, as a reader receives it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,6 +22,8 @@ pub struct Message {
     pub receipt: Option<Receipt>,
     /// Set when the message was moved to a dead-letter queue.
     pub dead_letter: Option<DeadLetter>,
+    /// Set when it reached this queue through a subscription: topic and offset.
+    pub origin: Option<Origin>,
 }
 
 impl Message {

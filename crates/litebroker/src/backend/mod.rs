@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::error::Result;
 use crate::lease::{NackOutcome, QueueConfig, Receipt, ReceiptError};
 use crate::message::{Filter, Message, Outgoing, QueuedMessage};
+use crate::pubsub::{NewSubscription, Published, Retention, SubscriptionInfo, TopicInfo};
 
 /// An inclusive range of storage positions ([`Message::seq`]).
 pub type SeqRange = std::ops::RangeInclusive<i64>;
@@ -223,4 +224,28 @@ pub trait Backend: Send {
 
     /// When the next leased or delayed message of `queue` becomes visible (Unix ns).
     fn next_visible_at(&mut self, queue: &str) -> Result<Option<i64>>;
+
+    /// Appends `batch` to `topic`'s log and copies each message into every
+    /// subscription whose pattern matches, in one transaction.
+    fn publish(&mut self, topic: &str, batch: &[Outgoing<'_>]) -> Result<Vec<Published>>;
+
+    /// Creates a subscription (refused if the name is taken by a subscription
+    /// or a queue) and replays the retained log from its start position into
+    /// it, in one transaction. Returns how many messages were replayed.
+    fn create_subscription(&mut self, sub: &NewSubscription<'_>) -> Result<u64>;
+
+    /// Removes a subscription and its pending messages; false if none.
+    fn delete_subscription(&mut self, name: &str) -> Result<bool>;
+
+    /// Every subscription, by name (stale ephemeral ones are removed first).
+    fn subscriptions(&mut self) -> Result<Vec<SubscriptionInfo>>;
+
+    /// Every topic, by name.
+    fn topics(&mut self) -> Result<Vec<TopicInfo>>;
+
+    /// Sets (or with an unbounded retention, removes) the retention of a topic or pattern.
+    fn set_retention(&mut self, pattern: &str, retention: &Retention) -> Result<()>;
+
+    /// Records that an ephemeral subscription's consumer is alive.
+    fn touch_subscription(&mut self, name: &str) -> Result<()>;
 }

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::headers::Headers;
 use crate::lease::{random_nonce, DeadLetter, NackOutcome, QueueConfig, Receipt, ReceiptError};
 use crate::message::{Filter, Message};
+use crate::pubsub::Origin;
 
 /// Whether any deferred message is due at `now` (one indexed probe).
 pub fn has_due(conn: &Connection, now: i64) -> Result<bool> {
@@ -89,15 +90,22 @@ pub fn lease(
     let mut upsert = conn.prepare_cached(
         "INSERT INTO lb_message_ext (msg, receives, visible_at, receipt) VALUES (?1, 1, ?2, ?3) \
          ON CONFLICT(msg) DO UPDATE SET receives = receives + 1, visible_at = ?2, receipt = ?3 \
-         RETURNING receives, headers, dead_source, dead_reason",
+         RETURNING receives, headers, dead_source, dead_reason, topic, topic_offset",
     )?;
     for msg in &mut taken {
         let nonce = random_nonce();
-        let (receives, headers, source, reason): (i64, Option<String>, _, _) = upsert
+        let (receives, headers, source, reason, origin): (i64, Option<String>, _, _, _) = upsert
             .query_row(params![msg.seq, until, nonce as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    (r.get(4)?, r.get(5)?),
+                ))
             })?;
         set_ext(msg, headers, receives, source, reason);
+        msg.origin = origin_of(origin);
         msg.receipt = Some(Receipt {
             id: msg.id,
             receives: msg.receives,
@@ -131,6 +139,13 @@ struct LeaseRow {
     claimed: i64,
     receives: Option<i64>,
     nonce: Option<i64>,
+}
+
+fn origin_of((topic, offset): (Option<String>, Option<i64>)) -> Option<Origin> {
+    Some(Origin {
+        topic: topic?,
+        offset: offset?,
+    })
 }
 
 /// The storage position and receive count of the message `receipt` leases in `queue`.
@@ -271,16 +286,19 @@ pub fn load_ext(conn: &Connection, messages: &mut [Message]) -> Result<()> {
         return Ok(());
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT headers, receives, dead_source, dead_reason FROM lb_message_ext WHERE msg = ?1",
+        "SELECT headers, receives, dead_source, dead_reason, topic, topic_offset \
+         FROM lb_message_ext WHERE msg = ?1",
     )?;
     for msg in messages {
         let row = stmt
             .query_row([msg.seq], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                let origin: (Option<String>, Option<i64>) = (r.get(4)?, r.get(5)?);
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, origin))
             })
             .optional()?;
-        if let Some((headers, receives, source, reason)) = row {
+        if let Some((headers, receives, source, reason, origin)) = row {
             set_ext(msg, headers, receives, source, reason);
+            msg.origin = origin_of(origin);
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ mod deferred;
 mod holders;
 mod messages;
 mod open;
+mod pubsub;
 pub mod retry;
 pub mod schema;
 mod select;
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::holder::ProcessIdentity;
 use crate::lease::{NackOutcome, QueueConfig, Receipt, ReceiptError};
 use crate::message::{Filter, Message, Outgoing, QueuedMessage};
+use crate::pubsub::{NewSubscription, Published, Retention, SubscriptionInfo, TopicInfo};
 
 pub use open::{check_header, is_broker_database};
 
@@ -107,10 +109,17 @@ impl SqliteBackend {
 
     /// A write that repairs a lagging id high-water mark once on a unique-id conflict.
     fn write_ids(&self, queue: &str, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {
-        match self.immediate(|c| messages::write(c, queue, batch)) {
+        self.write_retrying_ids(|c| messages::write(c, queue, batch))
+    }
+
+    /// Runs a transaction that allocates ids; on a unique-id conflict (a
+    /// lagging `meta.last_ts`, as the reference can leave it) repairs the
+    /// high-water mark once and tries again.
+    fn write_retrying_ids<T>(&self, mut body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
+        match self.immediate(&mut body) {
             Err(e) if is_unique_violation(&e) => {
                 self.immediate(messages::repair_last_id)?;
-                self.immediate(|c| messages::write(c, queue, batch))
+                self.immediate(body)
             }
             other => other,
         }
@@ -489,6 +498,40 @@ impl Backend for SqliteBackend {
 
     fn next_visible_at(&mut self, queue: &str) -> Result<Option<i64>> {
         deferred::next_visible_at(&self.conn, queue)
+    }
+
+    fn publish(&mut self, topic: &str, batch: &[Outgoing<'_>]) -> Result<Vec<Published>> {
+        let (me, _, now) = self.prepare_take();
+        self.write_retrying_ids(|c| pubsub::publish(c, topic, batch, &me, now))
+    }
+
+    fn create_subscription(&mut self, sub: &NewSubscription<'_>) -> Result<u64> {
+        let (me, _, now) = self.prepare_take();
+        self.write_retrying_ids(|c| pubsub::create_subscription(c, sub, &me, now))
+    }
+
+    fn delete_subscription(&mut self, name: &str) -> Result<bool> {
+        self.immediate(|c| pubsub::delete_subscription(c, name))
+    }
+
+    fn subscriptions(&mut self) -> Result<Vec<SubscriptionInfo>> {
+        let (me, _, now) = self.prepare_take();
+        self.immediate(|c| pubsub::reap(c, &me, now))?;
+        pubsub::subscriptions(&self.conn)
+    }
+
+    fn topics(&mut self) -> Result<Vec<TopicInfo>> {
+        pubsub::topics(&self.conn)
+    }
+
+    fn set_retention(&mut self, pattern: &str, retention: &Retention) -> Result<()> {
+        let now = self.now();
+        self.immediate(|c| pubsub::set_retention(c, pattern, retention, now))
+    }
+
+    fn touch_subscription(&mut self, name: &str) -> Result<()> {
+        let now = self.now();
+        self.immediate(|c| pubsub::touch(c, name, now))
     }
 }
 

@@ -33,6 +33,11 @@ pub const REQUIRED_OBJECTS: &[&str] = &[
     "lb_message_ext",
     "idx_lb_message_ext_visible",
     "lb_queue_config",
+    "lb_topics",
+    "lb_topic_log",
+    "idx_lb_topic_log_offset",
+    "lb_subscriptions",
+    "lb_topic_config",
 ];
 
 /// The reference's tables and indexes, exactly as it creates them.
@@ -81,6 +86,12 @@ pub const TS_UNIQUE_INDEX: &str =
 ///
 /// `lb_queue_config`: per-queue visibility timeout, maximum receives and
 /// dead-letter queue.
+///
+/// `lb_topics`, `lb_topic_log`: each topic's next offset and its retained log
+/// (keyed by the published message's id, so the log reads in publish order).
+/// `lb_subscriptions`: durable and ephemeral subscriptions (an ephemeral one
+/// records its owner process and when it was last touched).
+/// `lb_topic_config`: retention per topic or pattern.
 pub const LITEBROKER_DDL: &str = "
 CREATE TABLE IF NOT EXISTS lb_holders (
     token INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,7 +108,9 @@ CREATE TABLE IF NOT EXISTS lb_message_ext (
     visible_at INTEGER,
     receipt INTEGER,
     dead_source TEXT,
-    dead_reason TEXT
+    dead_reason TEXT,
+    topic TEXT,
+    topic_offset INTEGER
 );
 CREATE INDEX IF NOT EXISTS idx_lb_message_ext_visible
     ON lb_message_ext(visible_at) WHERE visible_at IS NOT NULL;
@@ -106,5 +119,34 @@ CREATE TABLE IF NOT EXISTS lb_queue_config (
     visibility_ns INTEGER,
     max_receives INTEGER,
     dead_letter TEXT
+);
+CREATE TABLE IF NOT EXISTS lb_topics (
+    topic TEXT PRIMARY KEY,
+    next_offset INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lb_topic_log (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    topic_offset INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    headers TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_lb_topic_log_offset ON lb_topic_log(topic, topic_offset);
+CREATE TABLE IF NOT EXISTS lb_subscriptions (
+    name TEXT PRIMARY KEY,
+    pattern TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    touched_ns INTEGER NOT NULL,
+    expire_ns INTEGER,
+    pid INTEGER,
+    start_time INTEGER,
+    boot_id TEXT,
+    host TEXT
+);
+CREATE TABLE IF NOT EXISTS lb_topic_config (
+    pattern TEXT PRIMARY KEY,
+    retain_count INTEGER,
+    retain_ns INTEGER
 );
 ";

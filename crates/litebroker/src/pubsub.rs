@@ -1,0 +1,488 @@
+//! Publish/subscribe on the same database and the same message model.
+//!
+//! A topic keeps a log of what was published to it (offsets per topic,
+//! gap-free, bounded by an optional retention). A subscription is a durable
+//! queue fed by a topic pattern: `publish` stores the message in the topic's
+//! log and puts one copy into every subscription whose pattern matches, in one
+//! transaction. Because a subscription *is* a queue, every consumer tool
+//! (read, peek, watch, leases, `run`) works on it unchanged; several
+//! consumers on one subscription form a consumer group (each message goes to
+//! one of them), and several subscriptions on one topic each get every message.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+use crate::error::{Error, Result};
+use crate::headers::{HeaderValue, Headers};
+use crate::message::{Filter, Message, Outgoing};
+use crate::watch::{HandlerSink, Mode, StopHandle, WatchError, Watcher};
+use crate::{Broker, Settings};
+
+/// Where a message came from when it was delivered through a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The topic it was published to.
+    pub topic: String,
+    /// Its offset in that topic's log.
+    pub offset: i64,
+}
+
+/// What one `publish` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The id of the message in the topic log.
+    pub id: i64,
+    /// Its offset in the topic.
+    pub offset: i64,
+    /// How many subscriptions received a copy.
+    pub delivered: usize,
+}
+
+/// Where a new subscription starts reading the topic log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// Only messages published from now on (the default).
+    Latest,
+    /// Everything the log still retains.
+    Earliest,
+    /// Every retained message at or after this offset, in each matching topic.
+    Offset(i64),
+    /// Every retained message published after this time bound (an id).
+    After(i64),
+}
+
+impl StartFrom {
+    /// `earliest`, `latest`, a plain offset (`42`), or a time bound in any
+    /// `--since` format that is not a plain small number (`2024-01-15`,
+    /// `1705329000s`, a 19-digit id).
+    pub fn parse(text: &str) -> Result<Self> {
+        let t = text.trim();
+        match t {
+            "earliest" => return Ok(StartFrom::Earliest),
+            "latest" => return Ok(StartFrom::Latest),
+            _ => {}
+        }
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = t.parse::<i64>() {
+                if n < 1 << 44 {
+                    return Ok(StartFrom::Offset(n));
+                }
+            }
+        }
+        Ok(StartFrom::After(crate::timebound::parse_time_bound(t)?))
+    }
+}
+
+/// How much of a topic's log is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many messages.
+    pub max_count: Option<u64>,
+    /// Keep messages younger than this.
+    pub max_age: Option<Duration>,
+}
+
+impl Retention {
+    /// A count (`1000`) or a duration (`7d`, `12h`).
+    pub fn parse(text: &str) -> Result<Self> {
+        let t = text.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            let n = t
+                .parse()
+                .map_err(|_| Error::InvalidRequest(format!("retention count too large: {t}")))?;
+            return Ok(Retention {
+                max_count: Some(n),
+                max_age: None,
+            });
+        }
+        Ok(Retention {
+            max_count: None,
+            max_age: Some(parse_duration(t)?),
+        })
+    }
+
+    /// Whether the log is kept whole.
+    pub fn is_unbounded(&self) -> bool {
+        self.max_count.is_none() && self.max_age.is_none()
+    }
+
+    /// The stricter of two retentions, bound by bound.
+    pub fn tightest(self, other: Retention) -> Retention {
+        fn min<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        Retention {
+            max_count: min(self.max_count, other.max_count),
+            max_age: min(self.max_age, other.max_age),
+        }
+    }
+}
+
+/// A subscription to create.
+#[derive(Debug, Clone)]
+pub struct NewSubscription<'a> {
+    /// Its name, which is also the name of its queue.
+    pub name: &'a str,
+    /// The topic pattern it follows.
+    pub pattern: &'a str,
+    /// Where it starts in the topic log.
+    pub from: StartFrom,
+    /// For a listener's private subscription: removed when its owner process
+    /// has died, or when nobody touched it for this long.
+    pub ephemeral: Option<Duration>,
+}
+
+/// A subscription as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    /// Name (and queue name).
+    pub name: String,
+    /// Topic pattern.
+    pub pattern: String,
+    /// Whether it belongs to a listener and goes away with it.
+    pub ephemeral: bool,
+    /// Messages waiting to be read.
+    pub depth: u64,
+    /// Per topic, the offset of the oldest message not yet read (consumers'
+    /// position); topics with nothing pending are caught up and not listed.
+    pub next_offsets: Vec<(String, i64)>,
+}
+
+/// A topic as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub topic: String,
+    /// Messages still in its log.
+    pub retained: u64,
+    /// The oldest retained offset, if any.
+    pub first_offset: Option<i64>,
+    /// The offset the next publish gets (= how many were ever published).
+    pub next_offset: i64,
+    /// The retention in force.
+    pub retention: Retention,
+}
+
+/// The header carrying the topic a reply must be published to.
+pub const REPLY_TO: &str = "reply-to";
+/// The header matching a reply to its request.
+pub const CORRELATION_ID: &str = "correlation-id";
+
+impl Broker {
+    /// Publishes `body` to `topic`: stored in the topic log and copied to
+    /// every matching subscription, in one transaction.
+    pub fn publish(&mut self, topic: &str, body: &str, headers: &Headers) -> Result<Published> {
+        let msg = Outgoing {
+            body,
+            headers: Some(headers),
+            visible_at: None,
+        };
+        Ok(self.publish_batch(topic, &[msg])?[0])
+    }
+
+    /// Publishes several messages to one topic in one transaction.
+    pub fn publish_batch(&mut self, topic: &str, batch: &[Outgoing<'_>]) -> Result<Vec<Published>> {
+        crate::topic::validate_topic(topic)?;
+        batch
+            .iter()
+            .try_for_each(|m| crate::broker::check_size(m.body))?;
+        self.backend().publish(topic, batch)
+    }
+
+    /// Creates a durable subscription; returns how many retained messages it
+    /// replayed into its queue.
+    pub fn create_subscription(&mut self, sub: &NewSubscription<'_>) -> Result<u64> {
+        crate::name::validate_queue_name(sub.name)?;
+        crate::topic::validate_pattern(sub.pattern)?;
+        self.backend().create_subscription(sub)
+    }
+
+    /// Removes a subscription and its pending messages; false if there was none.
+    pub fn delete_subscription(&mut self, name: &str) -> Result<bool> {
+        crate::name::validate_queue_name(name)?;
+        self.backend().delete_subscription(name)
+    }
+
+    /// Every subscription, by name.
+    pub fn subscriptions(&mut self) -> Result<Vec<SubscriptionInfo>> {
+        self.backend().subscriptions()
+    }
+
+    /// Every topic ever published to, by name.
+    pub fn topics(&mut self) -> Result<Vec<TopicInfo>> {
+        self.backend().topics()
+    }
+
+    /// Bounds the logs of the topics `pattern` matches (a topic or a
+    /// pattern); an unbounded retention removes the setting.
+    pub fn set_retention(&mut self, pattern: &str, retention: &Retention) -> Result<()> {
+        crate::topic::validate_pattern(pattern)?;
+        self.backend().set_retention(pattern, retention)
+    }
+
+    /// Publishes a request with `reply-to` and `correlation-id` headers and
+    /// waits up to `timeout` for the first reply; `None` on timeout.
+    pub fn request(
+        &mut self,
+        topic: &str,
+        body: &str,
+        headers: &Headers,
+        timeout: Duration,
+    ) -> Result<Option<Message>> {
+        crate::topic::validate_topic(topic)?;
+        let db = self
+            .path()
+            .ok_or_else(|| Error::InvalidRequest("request needs a database file".into()))?;
+        let token = format!("{:016x}", crate::lease::random_nonce());
+        let reply_topic = format!("reply.{}-{token}", std::process::id());
+        let inbox = format!("lb.reply.{}-{token}", std::process::id());
+        let mut sub =
+            Subscription::create_ephemeral(&db, self.settings(), &inbox, &reply_topic, timeout)?;
+        let mut request_headers = headers.clone();
+        request_headers.insert(REPLY_TO, HeaderValue::Str(reply_topic))?;
+        request_headers.insert(CORRELATION_ID, HeaderValue::Str(token.clone()))?;
+        self.publish(topic, body, &request_headers)?;
+        let reply = sub.next_matching(timeout, |m| {
+            m.headers.get_str(CORRELATION_ID) == Some(&token)
+        });
+        let deleted = sub.delete();
+        let reply = reply?;
+        deleted?;
+        Ok(reply)
+    }
+
+    /// Answers `request` (a message that carries `reply-to` and
+    /// `correlation-id`) with `body`.
+    pub fn reply(&mut self, request: &Message, body: &str, headers: &Headers) -> Result<Published> {
+        let to = request
+            .headers
+            .get_str(REPLY_TO)
+            .ok_or_else(|| Error::InvalidRequest("the request has no 'reply-to' header".into()))?;
+        let mut reply_headers = headers.clone();
+        if let Some(HeaderValue::Str(id)) = request.headers.get(CORRELATION_ID) {
+            reply_headers.insert(CORRELATION_ID, HeaderValue::Str(id.clone()))?;
+        }
+        let to = to.to_owned();
+        self.publish(&to, body, &reply_headers)
+    }
+}
+
+/// A handle on one subscription, with its own connection.
+pub struct Subscription {
+    broker: Broker,
+    db: PathBuf,
+    settings: Settings,
+    name: String,
+}
+
+impl Subscription {
+    /// Creates a durable subscription `name` following `pattern`.
+    pub fn create(
+        db: &Path,
+        settings: &Settings,
+        name: &str,
+        pattern: &str,
+        from: StartFrom,
+    ) -> Result<Self> {
+        let mut broker = Broker::open(db, settings)?;
+        broker.create_subscription(&NewSubscription {
+            name,
+            pattern,
+            from,
+            ephemeral: None,
+        })?;
+        Self::with(broker, db, settings, name)
+    }
+
+    /// Creates a private subscription that goes away with this process (or
+    /// after `expire` untouched, if the process cannot be seen).
+    pub fn create_ephemeral(
+        db: &Path,
+        settings: &Settings,
+        name: &str,
+        pattern: &str,
+        expire: Duration,
+    ) -> Result<Self> {
+        let mut broker = Broker::open(db, settings)?;
+        broker.create_subscription(&NewSubscription {
+            name,
+            pattern,
+            from: StartFrom::Latest,
+            ephemeral: Some(expire.max(Duration::from_secs(1))),
+        })?;
+        Self::with(broker, db, settings, name)
+    }
+
+    /// Opens an existing subscription.
+    pub fn open(db: &Path, settings: &Settings, name: &str) -> Result<Self> {
+        let mut broker = Broker::open(db, settings)?;
+        if !broker.subscriptions()?.iter().any(|s| s.name == name) {
+            return Err(Error::InvalidRequest(format!(
+                "no subscription named '{name}'"
+            )));
+        }
+        Self::with(broker, db, settings, name)
+    }
+
+    fn with(broker: Broker, db: &Path, settings: &Settings, name: &str) -> Result<Self> {
+        Ok(Subscription {
+            broker,
+            db: db.to_path_buf(),
+            settings: settings.clone(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// The subscription's name (also its queue's).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The next message, consumed; `None` if nothing is waiting (never blocks).
+    pub fn fetch(&mut self) -> Result<Option<Message>> {
+        let name = self.name.clone();
+        self.broker.queue(&name)?.read()
+    }
+
+    /// Calls `handler` for each message as it arrives, until `timeout` (if
+    /// any) passes or `stop` is asked. A handler error leaves its message in
+    /// the subscription and stops; it is returned.
+    pub fn subscribe<E>(
+        &mut self,
+        handler: impl FnMut(&Message) -> std::result::Result<(), E>,
+        timeout: Option<Duration>,
+        stop: StopHandle,
+    ) -> Result<std::result::Result<(), E>> {
+        let watcher = Watcher::new(&self.db, &self.name, Mode::Consume, &self.settings)?
+            .with_stop(stop.clone());
+        let _timer = timeout.map(|t| StopTimer::start(stop.clone(), t));
+        match watcher.run(&mut HandlerSink::new(handler)) {
+            Ok(()) => Ok(Ok(())),
+            Err(WatchError::Sink(failure)) => Ok(Err(failure.error)),
+            Err(WatchError::Backend(e)) => Err(e),
+        }
+    }
+
+    /// Waits up to `timeout` for a message passing `accept`; others are consumed and dropped.
+    fn next_matching(
+        &mut self,
+        timeout: Duration,
+        accept: impl Fn(&Message) -> bool,
+    ) -> Result<Option<Message>> {
+        let stop = StopHandle::new();
+        let mut found = None;
+        let done = stop.clone();
+        self.subscribe(
+            |m| {
+                if accept(m) {
+                    found = Some(m.clone());
+                    done.stop();
+                }
+                Ok::<(), ()>(())
+            },
+            Some(timeout),
+            stop,
+        )?
+        .ok();
+        Ok(found)
+    }
+
+    /// Removes the subscription and what it still holds.
+    pub fn delete(mut self) -> Result<()> {
+        let name = self.name.clone();
+        self.broker.delete_subscription(&name).map(|_| ())
+    }
+
+    /// Marks the subscription as alive (ephemeral subscriptions expire when untouched).
+    pub fn touch(&mut self) -> Result<()> {
+        let name = self.name.clone();
+        self.broker.backend().touch_subscription(&name)
+    }
+
+    /// Messages waiting, without consuming them.
+    pub fn depth(&mut self) -> Result<usize> {
+        let name = self.name.clone();
+        self.broker
+            .queue(&name)?
+            .peek_each(&Filter::all(), |_| Ok(()))
+    }
+}
+
+/// Calls `stop` after a delay unless dropped first.
+pub struct StopTimer {
+    cancel: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StopTimer {
+    /// Stops `stop` after `after`.
+    pub fn start(stop: StopHandle, after: Duration) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(after) {
+                stop.stop();
+            }
+        });
+        StopTimer {
+            cancel: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StopTimer {
+    fn drop(&mut self) {
+        drop(self.cancel.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_positions() {
+        assert_eq!(StartFrom::parse("earliest").unwrap(), StartFrom::Earliest);
+        assert_eq!(StartFrom::parse("latest").unwrap(), StartFrom::Latest);
+        assert_eq!(StartFrom::parse("42").unwrap(), StartFrom::Offset(42));
+        assert_eq!(StartFrom::parse("0").unwrap(), StartFrom::Offset(0));
+        assert!(matches!(
+            StartFrom::parse("2024-01-15").unwrap(),
+            StartFrom::After(_)
+        ));
+        assert!(matches!(
+            StartFrom::parse("1705329000s").unwrap(),
+            StartFrom::After(_)
+        ));
+        assert!(matches!(
+            StartFrom::parse("1837025672140161024").unwrap(),
+            StartFrom::After(1837025672140161024)
+        ));
+        for bad in ["", "soon", "-1", "1e5"] {
+            assert!(StartFrom::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retention_parsing_and_tightest() {
+        let count = Retention::parse("1000").unwrap();
+        assert_eq!(count.max_count, Some(1000));
+        let age = Retention::parse("7d").unwrap();
+        assert_eq!(age.max_age, Some(Duration::from_secs(7 * 86400)));
+        assert!(Retention::parse("forever").is_err());
+        assert!(Retention::parse("-5").is_err());
+        let both = count
+            .tightest(age)
+            .tightest(Retention::parse("10").unwrap());
+        assert_eq!(both.max_count, Some(10));
+        assert_eq!(both.max_age, Some(Duration::from_secs(7 * 86400)));
+        assert!(Retention::default().is_unbounded());
+    }
+}

@@ -1,0 +1,345 @@
+//! Publish/subscribe through the library on a real database file: fan-out,
+//! offsets, consumer groups, replay, retention, request/reply, bad input.
+
+use std::path::Path;
+use std::time::Duration;
+
+use litebroker::message::Filter;
+use litebroker::pubsub::{NewSubscription, Retention, StartFrom};
+use litebroker::watch::StopHandle;
+use litebroker::{Broker, Error, Headers, Settings, Subscription};
+
+fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(".broker.db");
+    (dir, db)
+}
+
+fn open(path: &Path) -> Broker {
+    Broker::open(path, &Settings::default()).unwrap()
+}
+
+fn subscribe(b: &mut Broker, name: &str, pattern: &str, from: StartFrom) -> u64 {
+    b.create_subscription(&NewSubscription {
+        name,
+        pattern,
+        from,
+        ephemeral: None,
+    })
+    .unwrap()
+}
+
+fn drain(b: &mut Broker, queue: &str) -> Vec<String> {
+    let mut q = b.queue(queue).unwrap();
+    q.read_many(&Filter::all(), usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
+}
+
+fn publish(b: &mut Broker, topic: &str, body: &str) -> litebroker::Published {
+    b.publish(topic, body, &Headers::new()).unwrap()
+}
+
+#[test]
+fn fan_out_follows_patterns_and_offsets_are_per_topic_and_gap_free() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    subscribe(&mut b, "all-news", "news.+", StartFrom::Latest);
+    subscribe(&mut b, "one-level", "news.=", StartFrom::Latest);
+    subscribe(&mut b, "sports", "news.sports", StartFrom::Latest);
+    subscribe(&mut b, "errors", "logs.=.error", StartFrom::Latest);
+    let p = publish(&mut b, "news.sports", "goal");
+    assert_eq!((p.offset, p.delivered), (0, 3));
+    assert_eq!(publish(&mut b, "news.sports.football", "deep").delivered, 1);
+    assert_eq!(publish(&mut b, "news.tech", "chip").delivered, 2);
+    assert_eq!(publish(&mut b, "logs.api.error", "boom").delivered, 1);
+    assert_eq!(publish(&mut b, "weather", "rain").delivered, 0);
+    let second = publish(&mut b, "news.sports", "again");
+    assert_eq!(second.offset, 1, "offsets count per topic");
+    assert_eq!(drain(&mut b, "all-news"), ["goal", "deep", "chip", "again"]);
+    assert_eq!(drain(&mut b, "one-level"), ["goal", "chip", "again"]);
+    assert_eq!(drain(&mut b, "sports"), ["goal", "again"]);
+    assert_eq!(drain(&mut b, "errors"), ["boom"]);
+    let topics = b.topics().unwrap();
+    let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "logs.api.error",
+            "news.sports",
+            "news.sports.football",
+            "news.tech",
+            "weather"
+        ]
+    );
+    let sports = &topics[1];
+    assert_eq!(
+        (sports.retained, sports.first_offset, sports.next_offset),
+        (2, Some(0), 2)
+    );
+}
+
+#[test]
+fn delivered_messages_carry_topic_offset_and_headers() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    subscribe(&mut b, "s", "orders.+", StartFrom::Latest);
+    let headers = Headers::from_assignments(&["region=eu", "qty=3", "rush=true"]).unwrap();
+    b.publish("orders.created", "o-1", &headers).unwrap();
+    let m = b.queue("s").unwrap().read().unwrap().unwrap();
+    assert_eq!(m.headers, headers);
+    let origin = m.origin.unwrap();
+    assert_eq!(
+        (origin.topic.as_str(), origin.offset),
+        ("orders.created", 0)
+    );
+}
+
+#[test]
+fn a_consumer_group_shares_a_subscription_and_subscriptions_each_get_everything() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    subscribe(&mut b, "group", "jobs", StartFrom::Latest);
+    subscribe(&mut b, "audit", "jobs", StartFrom::Latest);
+    for i in 0..20 {
+        publish(&mut b, "jobs", &format!("j{i}"));
+    }
+    let (mut c1, mut c2) = (open(&db), open(&db));
+    let mut seen = Vec::new();
+    loop {
+        let a = c1.queue("group").unwrap().read().unwrap();
+        let z = c2.queue("group").unwrap().read().unwrap();
+        if a.is_none() && z.is_none() {
+            break;
+        }
+        seen.extend(a.into_iter().chain(z).map(|m| m.body));
+    }
+    let expected: Vec<String> = (0..20).map(|i| format!("j{i}")).collect();
+    assert_eq!(seen, expected, "each once, in order, across members");
+    assert_eq!(drain(&mut b, "audit"), expected);
+}
+
+#[test]
+fn replay_from_earliest_offset_and_time() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    for i in 0..5 {
+        publish(&mut b, "t.a", &format!("a{i}"));
+        publish(&mut b, "t.b", &format!("b{i}"));
+    }
+    let midpoint = b.last_timestamp().unwrap();
+    publish(&mut b, "t.a", "a5");
+    assert_eq!(
+        subscribe(&mut b, "from-start", "t.=", StartFrom::Earliest),
+        11
+    );
+    assert_eq!(
+        drain(&mut b, "from-start"),
+        ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "a4", "b4", "a5"],
+        "publish order across topics"
+    );
+    assert_eq!(subscribe(&mut b, "from-3", "t.a", StartFrom::Offset(3)), 3);
+    assert_eq!(drain(&mut b, "from-3"), ["a3", "a4", "a5"]);
+    assert_eq!(
+        subscribe(&mut b, "from-time", "t.+", StartFrom::After(midpoint)),
+        1
+    );
+    assert_eq!(drain(&mut b, "from-time"), ["a5"]);
+    assert_eq!(subscribe(&mut b, "latest", "t.+", StartFrom::Latest), 0);
+    publish(&mut b, "t.b", "b5");
+    assert_eq!(drain(&mut b, "latest"), ["b5"]);
+}
+
+#[test]
+fn retention_by_count_and_by_age() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    b.set_retention("logs.+", &Retention::parse("3").unwrap())
+        .unwrap();
+    for i in 0..10 {
+        publish(&mut b, "logs.app", &format!("l{i}"));
+    }
+    let info = &b.topics().unwrap()[0];
+    assert_eq!(
+        (info.retained, info.first_offset, info.next_offset),
+        (3, Some(7), 10)
+    );
+    assert_eq!(info.retention.max_count, Some(3));
+    subscribe(&mut b, "late", "logs.app", StartFrom::Earliest);
+    assert_eq!(drain(&mut b, "late"), ["l7", "l8", "l9"]);
+
+    publish(&mut b, "metrics", "old");
+    std::thread::sleep(Duration::from_millis(30));
+    b.set_retention("metrics", &Retention::parse("20ms").unwrap())
+        .unwrap();
+    assert_eq!(b.topics().unwrap()[1].retained, 0, "applied at once");
+    publish(&mut b, "metrics", "new");
+    assert_eq!(b.topics().unwrap()[1].retained, 1);
+    // An exact topic setting wins over a matching pattern.
+    b.set_retention("logs.app", &Retention::parse("5").unwrap())
+        .unwrap();
+    for i in 10..20 {
+        publish(&mut b, "logs.app", &format!("l{i}"));
+    }
+    assert_eq!(b.topics().unwrap()[0].retained, 5);
+}
+
+#[test]
+fn subscription_names_and_patterns_are_checked() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    b.queue("busy").unwrap().write("x").unwrap();
+    fn sub<'a>(name: &'a str, pattern: &'a str) -> NewSubscription<'a> {
+        NewSubscription {
+            name,
+            pattern,
+            from: StartFrom::Latest,
+            ephemeral: None,
+        }
+    }
+    assert!(matches!(
+        b.create_subscription(&sub("busy", "t")),
+        Err(Error::Subscription(_))
+    ));
+    subscribe(&mut b, "s", "t", StartFrom::Latest);
+    assert!(matches!(
+        b.create_subscription(&sub("s", "t")),
+        Err(Error::Subscription(_))
+    ));
+    assert!(matches!(
+        b.create_subscription(&sub("-bad", "t")),
+        Err(Error::InvalidQueueName(_))
+    ));
+    assert!(matches!(
+        b.create_subscription(&sub("p", "a..b")),
+        Err(Error::Topic(_))
+    ));
+    assert!(matches!(
+        b.create_subscription(&sub("p", "a.*")),
+        Err(Error::Topic(_))
+    ));
+    assert!(matches!(
+        b.publish("news.=", "x", &Headers::new()),
+        Err(Error::Topic(_))
+    ));
+    assert!(matches!(
+        b.publish("a_b", "x", &Headers::new()),
+        Err(Error::Topic(_))
+    ));
+    assert!(b.topics().unwrap().is_empty(), "nothing was published");
+    assert!(!b.delete_subscription("unknown").unwrap());
+}
+
+#[test]
+fn unsubscribe_removes_the_subscription_and_its_pending_messages() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    subscribe(&mut b, "s", "t", StartFrom::Latest);
+    publish(&mut b, "t", "pending");
+    assert_eq!(b.subscriptions().unwrap()[0].depth, 1);
+    assert_eq!(
+        b.subscriptions().unwrap()[0].next_offsets,
+        [("t".to_string(), 0)]
+    );
+    assert!(b.delete_subscription("s").unwrap());
+    assert!(b.subscriptions().unwrap().is_empty());
+    assert!(b.list().unwrap().is_empty());
+    assert_eq!(publish(&mut b, "t", "after").delivered, 0);
+}
+
+#[test]
+fn subscription_handle_fetches_and_subscribes_with_a_timeout() {
+    let (_d, db) = temp_db();
+    let settings = Settings::default();
+    let mut sub =
+        Subscription::create(&db, &settings, "inbox", "mail.+", StartFrom::Latest).unwrap();
+    assert!(sub.fetch().unwrap().is_none(), "non-blocking");
+    let mut b = open(&db);
+    publish(&mut b, "mail.in", "one");
+    publish(&mut b, "mail.in", "two");
+    assert_eq!(sub.fetch().unwrap().unwrap().body, "one");
+    let mut got = Vec::new();
+    let started = std::time::Instant::now();
+    sub.subscribe(
+        |m| {
+            got.push(m.body.clone());
+            Ok::<(), ()>(())
+        },
+        Some(Duration::from_millis(300)),
+        StopHandle::new(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(got, ["two"]);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    sub.delete().unwrap();
+    assert!(b.subscriptions().unwrap().is_empty());
+}
+
+#[test]
+fn request_gets_the_first_reply_or_times_out() {
+    let (_d, db) = temp_db();
+    let settings = Settings::default();
+    let mut server =
+        Subscription::create(&db, &settings, "rpc-server", "rpc.echo", StartFrom::Latest).unwrap();
+    let db2 = db.clone();
+    let responder = std::thread::spawn(move || {
+        let mut b = open(&db2);
+        let stop = StopHandle::new();
+        let done = stop.clone();
+        server
+            .subscribe(
+                |req| {
+                    b.reply(req, &format!("echo: {}", req.body), &Headers::new())
+                        .unwrap();
+                    done.stop();
+                    Ok::<(), ()>(())
+                },
+                Some(Duration::from_secs(10)),
+                stop,
+            )
+            .unwrap()
+            .unwrap();
+    });
+    let mut client = open(&db);
+    let reply = client
+        .request(
+            "rpc.echo",
+            "hello",
+            &Headers::new(),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .expect("a reply");
+    assert_eq!(reply.body, "echo: hello");
+    assert!(reply.headers.get_str("correlation-id").is_some());
+    responder.join().unwrap();
+    // Nobody answers: None after the timeout, and the private inbox is gone.
+    let none = client
+        .request(
+            "rpc.nobody",
+            "hello?",
+            &Headers::new(),
+            Duration::from_millis(200),
+        )
+        .unwrap();
+    assert!(none.is_none());
+    let subs = client.subscriptions().unwrap();
+    assert_eq!(
+        subs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["rpc-server"]
+    );
+}
+
+#[test]
+fn reply_needs_a_reply_to_header() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    let plain = litebroker::Message::new(1, "x", 1);
+    assert!(matches!(
+        b.reply(&plain, "answer", &Headers::new()),
+        Err(Error::InvalidRequest(_))
+    ));
+}
