@@ -78,6 +78,24 @@ pub enum Command {
     Redrive(RedriveArgs),
     /// Run a command for each message: ack on exit 0, retry with backoff otherwise
     Run(RunArgs),
+    /// Publish a message to a topic: every matching subscription gets a copy
+    Publish(PublishArgs),
+    /// Create a durable subscription: a queue fed by a topic pattern
+    Subscribe(SubscribeArgs),
+    /// Remove a subscription and its pending messages
+    Unsubscribe(UnsubscribeArgs),
+    /// List subscriptions with their pattern, depth and position
+    Subscriptions,
+    /// Print what is published to matching topics while it runs (a private subscription)
+    Listen(ListenArgs),
+    /// List topics with their message counts and offsets
+    Topics,
+    /// Per-topic settings (log retention)
+    Topic(TopicArgs),
+    /// Publish a request and print the first reply
+    Request(RequestArgs),
+    /// Answer a request (as printed by read/listen --json)
+    Reply(ReplyArgs),
     /// Write messages as NDJSON (one object per message) for backup or transfer
     Dump(DumpArgs),
     /// Restore messages from NDJSON produced by `dump`, keeping ids and order
@@ -267,6 +285,123 @@ pub struct RunArgs {
     /// The command and its arguments; the body arrives on its stdin
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `publish <topic> <message|-> [-H key=value]...`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Topic: dot-separated words of letters, digits and hyphens (no wildcards)
+    pub topic: String,
+    /// Message body, or - to read it from stdin
+    #[arg(allow_hyphen_values = true)]
+    pub message: String,
+    /// Attach a header (repeatable); the value is typed like JSON: 3, 2.5, true, null, "3"
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    pub headers: Vec<String>,
+}
+
+/// `subscribe <name> <pattern> [--from earliest|latest|OFFSET|TIME]`
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Subscription name; read it like a queue
+    pub name: String,
+    /// Topic pattern: = matches one word, + one or more (news.+, logs.=.error)
+    pub pattern: String,
+    /// Start in the topic log: earliest, latest (default), an offset, or a time
+    #[arg(long, value_name = "POSITION", default_value = "latest")]
+    pub from: String,
+}
+
+/// `unsubscribe <name>`
+#[derive(Debug, Args)]
+pub struct UnsubscribeArgs {
+    /// Subscription name
+    pub name: String,
+}
+
+/// `listen <pattern> [--json] [-t] [--count N] [--timeout D]`
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Topic pattern to listen to
+    pub pattern: String,
+    /// Output as line-delimited JSON (with topic, offset and headers)
+    #[arg(long)]
+    pub json: bool,
+    /// Include timestamps in output
+    #[arg(short = 't', long = "timestamps")]
+    pub timestamps: bool,
+    /// Exit after N messages
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// Exit after this long (exit 2 if nothing arrived)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Remove the private subscription if its listener cannot be seen for this long
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub expire: String,
+}
+
+/// `topic config <topic-or-pattern> [--retain COUNT|DURATION | --unlimited]`
+#[derive(Debug, Args)]
+pub struct TopicArgs {
+    #[command(subcommand)]
+    pub action: TopicAction,
+}
+
+/// What to do with a topic's settings.
+#[derive(Debug, Subcommand)]
+pub enum TopicAction {
+    /// Show or change how much of a topic's log is kept
+    Config(TopicConfigArgs),
+}
+
+/// `topic config <topic-or-pattern> [--retain COUNT|DURATION] [--unlimited]`
+#[derive(Debug, Args)]
+pub struct TopicConfigArgs {
+    /// A topic, or a pattern covering several
+    pub pattern: String,
+    /// Keep at most COUNT messages, or those younger than DURATION (e.g. 1000, 7d)
+    #[arg(long, value_name = "COUNT|DURATION", conflicts_with = "unlimited")]
+    pub retain: Option<String>,
+    /// Keep the whole log (the default)
+    #[arg(long)]
+    pub unlimited: bool,
+}
+
+/// `request <topic> <message|-> [--timeout D]`
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Topic to send the request to
+    pub topic: String,
+    /// Request body, or - to read it from stdin
+    #[arg(allow_hyphen_values = true)]
+    pub message: String,
+    /// How long to wait for a reply (exit 2 when none came)
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub timeout: String,
+    /// Attach a header (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    pub headers: Vec<String>,
+    /// Print the reply as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Include the reply's timestamp
+    #[arg(short = 't', long = "timestamps")]
+    pub timestamps: bool,
+}
+
+/// `reply <request-json|-> <message|->`
+#[derive(Debug, Args)]
+pub struct ReplyArgs {
+    /// The request as one JSON line from `read/listen/watch --json` (- for stdin)
+    #[arg(allow_hyphen_values = true)]
+    pub request: String,
+    /// Reply body (- for stdin, if the request is not)
+    #[arg(allow_hyphen_values = true)]
+    pub message: String,
+    /// Attach a header (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    pub headers: Vec<String>,
 }
 
 /// `move <source> <dest> [options]`

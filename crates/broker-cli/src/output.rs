@@ -66,6 +66,11 @@ fn push_json_extensions(out: &mut Vec<u8>, msg: &Message) {
     if msg.receives > 0 {
         out.extend_from_slice(format!(", \"receives\": {}", msg.receives).as_bytes());
     }
+    if let Some(origin) = &msg.origin {
+        out.extend_from_slice(b", \"topic\": ");
+        push_json_string(out, &origin.topic);
+        out.extend_from_slice(format!(", \"offset\": {}", origin.offset).as_bytes());
+    }
     if let Some(dead) = &msg.dead_letter {
         out.extend_from_slice(b", \"dead_letter\": {\"source\": ");
         push_json_string(out, &dead.source);

@@ -224,6 +224,12 @@ impl Broker {
         self.backend().set_retention(pattern, retention)
     }
 
+    /// The retention stored for exactly this topic or pattern (unbounded if none).
+    pub fn retention_setting(&mut self, pattern: &str) -> Result<Retention> {
+        crate::topic::validate_pattern(pattern)?;
+        self.backend().retention_setting(pattern)
+    }
+
     /// Publishes a request with `reply-to` and `correlation-id` headers and
     /// waits up to `timeout` for the first reply; `None` on timeout.
     pub fn request(

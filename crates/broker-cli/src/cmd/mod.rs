@@ -12,10 +12,13 @@ pub mod list;
 pub mod load;
 pub mod maintenance;
 pub mod move_cmd;
+pub mod publish;
 pub mod queue_config;
 pub mod read;
 pub mod redrive;
 pub mod run;
+pub mod subscribe;
+pub mod topics;
 pub mod watch;
 pub mod write;
 

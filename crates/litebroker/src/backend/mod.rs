@@ -246,6 +246,9 @@ pub trait Backend: Send {
     /// Sets (or with an unbounded retention, removes) the retention of a topic or pattern.
     fn set_retention(&mut self, pattern: &str, retention: &Retention) -> Result<()>;
 
+    /// The retention stored for exactly `pattern`.
+    fn retention_setting(&mut self, pattern: &str) -> Result<Retention>;
+
     /// Records that an ephemeral subscription's consumer is alive.
     fn touch_subscription(&mut self, name: &str) -> Result<()>;
 }

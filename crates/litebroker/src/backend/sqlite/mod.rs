@@ -28,7 +28,7 @@ use crate::lease::{NackOutcome, QueueConfig, Receipt, ReceiptError};
 use crate::message::{Filter, Message, Outgoing, QueuedMessage};
 use crate::pubsub::{NewSubscription, Published, Retention, SubscriptionInfo, TopicInfo};
 
-pub use open::{check_header, is_broker_database};
+pub use open::is_broker_database;
 
 /// A connection to a SimpleBroker-format SQLite database.
 pub struct SqliteBackend {
@@ -527,6 +527,10 @@ impl Backend for SqliteBackend {
     fn set_retention(&mut self, pattern: &str, retention: &Retention) -> Result<()> {
         let now = self.now();
         self.immediate(|c| pubsub::set_retention(c, pattern, retention, now))
+    }
+
+    fn retention_setting(&mut self, pattern: &str) -> Result<Retention> {
+        pubsub::retention_setting(&self.conn, pattern)
     }
 
     fn touch_subscription(&mut self, name: &str) -> Result<()> {

@@ -3,7 +3,7 @@
 //! schema up to what both the reference and litebroker need.
 
 use std::fs::OpenOptions;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -14,14 +14,17 @@ use super::schema;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-
 /// Opens (creating if needed) the broker database at `path`.
+///
+/// The file is never opened with a plain descriptor once it exists: closing
+/// any descriptor of a file drops every POSIX lock this process holds on it,
+/// including the locks of live SQLite connections in other threads. Another
+/// process could then think it is the last user, checkpoint, and delete the
+/// WAL under those connections, and their later commits would vanish. So a
+/// junk or corrupt file is recognised by SQLite itself, on the first read
+/// (which writes nothing), and reported as [`Error::NotSqlite`].
 pub fn open_database(path: &Path, settings: &Settings) -> Result<Connection> {
-    let is_new = create_private_file(path)?;
-    if !is_new {
-        check_header(path)?;
-    }
+    create_private_file(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
@@ -39,39 +42,28 @@ pub fn open_database(path: &Path, settings: &Settings) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Creates `path` with mode 0600 if it does not exist; true if we created it
-/// or it is still empty (a database nobody has initialised yet).
-fn create_private_file(path: &Path) -> Result<bool> {
+/// Creates `path` with mode 0600 if it does not exist (a descriptor closed
+/// on a file nobody else can have open yet: see [`open_database`]).
+fn create_private_file(path: &Path) -> Result<()> {
     let created = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path);
     match created {
-        Ok(_) => Ok(true),
+        Ok(_) => Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             let meta = std::fs::metadata(path)
                 .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
             if meta.is_dir() {
                 return Err(Error::NotSqlite(path.to_path_buf()));
             }
-            Ok(meta.len() == 0)
+            Ok(())
         }
         Err(e) => Err(Error::io(
             format!("cannot create database {}", path.display()),
             e,
         )),
-    }
-}
-
-/// Refuses a non-empty file that does not start with the SQLite header.
-pub fn check_header(path: &Path) -> Result<()> {
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot open database {}", path.display()), e))?;
-    let mut header = [0u8; 16];
-    match file.read_exact(&mut header) {
-        Ok(()) if &header == SQLITE_HEADER => Ok(()),
-        _ => Err(Error::NotSqlite(path.to_path_buf())),
     }
 }
 
@@ -229,9 +221,6 @@ fn classify_error(path: &Path, e: Error) -> Error {
 /// Whether `path` is a SimpleBroker database (SQLite header and our magic),
 /// checked read-only so that a foreign file is never modified.
 pub fn is_broker_database(path: &Path) -> bool {
-    if check_header(path).is_err() {
-        return false;
-    }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let Ok(conn) = Connection::open_with_flags(path, flags) else {
         return false;

@@ -157,6 +157,15 @@ fn retentions(conn: &Connection) -> Result<Vec<(String, Retention)>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The retention stored for exactly `pattern`.
+pub fn retention_setting(conn: &Connection, pattern: &str) -> Result<Retention> {
+    Ok(retentions(conn)?
+        .into_iter()
+        .find(|(p, _)| p == pattern)
+        .map(|(_, r)| r)
+        .unwrap_or_default())
+}
+
 /// Stores (or removes, when unbounded) the retention of `pattern`, and
 /// applies it at once to every topic it covers.
 pub fn set_retention(
