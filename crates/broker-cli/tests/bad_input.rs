@@ -283,7 +283,11 @@ fn junk_database_is_refused_by_write_and_left_unchanged() {
     let sb = with_db_bytes(&junk());
     let out = sb.run(&["write", "q", "m"]);
     assert_code(&out, 1);
-    assert!(!out.stderr.is_empty());
+    assert!(
+        stderr(&out).contains("is not a valid SQLite database"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         std::fs::read(sb.db()).unwrap() == junk(),
         "the file was modified"

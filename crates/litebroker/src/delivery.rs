@@ -39,6 +39,12 @@ pub struct Pacing {
 }
 
 impl Pacing {
+    /// How many messages to take next, `delivered` being done (0: stop).
+    fn next_batch(&self, delivered: usize) -> usize {
+        self.max
+            .map_or(self.batch, |m| m.saturating_sub(delivered).min(self.batch))
+    }
+
     /// One message, acknowledged as soon as it is delivered.
     pub fn single() -> Self {
         Pacing {
@@ -75,9 +81,7 @@ pub fn deliver<S: Sink>(
 ) -> Result<usize, DeliveryError<S::Error>> {
     let mut delivered = 0;
     loop {
-        let want = pacing
-            .max
-            .map_or(pacing.batch, |m| (m - delivered).min(pacing.batch));
+        let want = pacing.next_batch(delivered);
         if want == 0 {
             return Ok(delivered);
         }
@@ -150,9 +154,7 @@ pub fn deliver_leased<S: Sink>(
 ) -> Result<usize, DeliveryError<S::Error>> {
     let mut delivered = 0;
     loop {
-        let want = pacing
-            .max
-            .map_or(pacing.batch, |m| (m - delivered).min(pacing.batch));
+        let want = pacing.next_batch(delivered);
         if want == 0 {
             return Ok(delivered);
         }

@@ -21,6 +21,7 @@ pub mod message;
 pub mod name;
 pub mod pubsub;
 pub mod queue;
+pub mod ticker;
 pub mod timebound;
 pub mod topic;
 pub mod watch;

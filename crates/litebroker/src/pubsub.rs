@@ -277,6 +277,11 @@ impl Broker {
     }
 }
 
+/// Stops `stop` after `delay` (a timeout), unless the returned ticker is dropped first.
+pub fn stop_after(stop: StopHandle, delay: Duration) -> crate::ticker::Ticker {
+    crate::ticker::Ticker::once(delay, move || stop.stop())
+}
+
 /// A handle on one subscription, with its own connection.
 pub struct Subscription {
     broker: Broker,
@@ -365,7 +370,7 @@ impl Subscription {
     ) -> Result<std::result::Result<(), E>> {
         let watcher = Watcher::new(&self.db, &self.name, Mode::Consume, &self.settings)?
             .with_stop(stop.clone());
-        let _timer = timeout.map(|t| StopTimer::start(stop.clone(), t));
+        let _timer = timeout.map(|t| stop_after(stop.clone(), t));
         match watcher.run(&mut HandlerSink::new(handler)) {
             Ok(()) => Ok(Ok(())),
             Err(WatchError::Sink(failure)) => Ok(Err(failure.error)),
@@ -415,37 +420,6 @@ impl Subscription {
         self.broker
             .queue(&name)?
             .peek_each(&Filter::all(), |_| Ok(()))
-    }
-}
-
-/// Calls `stop` after a delay unless dropped first.
-pub struct StopTimer {
-    cancel: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl StopTimer {
-    /// Stops `stop` after `after`.
-    pub fn start(stop: StopHandle, after: Duration) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(after) {
-                stop.stop();
-            }
-        });
-        StopTimer {
-            cancel: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for StopTimer {
-    fn drop(&mut self) {
-        drop(self.cancel.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -6,14 +6,13 @@
 //! a child process as the handler.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::lease::{NackOutcome, Receipt};
 use crate::message::{Filter, Message};
 use crate::name::validate_queue_name;
+use crate::ticker::Ticker;
 use crate::watch::wake::Waiter;
 use crate::watch::StopHandle;
 use crate::{Broker, Settings};
@@ -220,7 +219,7 @@ impl Worker {
             None => broker.queue(&self.queue)?.config()?.effective_visibility(),
         };
         let verdict = {
-            let _heartbeat = Heartbeat::start(self, receipt, visibility);
+            let _heartbeat = heartbeat(self, receipt, visibility);
             handler(msg)
         };
         self.settle(broker, msg, &receipt, verdict)
@@ -296,51 +295,28 @@ pub fn backoff(first: Duration, receives: u32) -> Duration {
 }
 
 /// Keeps one lease alive while its handler runs: every third of the lease it
-/// extends it by a whole lease, on its own connection. Stops when dropped.
-struct Heartbeat {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Heartbeat {
-    fn start(worker: &Worker, receipt: Receipt, visibility: Duration) -> Self {
-        let (tx, rx) = channel::<()>();
-        let (db, settings, queue) = (
-            worker.db.clone(),
-            worker.settings.clone(),
-            worker.queue.clone(),
-        );
-        let every = (visibility / 3).max(Duration::from_millis(10));
-        let thread = std::thread::spawn(move || {
-            let mut broker = None;
-            while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                // Connect only once a handler outlives a third of its lease.
-                if broker.is_none() {
-                    broker = Broker::open(&db, &settings).ok();
-                }
-                let Some(b) = broker.as_mut() else { return };
-                let extended = b
-                    .queue(&queue)
-                    .and_then(|mut q| q.extend(&receipt, visibility));
-                if extended.is_err() {
-                    return; // the lease is gone: nothing left to keep alive
-                }
-            }
-        });
-        Heartbeat {
-            stop: Some(tx),
-            thread: Some(thread),
+/// extends it by a whole lease, on its own connection (opened only once a
+/// handler outlives a third of its lease). Stops when dropped.
+fn heartbeat(worker: &Worker, receipt: Receipt, visibility: Duration) -> Ticker {
+    let (db, settings, queue) = (
+        worker.db.clone(),
+        worker.settings.clone(),
+        worker.queue.clone(),
+    );
+    let every = (visibility / 3).max(Duration::from_millis(10));
+    let mut broker = None;
+    Ticker::every(every, move || {
+        if broker.is_none() {
+            broker = Broker::open(&db, &settings).ok();
         }
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+        let Some(b) = broker.as_mut() else {
+            return false;
+        };
+        // A refused extension means the lease is gone: nothing left to keep alive.
+        b.queue(&queue)
+            .and_then(|mut q| q.extend(&receipt, visibility))
+            .is_ok()
+    })
 }
 
 #[cfg(test)]

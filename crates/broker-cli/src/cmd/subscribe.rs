@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use litebroker::duration::parse_duration;
-use litebroker::pubsub::{NewSubscription, StartFrom, StopTimer};
+use litebroker::pubsub::{stop_after, NewSubscription, StartFrom};
 use litebroker::watch::{Mode, StopHandle, WatchError, Watcher};
 use litebroker::{Message, Subscription};
 
@@ -86,7 +86,7 @@ pub fn listen(ctx: &Ctx, args: &ListenArgs) -> Result<Outcome> {
     let stop = StopHandle::new();
     interrupt::stop_gracefully(stop.clone());
     let watcher = Watcher::new(&path, &name, Mode::Consume, &ctx.settings)?.with_stop(stop.clone());
-    let _timer = timeout.map(|t| StopTimer::start(stop.clone(), t));
+    let _timer = timeout.map(|t| stop_after(stop.clone(), t));
     let mut sink = CountingSink {
         inner: StdoutSink::new(Format::from_flags(args.json, args.timestamps), true),
         printed: 0,

@@ -29,7 +29,7 @@ pub fn open_database(path: &Path, settings: &Settings) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
-    apply_settings(&conn, settings)?;
+    apply_settings(&conn, settings).map_err(|e| classify_error(path, e))?;
     // Identify before changing anything: a foreign file must be left byte-for-byte as it was.
     if with_retry(|| foreign_meta(&conn)).map_err(|e| classify_error(path, e))? {
         verify_identity(&conn, path)?;
