@@ -73,7 +73,13 @@ impl Waiter {
             self.idle += 1;
             match &self.hint {
                 Some(h) if self.idle > self.schedule.initial_checks => {
-                    h.wait(pause);
+                    if h.wait(pause) {
+                        // The hint fires when a writer writes its WAL frames,
+                        // before its commit's fsync makes them visible (through
+                        // the mmapped -shm, which sends no notification): check
+                        // quickly again for a while instead of sleeping it out.
+                        self.idle = 0;
+                    }
                 }
                 _ => std::thread::sleep(pause),
             }
@@ -145,12 +151,15 @@ impl Hint {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let name = db.file_name()?.to_string_lossy().into_owned();
+        // Only the database and its WAL: not the -shm, the holders' progress
+        // files or the vacuum lock, which change without a commit to look at.
+        let wal = format!("{name}-wal");
         let (tx, events) = channel();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let relevant = res.is_ok_and(|ev| {
                 ev.paths.iter().any(|p| {
                     p.file_name()
-                        .is_some_and(|f| f.to_string_lossy().starts_with(name.as_str()))
+                        .is_some_and(|f| f.to_str().is_some_and(|f| f == name || f == wal))
                 })
             });
             if relevant {
@@ -242,5 +251,7 @@ mod tests {
         hint.clear();
         std::fs::write(dir.path().join("other.txt"), b"x").unwrap();
         assert!(!hint.wait(Duration::from_millis(50)));
+        std::fs::write(dir.path().join("q.db.holder-3"), b"x").unwrap();
+        assert!(!hint.wait(Duration::from_millis(50)), "progress records are no change");
     }
 }
