@@ -569,12 +569,51 @@ class Report:
                 f"{ms(fl)}) but slower over {get(seq, 'floor_no_ckpt', 'n'):,} processes "
                 f"({rate(ncr)} vs {rate(fr)}): the `-wal` file then persists and grows, and every "
                 "new process rebuilds its WAL index by reading the whole `-wal` file.")
+        notes += self.watch_notes()
         if notes:
             self.out("## Notes")
             self.out()
             for n in notes:
                 self.out(f"* {n}")
             self.out()
+
+    def watch_notes(self):
+        """Where the watcher's time goes; the causes were read off `strace`
+        of our watcher, the conditions come from this run's numbers."""
+        notes = []
+        lat = lambda w, key, stat: self.o(w, key, stat)
+        p99 = lat("watch_latency", "write_to_print", "p99_s")
+        w99 = lat("watch_latency", "write_only", "p99_s")
+        c99 = lat("watch_latency", "commit_to_print", "p99_s")
+        if p99 and w99 and c99 and p99 >= TARGET_WATCH_P99_S:
+            notes.append(
+                f"write→print includes the writer's own durable commit: `queue.write` alone has "
+                f"p99 {ms(w99)} here (`synchronous=FULL`, an fsync per message), commit→print "
+                f"p99 is {ms(c99)}. A p99 under {TARGET_WATCH_P99_S * 1000:.0f} ms end to end "
+                "needs the fsync itself to stay under it.")
+        paced, idle = (lat("watch_latency", "commit_to_print", "p50_s"),
+                       lat("watch_latency_idle", "commit_to_print", "p50_s"))
+        if paced and idle and idle > 5 * paced:
+            notes.append(
+                f"After {self.o('watch_latency_idle', 'gap_us') / 10**6:g} s idle our watcher "
+                f"needs {ms(idle)} (p50, commit→print) instead of {ms(paced)}: it waits out its "
+                "poll pause instead of being woken by the file-change hint. `strace` shows why: "
+                "the hint fires when the writer `pwrite`s its WAL frames, the watcher wakes at "
+                "once and checks `data_version` while the writer is still in its commit `fsync`, "
+                "sees no change and sleeps for the rest of the pause; the commit then becomes "
+                "visible through the memory-mapped `-shm`, which sends no notification "
+                "(`crates/litebroker/src/watch/mod.rs`, `Watcher::run`).")
+        dr = self.o("watch_drain", "msg_per_s")
+        busy = get(self.r, "quiet", "watch_drain", "ours", "cpu_busy_before")
+        if dr and dr < TARGET_WATCH_DRAIN:
+            notes.append(
+                f"Draining runs at {rate(dr)}: per message our watcher makes one `write(2)` to "
+                "stdout (a flush per message) and one `pwrite` of its delivery-progress record "
+                "to `.broker.db.holder-N`; that file matches the hint's `.broker.db*` filter, so "
+                "each record also wakes the notify thread (seen with `strace -c`)."
+                + (f" The machine was {busy:.0%} busy just before (other processes)."
+                   if busy and busy > 0.25 else ""))
+        return notes
 
     def render(self):
         self.header()
