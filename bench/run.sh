@@ -2,7 +2,7 @@
 # Benchmarks our `broker` against the reference (SimpleBroker 2.8.4) and
 # writes BENCHMARKS.md. One command:
 #
-#   bench/run.sh            full run (~5-10 min on 2 cores, mostly the reference)
+#   bench/run.sh            full run (~10-15 min on 2 cores, mostly the reference)
 #   bench/run.sh --quick    small sizes, to check the harness (~1 min)
 #
 # Any other arguments are passed to bench/harness.py (see its --help), e.g.
