@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import select
 import shutil
 import signal
 import sqlite3
@@ -429,6 +430,192 @@ class Bench:
         result["msg_per_s"] = n / result["wall_s"]
         return result
 
+    # (h) watch --json: write->print latency. watch-latency (our library) is
+    # the writer for both sides and reads the watcher's stdout itself, so the
+    # writer is identical and both timestamps come from one monotonic clock.
+    def watch_latency(self, side, broker):
+        return self.watch_latency_run(side, broker, self.a.watch_latency, self.a.watch_gap_us)
+
+    # (h') the same with a long pause before each write: a watcher that has
+    # backed off to its slowest polling (the reference's schedule) is woken.
+    def watch_latency_idle(self, side, broker):
+        return self.watch_latency_run(side, broker, self.a.watch_idle_latency,
+                                      self.a.watch_idle_gap_us)
+
+    def watch_latency_run(self, side, broker, n, gap_us):
+        exe = os.path.join(self.a.bin_dir, "watch-latency")
+        if not os.path.exists(exe):
+            raise Failed("watch-latency not built (needs the litebroker library)")
+        d = self.fx.fresh_dir(f"{side}-watch-latency", self.fx.empty())
+        cmd = [exe, "--db", os.path.join(d, DB_NAME), "--count", str(n),
+               "--gap-us", str(gap_us), "--timeout-s", "10", "--"]
+        cmd += broker + ["-q", "-d", d, "watch", "q", "--json"]
+        budget = 120 + n * (gap_us / 1e6 + 0.5)
+        for line in run_group(cmd, timeout=budget).splitlines():
+            if line.startswith("{"):
+                return json.loads(line)
+        raise Failed("watch-latency printed no result line")
+
+    # (i) watch (consuming) on a pre-filled queue: time from spawn until all
+    # N messages are printed.
+    def watch_drain(self, side, broker):
+        n = self.a.ref_watch_drain if side == "reference" else self.a.watch_drain
+        d = self.fx.fresh_dir(f"{side}-watch-drain", self.fx.filled(n))
+        with Watcher(broker + ["-q", "-d", d, "watch", "q"],
+                     os.path.join(d, "stderr.txt")) as w:
+            lines, first, last = w.count_lines(n, timeout=self.a.watch_timeout)
+            t0 = w.started
+        if lines != n:
+            raise Failed(f"watch printed {lines} of {n} lines within "
+                         f"{self.a.watch_timeout:.0f} s ({w.ended})")
+        wall = last - t0
+        return {"n": n, "wall_s": wall, "msg_per_s": n / wall,
+                "first_line_s": first - t0,
+                "after_first_msg_per_s": (n - 1) / (last - first) if last > first else None,
+                "unclaimed_after": count_unclaimed(d), "watcher_end": w.ended}
+
+    # (j) watch on an empty queue: CPU used while idle, after settling.
+    def watch_idle(self, side, broker):
+        d = self.fx.fresh_dir(f"{side}-watch-idle", self.fx.empty())
+        with Watcher(broker + ["-q", "-d", d, "watch", "q"],
+                     os.path.join(d, "stderr.txt")) as w:
+            time.sleep(self.a.watch_settle)
+            if not w.alive():
+                raise Failed(f"watcher exited during the settle time ({w.stop()})")
+            a, t0 = proc_cpu(w.p.pid), time.perf_counter()
+            time.sleep(self.a.watch_idle_seconds)
+            b, t1 = proc_cpu(w.p.pid), time.perf_counter()
+        secs = t1 - t0
+        tick = os.sysconf("SC_CLK_TCK")
+        cpu = (b["ticks"] - a["ticks"]) / tick
+        return {"seconds": secs, "settle_s": self.a.watch_settle, "clk_tck": tick,
+                "cpu_s": cpu, "cpu_pct": 100 * cpu / secs,
+                "sched_cpu_pct": 100 * (b["sched_ns"] - a["sched_ns"]) / 1e9 / secs,
+                "wakeups_per_s": (b["ctxt_switches"] - a["ctxt_switches"]) / secs,
+                "threads": b["threads"], "watcher_end": w.ended}
+
+
+# --------------------------------------------------------------------------
+# watchers (workloads (h)-(j))
+
+
+class Watcher:
+    """A `broker watch` process with its stdout on a pipe. Used as a context
+    manager so it is always stopped: SIGINT, then SIGKILL after `grace`
+    seconds, because the reference's watcher can deadlock on SIGINT."""
+
+    def __init__(self, cmd, stderr_path, grace=2.0):
+        self.cmd, self.grace, self.ended = cmd, grace, None
+        self._err = open(stderr_path, "wb")
+        self.started = time.perf_counter()
+        self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=self._err, start_new_session=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self):
+        """Records how the watcher ended: 'SIGINT: rc', 'SIGKILL' or 'exited early: rc'."""
+        if self.ended is not None:
+            return self.ended
+        if not self.alive():
+            self.ended = f"exited early: {self.p.returncode}"
+        else:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(self.grace)
+                self.ended = f"SIGINT: {self.p.returncode}"
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+                self.ended = f"SIGKILL after SIGINT was ignored for {self.grace:.0f} s"
+        self.p.stdout.close()
+        self._err.close()
+        return self.ended
+
+    def count_lines(self, n, timeout):
+        """Reads stdout until n lines arrived, the pipe closed or `timeout`
+        passed. Returns (lines, t_first_byte, t_nth_line); big reads and a
+        newline count keep this reader far faster than any watcher."""
+        fd = self.p.stdout.fileno()
+        deadline = time.perf_counter() + timeout
+        lines, first, last = 0, None, None
+        while lines < n:
+            left = deadline - time.perf_counter()
+            if left <= 0 or not select.select([fd], [], [], min(left, 1.0))[0]:
+                if left <= 0 or not self.alive():
+                    break
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            now = time.perf_counter()
+            first = first or now
+            lines += chunk.count(b"\n")
+            if lines >= n:
+                last = now
+        return lines, first, last
+
+
+def proc_cpu(pid):
+    """CPU use of a process so far: utime+stime ticks from /proc/PID/stat,
+    plus the finer per-thread on-CPU nanoseconds (schedstat) and voluntary
+    context switches (each one is a sleep, so a wake-up follows)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    ns, switches, threads = 0, 0, 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns += int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        switches += int(line.split()[-1])
+            threads += 1
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended between listdir and open
+    return {"ticks": ticks, "sched_ns": ns, "ctxt_switches": switches, "threads": threads}
+
+
+def count_unclaimed(d):
+    con = sqlite3.connect(os.path.join(d, DB_NAME))
+    try:
+        return con.execute("SELECT COUNT(*) FROM messages WHERE claimed = 0").fetchone()[0]
+    finally:
+        con.close()
+
+
+def run_group(cmd, timeout):
+    """Like run() with stdout captured, but cmd runs in its own session and
+    the whole group is SIGKILLed on timeout or error, so a watcher spawned by
+    cmd never outlives it."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # leftovers of the group, if any
+        except ProcessLookupError:
+            pass
+    if p.returncode != 0:
+        err = err.decode(errors="replace").strip().splitlines()[-3:]
+        raise Failed(f"{' '.join(cmd)} exited {p.returncode}: {' | '.join(err)}")
+    return out.decode()
+
 
 def count_rows(d):
     con = sqlite3.connect(os.path.join(d, DB_NAME))
@@ -501,7 +688,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs")
     ap.add_argument("--only", default="",
                     help="comma list of workloads to run: write_process, read_process, "
-                         "sequential_writes, read_all (with vacuum), peek_all, concurrent, limits, lib")
+                         "sequential_writes, read_all (with vacuum), peek_all, concurrent, "
+                         "watch_latency, watch_latency_idle, watch_drain, watch_idle, limits, lib")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3,
@@ -512,6 +700,24 @@ def main():
     ap.add_argument("--ref-read-all", type=int, default=100_000)
     ap.add_argument("--conc", type=int, default=1000)
     ap.add_argument("--conc-timeout", type=float, default=300)
+    ap.add_argument("--watch-latency", type=int, default=1000,
+                    help="messages written one at a time in the watch latency workload")
+    ap.add_argument("--watch-gap-us", type=int, default=5000,
+                    help="pause between a message being printed and the next write (us)")
+    ap.add_argument("--watch-idle-latency", type=int, default=100,
+                    help="messages written after a long pause each (watch_latency_idle)")
+    ap.add_argument("--watch-idle-gap-us", type=int, default=1_000_000,
+                    help="the pause before each write in watch_latency_idle (us)")
+    ap.add_argument("--watch-drain", type=int, default=100_000,
+                    help="pre-filled messages our watcher drains")
+    ap.add_argument("--ref-watch-drain", type=int, default=10_000,
+                    help="pre-filled messages the reference watcher drains")
+    ap.add_argument("--watch-timeout", type=float, default=300,
+                    help="max seconds for one watcher to drain its queue")
+    ap.add_argument("--watch-settle", type=float, default=2.0,
+                    help="seconds an idle watcher runs before its CPU is sampled")
+    ap.add_argument("--watch-idle-seconds", type=float, default=10.0,
+                    help="seconds over which idle watcher CPU is sampled")
     ap.add_argument("--single", type=int, default=1000, help="single-commit transactions in the limits")
     ap.add_argument("--quiet-threshold", type=float, default=0.25,
                     help="before each workload wait until CPU busy is below this fraction")
@@ -592,6 +798,9 @@ def main():
             record("peek_all", name, lambda: bench.peek_all(name, broker))
         for name, broker in sides:
             record("concurrent", name, lambda: bench.concurrent(name, broker))
+        for workload in ("watch_latency", "watch_latency_idle", "watch_drain", "watch_idle"):
+            for name, broker in sides:
+                record(workload, name, lambda: getattr(bench, workload)(name, broker))
 
         def limits():
             d = fx.fresh_dir("limits")

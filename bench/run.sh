@@ -2,7 +2,7 @@
 # Benchmarks our `broker` against the reference (SimpleBroker 2.8.4) and
 # writes BENCHMARKS.md. One command:
 #
-#   bench/run.sh            full run (~5-10 min on 2 cores, mostly the reference)
+#   bench/run.sh            full run (~10-15 min on 2 cores, mostly the reference)
 #   bench/run.sh --quick    small sizes, to check the harness (~1 min)
 #
 # Any other arguments are passed to bench/harness.py (see its --help), e.g.
@@ -30,7 +30,9 @@ HARNESS_ARGS=()
 for arg in "$@"; do
     if [[ "$arg" == "--quick" ]]; then
         HARNESS_ARGS+=(--runs 5 --warmup 1 --reps 1 --seq-writes 100 --ref-seq-writes 20
-                       --big 10000 --ref-read-all 2000 --conc 100 --single 200)
+                       --big 10000 --ref-read-all 2000 --conc 100 --single 200
+                       --watch-latency 100 --watch-idle-latency 5 --watch-drain 10000 --ref-watch-drain 1000
+                       --watch-idle-seconds 3)
     else
         HARNESS_ARGS+=("$arg")
     fi
@@ -62,10 +64,11 @@ else
     echo "warning: our broker does not build; running the reference half only" >&2
     HAVE_OURS=0
 fi
-# lib-throughput needs the litebroker library; the raw-SQLite floors do not.
+# lib-throughput and watch-latency need the litebroker library; the raw-SQLite
+# floors do not.
 if ! cargo build --release -p litebroker-bench --features lib; then
-    echo "warning: lib-throughput does not build; building the raw-SQLite floors only" >&2
-    rm -f "$BIN_DIR/lib-throughput"
+    echo "warning: lib-throughput/watch-latency do not build; building the raw-SQLite floors only" >&2
+    rm -f "$BIN_DIR/lib-throughput" "$BIN_DIR/watch-latency"
     cargo build --release -p litebroker-bench
 fi
 
