@@ -62,10 +62,10 @@ else
     echo "warning: our broker does not build; running the reference half only" >&2
     HAVE_OURS=0
 fi
-# lib-throughput needs the litebroker library; the raw-SQLite floors do not.
+# lib-throughput and lease-throughput need the litebroker library; the raw-SQLite floors do not.
 if ! cargo build --release -p litebroker-bench --features lib; then
     echo "warning: lib-throughput does not build; building the raw-SQLite floors only" >&2
-    rm -f "$BIN_DIR/lib-throughput"
+    rm -f "$BIN_DIR/lib-throughput" "$BIN_DIR/lease-throughput"
     cargo build --release -p litebroker-bench
 fi
 
