@@ -13,12 +13,14 @@
 //!                          record carries `vs_read`, its cost in plain reads
 //!   lease_batched_cycle    --batched messages: lease(--batch) + ack_many(batch)
 //!   lease_batched_read     --batched messages: read_many(all, --batch)
-//!   lease_idle_read/_lease --probes x read() / lease(1) (+ untimed ack), nothing leased
 //!   lease_fill             lease --reclaim messages in batches of --batch (no ack)
-//!   lease_inflight_read/_lease  the same probes with --reclaim leases outstanding
+//!   lease_idle_read/_lease --probes x read() / lease(1) (+ untimed ack) on a
+//!                          second file of the same size that never had a lease,
+//!   lease_inflight_read/_lease  alternating with the same probes on the file
+//!                          with --reclaim leases outstanding (not expired)
 //!   lease_reclaim          after a ManualClock jump past every expiry: the one
 //!                          lease(1) that returns all --reclaim messages to the queue
-//!   lease_after_reclaim_lease   the probes once the queue is back to normal
+//!   lease_after_reclaim_read/_lease  the probes once the queue is back to normal
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,7 +86,7 @@ fn run(dir: &Path, s: &Sizes) -> Res<()> {
         with_fresh_db(dir, "lease-batched.db", |b| batched(b, s.batched, s.batch))?;
     }
     if s.reclaim > 0 {
-        with_fresh_db(dir, "lease-reclaim.db", |b| reclaim(b, s))?;
+        reclaim(dir, s)?;
     }
     Ok(())
 }
@@ -228,21 +230,30 @@ fn check_count(what: &str, got: usize, want: usize) -> Res<()> {
     }
 }
 
-/// Part 4: what many outstanding leases cost, and what returning them all
-/// at once costs. A ManualClock makes 100k leases expire without waiting.
-fn reclaim(broker: &mut Broker, s: &Sizes) -> Res<()> {
+/// Part 4 on two files of the same size: `idle` never has a lease, `busy`
+/// gets `--reclaim` of them. Probes alternate between the two so that both
+/// see the same disk and CPU state.
+fn reclaim(dir: &Path, s: &Sizes) -> Res<()> {
+    with_fresh_db(dir, "lease-idle.db", |idle| {
+        with_fresh_db(dir, "lease-reclaim.db", |busy| reclaim_pair(idle, busy, s))
+    })
+}
+
+/// What many outstanding leases cost, and what returning them all at once
+/// costs. A ManualClock makes 100k leases expire without waiting.
+fn reclaim_pair(idle: &mut Broker, busy: &mut Broker, s: &Sizes) -> Res<()> {
     let clock = ManualClock::new();
-    broker.set_clock(Arc::new(clock.clone()));
+    busy.set_clock(Arc::new(clock.clone()));
     let n = s.reclaim;
-    let mut q = broker.queue("q")?;
-    // Probes consume 2 x probes messages before the fill and 2 x after each phase.
-    fill(&mut q, n + 6 * s.probes)?;
-    probe(&mut q, "lease_idle", s.probes, 0)?;
+    let (mut iq, mut bq) = (idle.queue("q")?, busy.queue("q")?);
+    // Each probe round consumes two messages per file; there are two rounds on `busy`.
+    fill(&mut iq, n + 4 * s.probes)?;
+    fill(&mut bq, n + 4 * s.probes)?;
 
     let start = Instant::now();
     let mut leased = 0;
     while leased < n {
-        leased += q
+        leased += bq
             .lease(&Filter::all(), s.batch.min(n - leased), Some(VISIBILITY))?
             .len();
     }
@@ -252,14 +263,35 @@ fn reclaim(broker: &mut Broker, s: &Sizes) -> Res<()> {
         start.elapsed(),
         json!({"batch": s.batch}),
     );
-    probe(&mut q, "lease_inflight", s.probes, n)?;
+
+    let (mut at_idle, mut in_flight) = (Probe::default(), Probe::default());
+    for _ in 0..s.probes {
+        at_idle.step(&mut iq)?;
+        in_flight.step(&mut bq)?;
+    }
+    at_idle.emit("lease_idle", 0);
+    in_flight.emit("lease_inflight", n);
 
     clock.advance(VISIBILITY + Duration::from_secs(1));
     let start = Instant::now();
-    lease_one(&mut q)?;
+    lease_one(&mut bq)?;
     let took = start.elapsed();
-    drop(q);
-    let stats = broker.list()?;
+    drop(bq);
+    check_reclaimed(busy, n, took)?;
+
+    let mut after = Probe::default();
+    let mut bq = busy.queue("q")?;
+    for _ in 0..s.probes {
+        after.step(&mut bq)?;
+    }
+    after.emit("lease_after_reclaim", 1);
+    Ok(())
+}
+
+/// Emits the reclaim timing after checking that every expired lease is
+/// back in the queue and only the reclaiming lease is out.
+fn check_reclaimed(busy: &mut Broker, n: usize, took: Duration) -> Res<()> {
+    let stats = busy.list()?;
     let (pending, still_leased) = stats
         .iter()
         .find(|st| st.name == "q")
@@ -271,37 +303,43 @@ fn reclaim(broker: &mut Broker, s: &Sizes) -> Res<()> {
         json!({"ms": took.as_secs_f64() * 1e3, "pending_after": pending,
                "leased_after": still_leased}),
     );
-    // All n back in the queue plus the probes' share; only the reclaiming lease is out.
     if still_leased != 1 || pending < n as u64 {
         return Err(
             format!("reclaim: {pending} pending, {still_leased} leased after expiry").into(),
         );
     }
-    let mut q = broker.queue("q")?;
-    probe(&mut q, "lease_after_reclaim", s.probes, 1)
+    Ok(())
 }
 
-/// Times `k` single reads and `k` single leases (each acked, untimed) with
-/// `inflight` leases outstanding; emits `{prefix}_read` and `{prefix}_lease`
-/// with the median call in microseconds (fsync jitter makes the mean noisy).
-fn probe(q: &mut Queue<'_>, prefix: &str, k: usize, inflight: usize) -> Res<()> {
-    let mut reads = Vec::with_capacity(k);
-    let mut leases = Vec::with_capacity(k);
-    for _ in 0..k {
+/// Single-call timings of `read()` and `lease(1)` (each lease acked, untimed).
+#[derive(Default)]
+struct Probe {
+    reads: Vec<Duration>,
+    leases: Vec<Duration>,
+}
+
+impl Probe {
+    /// One read and one lease on `q`.
+    fn step(&mut self, q: &mut Queue<'_>) -> Res<()> {
         let start = Instant::now();
         read_one(q)?;
-        reads.push(start.elapsed());
+        self.reads.push(start.elapsed());
         let start = Instant::now();
         let receipt = lease_one(q)?;
-        leases.push(start.elapsed());
+        self.leases.push(start.elapsed());
         q.ack(&receipt)?;
+        Ok(())
     }
-    for (what, times) in [("read", reads), ("lease", leases)] {
-        let total = times.iter().sum();
-        let extra = json!({"median_us": median_us(times), "inflight": inflight});
-        emit(&format!("{prefix}_{what}"), k, total, extra);
+
+    /// Emits `{prefix}_read` and `{prefix}_lease` with the median call in
+    /// microseconds (fsync jitter makes the mean noisy).
+    fn emit(self, prefix: &str, inflight: usize) {
+        for (what, times) in [("read", self.reads), ("lease", self.leases)] {
+            let (count, total) = (times.len(), times.iter().sum());
+            let extra = json!({"median_us": median_us(times), "inflight": inflight});
+            emit(&format!("{prefix}_{what}"), count, total, extra);
+        }
     }
-    Ok(())
 }
 
 fn median_us(mut times: Vec<Duration>) -> f64 {
