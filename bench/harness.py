@@ -640,6 +640,19 @@ def json_lines(cmd, timeout):
     return out
 
 
+def lease_workload(args, fx):
+    """What leases cost in the library (bench/src/bin/lease_throughput.rs):
+    lease+ack against plain reads, single and batched, and reclaiming many
+    expired leases. Sizes follow --single and --big, so --quick shrinks them."""
+    exe = os.path.join(args.bin_dir, "lease-throughput")
+    if not os.path.exists(exe):
+        raise Failed("lease-throughput not built (litebroker lease API missing or not compiling)")
+    d = fx.fresh_dir("lease")
+    return json_lines([exe, "--dir", d, "--single", str(args.single),
+                       "--batched", str(args.big), "--reclaim", str(args.big),
+                       "--batch", "1000"], timeout=900)
+
+
 def loadavg():
     try:
         with open("/proc/loadavg") as f:
@@ -689,7 +702,8 @@ def main():
     ap.add_argument("--only", default="",
                     help="comma list of workloads to run: write_process, read_process, "
                          "sequential_writes, read_all (with vacuum), peek_all, concurrent, "
-                         "watch_latency, watch_latency_idle, watch_drain, watch_idle, limits, lib")
+                         "watch_latency, watch_latency_idle, watch_drain, watch_idle, limits, lib, "
+                         "lease")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3,
@@ -820,6 +834,8 @@ def main():
         res["limits"] = out or {}
         out = record("lib", "lib-throughput", lib, store=False)
         res["lib"] = out or {}
+        res["lease"] = record("lease", "lease-throughput",
+                              lambda: lease_workload(args, fx), store=False) or {}
     finally:
         res["machine"]["loadavg_end"] = loadavg()
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -85,6 +85,15 @@ def verdict(ok):
     return "n/a" if ok is None else ("**PASS**" if ok else "**FAIL**")
 
 
+# Leases (bench/src/bin/lease_throughput.rs): a lease+ack cycle is two durable
+# transactions where a plain read is one, so 2x is the natural ceiling.
+TARGET_LEASE_CYCLE_VS_READ = 2.0
+
+
+def us(x):
+    return "n/a" if x is None else (f"{x:,.0f} µs" if x >= 100 else f"{x:.1f} µs")
+
+
 class Report:
     def __init__(self, res):
         self.r = res
@@ -224,6 +233,8 @@ class Report:
                      verdict(None if vac is None else vac < TARGET_VACUUM_BYTES)])
 
         self.watch_targets(rows)
+        rows.append(self.lease_target_row())
+
         self.out("## Targets")
         self.out()
         self.table(["target", "ours", "reference (context)", "result"], rows)
@@ -538,6 +549,93 @@ class Report:
                 self.out(f"> {key}: `{str(e).strip()[:400]}`")
                 self.out()
 
+    def lease_target_row(self):
+        """Targets-table row: a single lease+ack costs at most 2x a plain read."""
+        L = self.r.get("lease") or {}
+        read_us = get(L, "lease_single_read", "us_per_op")
+        cycle_us = get(L, "lease_single_cycle", "us_per_op")
+        ratio = get(L, "lease_single_cycle", "vs_read")
+        return [f"library `lease(1)` + `ack` cycle <= {TARGET_LEASE_CYCLE_VS_READ:g}x "
+                "a plain `read` (single transactions, interleaved)",
+                f"{us(cycle_us)} vs {us(read_us)} = "
+                + ("n/a" if ratio is None else f"{ratio:.2f}x"),
+                "-", verdict(None if ratio is None else ratio <= TARGET_LEASE_CYCLE_VS_READ)]
+
+    def lease_section(self):
+        """Leases against the plain reads they replace, and the cost of many
+        leases in flight and of reclaiming them (lease-throughput)."""
+        L = self.r.get("lease") or {}
+        self.out("## Leases (library)")
+        self.out()
+        self.out("`lease-throughput`: the `litebroker` crate's lease API, default settings "
+                 "(`synchronous=FULL`), a fresh database per part, no process spawns. Single "
+                 "plain reads and single `lease(1, 30s)` + `ack` cycles alternate in rounds of "
+                 "50 on one file (same disk state). A cycle is two durable transactions "
+                 "(lease, then ack) where a read is one.")
+        self.out()
+        if not L:
+            self.err("lease")
+            return
+        self.lease_throughput_table(L)
+        self.lease_inflight_table(L)
+        self.quiet("lease")
+        self.err("lease")
+
+    def lease_throughput_table(self, L):
+        def row(key, text, unit="msg/s"):
+            rec = L.get(key)
+            if not rec:
+                return None
+            r = rec["per_sec"]
+            per = rec["seconds"] * 1e6 / rec["count"] if rec["count"] else None
+            return [text, f"{rec['count']:,}", secs(rec["seconds"]),
+                    f"{r:,.0f} {unit}", us(per)]
+
+        ratio = get(L, "lease_single_cycle", "vs_read")
+        b = L.get("lease_batched_cycle") or {}
+        split = (f" (lease {secs(b['lease_s'])}, ack {secs(b['ack_s'])})"
+                 if "lease_s" in b else "")
+        rows = [row("lease_single_read", "plain `read()` (1 transaction each)"),
+                row("lease_single_cycle", "`lease(1)` + `ack` (2 transactions each)"
+                    + ("" if ratio is None else f": **{ratio:.2f}x** a plain read"),
+                    "cycles/s"),
+                row("lease_batched_cycle", "`lease(1000)` + `ack_many` of the batch" + split),
+                row("lease_batched_read", "plain `read_many(all, 1000)`")]
+        self.table(["measurement", "messages", "time", "rate", "per call or message"],
+                   [r for r in rows if r])
+        a, r = get(L, "lease_batched_cycle", "per_sec"), get(L, "lease_batched_read", "per_sec")
+        if a and r:
+            self.out(f"Batched lease+ack runs at {a / r:.0%} of the batched plain read rate.")
+            self.out()
+
+    def lease_inflight_table(self, L):
+        n = get(L, "lease_fill", "count")
+        rows = []
+        for prefix, text in (("lease_idle", "nothing leased (second file)"),
+                             ("lease_inflight", f"{num(n)} leases outstanding, not expired"),
+                             ("lease_after_reclaim", "after the reclaim below")):
+            if f"{prefix}_read" in L:
+                rows.append([text, us(get(L, f"{prefix}_read", "median_us")),
+                             us(get(L, f"{prefix}_lease", "median_us"))])
+        if rows:
+            k = get(L, "lease_idle_read", "count")
+            self.out(f"Median of {num(k)} single calls each (every lease acked, untimed) on "
+                     f"two files that both hold {num(n)} more messages than the probes "
+                     "consume; the idle and in-flight probes alternate:")
+            self.out()
+            self.table(["state", "`read()`", "`lease(1)`"], rows)
+        fill, rec = L.get("lease_fill"), L.get("lease_reclaim")
+        if fill:
+            self.out(f"* Leasing {fill['count']:,} messages in batches of {fill.get('batch', '?')} "
+                     f"(no ack): {secs(fill['seconds'])}, {rate(fill['per_sec'])}.")
+        if rec:
+            self.out(f"* After a `ManualClock` jump past every expiry, the one `lease(1)` that "
+                     f"returns all {rec['count']:,} expired leases to the queue takes "
+                     f"**{ms(rec['seconds'])}** (then {num(rec.get('pending_after'))} pending, "
+                     f"{num(rec.get('leased_after'))} leased).")
+        if fill or rec:
+            self.out()
+
     def notes(self):
         """Derived facts: where the time of a process goes, and what the floors
         say about the targets. Each note is printed only if the data shows it."""
@@ -636,6 +734,7 @@ class Report:
         self.watch_drain_section()
         self.watch_idle_section()
         self.limits_section()
+        self.lease_section()
         return "\n".join(self.lines).rstrip() + "\n"
 
 

@@ -64,11 +64,11 @@ else
     echo "warning: our broker does not build; running the reference half only" >&2
     HAVE_OURS=0
 fi
-# lib-throughput and watch-latency need the litebroker library; the raw-SQLite
-# floors do not.
+# lib-throughput, watch-latency and lease-throughput need the litebroker
+# library; the raw-SQLite floors do not.
 if ! cargo build --release -p litebroker-bench --features lib; then
-    echo "warning: lib-throughput/watch-latency do not build; building the raw-SQLite floors only" >&2
-    rm -f "$BIN_DIR/lib-throughput" "$BIN_DIR/watch-latency"
+    echo "warning: the library benchmarks do not build; building the raw-SQLite floors only" >&2
+    rm -f "$BIN_DIR/lib-throughput" "$BIN_DIR/watch-latency" "$BIN_DIR/lease-throughput"
     cargo build --release -p litebroker-bench
 fi
 
