@@ -92,9 +92,10 @@ impl SqliteBackend {
     }
 
     /// Like [`Self::immediate`] but committed without waiting for the disk when
-    /// the configured mode is FULL. Used only for custody (holding and settling
-    /// messages being delivered), where losing the commit to a power failure
-    /// means a redelivery, never a loss. New messages are still written FULL.
+    /// the configured mode is FULL. Used only for custody and leases (holding,
+    /// settling, leasing, acking, nacking, extending), where losing the commit
+    /// to a power failure means a redelivery, never a loss. New messages are
+    /// still written FULL.
     fn immediate_relaxed<T>(&self, body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
         let relax = self.settings.sync_mode == SyncMode::Full;
         if relax {
@@ -399,7 +400,7 @@ impl Backend for SqliteBackend {
         visibility: Option<Duration>,
     ) -> Result<Vec<Message>> {
         let (me, db, now) = self.prepare_take();
-        self.immediate(|c| {
+        self.immediate_relaxed(|c| {
             before_take(c, &db, &me, now)?;
             let visibility = match visibility {
                 Some(v) => v,
@@ -414,7 +415,7 @@ impl Backend for SqliteBackend {
         queue: &str,
         receipts: &[Receipt],
     ) -> Result<Vec<std::result::Result<(), ReceiptError>>> {
-        self.immediate(|c| {
+        self.immediate_relaxed(|c| {
             receipts
                 .iter()
                 .map(|r| match deferred::ack(c, queue, r) {
@@ -434,7 +435,7 @@ impl Backend for SqliteBackend {
         let until = delay
             .filter(|d| !d.is_zero())
             .map(|d| clock::after(self.now(), d));
-        self.immediate(|c| {
+        self.immediate_relaxed(|c| {
             let config = deferred::config(c, queue)?;
             deferred::nack(c, queue, receipt, until, &config)
         })
@@ -447,11 +448,11 @@ impl Backend for SqliteBackend {
         dlq: &str,
         reason: &str,
     ) -> Result<()> {
-        self.immediate(|c| deferred::dead_letter_lease(c, queue, receipt, dlq, reason))
+        self.immediate_relaxed(|c| deferred::dead_letter_lease(c, queue, receipt, dlq, reason))
     }
 
     fn unlease(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()> {
-        self.immediate(|c| {
+        self.immediate_relaxed(|c| {
             receipts
                 .iter()
                 .try_for_each(|r| deferred::unlease(c, queue, r))
@@ -460,7 +461,7 @@ impl Backend for SqliteBackend {
 
     fn extend(&mut self, queue: &str, receipt: &Receipt, visibility: Duration) -> Result<()> {
         let until = clock::after(self.now(), visibility);
-        self.immediate(|c| deferred::extend(c, queue, receipt, until))
+        self.immediate_relaxed(|c| deferred::extend(c, queue, receipt, until))
     }
 
     fn queue_config(&mut self, queue: &str) -> Result<QueueConfig> {
