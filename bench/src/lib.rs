@@ -127,3 +127,26 @@ pub fn emit(name: &str, count: usize, elapsed: Duration, extra: serde_json::Valu
     }
     println!("{obj}");
 }
+
+/// Sets SQLITE_FCNTL_PERSIST_WAL on the main database: the last connection to
+/// close keeps the -wal and -shm files instead of deleting them.
+pub fn persist_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut on: std::os::raw::c_int = 1;
+    // SAFETY: the handle is valid for the life of `conn`; the op takes an int*.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::os::raw::c_int).cast(),
+        )
+    };
+    if rc == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rc),
+            None,
+        ))
+    }
+}
