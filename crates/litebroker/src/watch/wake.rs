@@ -252,6 +252,9 @@ mod tests {
         std::fs::write(dir.path().join("other.txt"), b"x").unwrap();
         assert!(!hint.wait(Duration::from_millis(50)));
         std::fs::write(dir.path().join("q.db.holder-3"), b"x").unwrap();
-        assert!(!hint.wait(Duration::from_millis(50)), "progress records are no change");
+        assert!(
+            !hint.wait(Duration::from_millis(50)),
+            "progress records are no change"
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
 use super::retry::with_retry;
 use super::schema;
@@ -31,15 +31,65 @@ pub fn open_database(path: &Path, settings: &Settings) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     apply_settings(&conn, settings).map_err(|e| classify_error(path, e))?;
     // Identify before changing anything: a foreign file must be left byte-for-byte as it was.
-    if with_retry(|| foreign_meta(&conn)).map_err(|e| classify_error(path, e))? {
-        verify_identity(&conn, path)?;
+    let probe = with_retry(|| probe(&conn)).map_err(|e| classify_error(path, e))?;
+    if probe.identity.is_foreign() {
+        check_identity(&probe.identity, path)?;
     }
     with_retry(|| ensure_wal(&conn)).map_err(|e| classify_error(path, e))?;
-    if !schema_complete(&conn).map_err(|e| classify(path, e))? {
+    if probe.complete {
+        check_identity(&probe.identity, path)?;
+    } else {
         with_retry(|| create_schema(&conn)).map_err(|e| classify_error(path, e))?;
+        verify_identity(&conn, path)?;
     }
-    verify_identity(&conn, path)?;
     Ok(conn)
+}
+
+/// What one look at a file tells: whether every object we need exists, and
+/// its identity. Two statements, because every short-lived process parses
+/// each statement of the open path anew.
+struct Probe {
+    complete: bool,
+    identity: Identity,
+}
+
+/// `meta.magic` and `meta.schema_version`, where present.
+struct Identity {
+    magic: Option<String>,
+    version: Option<i64>,
+}
+
+impl Identity {
+    /// Names another program or a newer schema.
+    fn is_foreign(&self) -> bool {
+        self.magic.as_deref().is_some_and(|m| m != schema::MAGIC)
+            || self.version.is_some_and(|v| v > schema::SCHEMA_VERSION)
+    }
+}
+
+fn probe(conn: &Connection) -> rusqlite::Result<Probe> {
+    let placeholders = vec!["?"; schema::REQUIRED_OBJECTS.len()].join(",");
+    let sql = format!(
+        "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE name IN ({placeholders})), \
+         EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')"
+    );
+    let (found, has_meta): (usize, bool) = conn.query_row(
+        &sql,
+        rusqlite::params_from_iter(schema::REQUIRED_OBJECTS.iter()),
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let identity = if has_meta {
+        read_identity(conn)?
+    } else {
+        Identity {
+            magic: None,
+            version: None,
+        }
+    };
+    Ok(Probe {
+        complete: found == schema::REQUIRED_OBJECTS.len(),
+        identity,
+    })
 }
 
 /// Creates `path` with mode 0600 if it does not exist (a descriptor closed
@@ -93,17 +143,6 @@ fn ensure_wal(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn schema_complete(conn: &Connection) -> rusqlite::Result<bool> {
-    let placeholders = vec!["?"; schema::REQUIRED_OBJECTS.len()].join(",");
-    let sql = format!("SELECT COUNT(*) FROM sqlite_master WHERE name IN ({placeholders})");
-    let found: usize = conn.query_row(
-        &sql,
-        rusqlite::params_from_iter(schema::REQUIRED_OBJECTS.iter()),
-        |r| r.get(0),
-    )?;
-    Ok(found == schema::REQUIRED_OBJECTS.len())
-}
-
 /// Creates whatever is missing, in one immediate transaction so that several
 /// processes opening a new file at once do not trip over each other. Refuses
 /// (by leaving the file alone) a database whose magic or version is foreign.
@@ -146,9 +185,7 @@ fn foreign_meta(conn: &Connection) -> rusqlite::Result<bool> {
     if !has_meta {
         return Ok(false);
     }
-    let (magic, version) = read_identity(conn)?;
-    Ok(magic.is_some_and(|m| m != schema::MAGIC)
-        || version.is_some_and(|v| v > schema::SCHEMA_VERSION))
+    Ok(read_identity(conn)?.is_foreign())
 }
 
 fn add_claimed_column_if_missing(conn: &Connection) -> rusqlite::Result<()> {
@@ -163,36 +200,37 @@ fn add_claimed_column_if_missing(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn read_identity(conn: &Connection) -> rusqlite::Result<(Option<String>, Option<i64>)> {
-    let magic: Option<String> = conn
-        .query_row(
-            "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'magic'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let version: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok((magic, version))
+fn read_identity(conn: &Connection) -> rusqlite::Result<Identity> {
+    conn.query_row(
+        "SELECT (SELECT CAST(value AS TEXT) FROM meta WHERE key = 'magic'), \
+         (SELECT value FROM meta WHERE key = 'schema_version')",
+        [],
+        |r| {
+            Ok(Identity {
+                magic: r.get(0)?,
+                version: r.get(1)?,
+            })
+        },
+    )
 }
 
 fn verify_identity(conn: &Connection, path: &Path) -> Result<()> {
-    let (magic, version) = read_identity(conn).map_err(|e| classify(path, e))?;
+    let identity = read_identity(conn).map_err(|e| classify(path, e))?;
+    check_identity(&identity, path)
+}
+
+/// Refuses a file whose magic is missing or foreign, or whose schema is newer than ours.
+fn check_identity(identity: &Identity, path: &Path) -> Result<()> {
     let foreign = |reason: String| Error::ForeignDatabase {
         path: path.to_path_buf(),
         reason,
     };
-    match magic.as_deref() {
+    match identity.magic.as_deref() {
         Some(schema::MAGIC) => {}
         Some(other) => return Err(foreign(format!("magic is '{other}'"))),
         None => return Err(foreign("no magic string".into())),
     }
-    match version {
+    match identity.version {
         Some(v) if v > schema::SCHEMA_VERSION => Err(foreign(format!(
             "schema version {v} is newer than the supported {}",
             schema::SCHEMA_VERSION
@@ -226,5 +264,5 @@ pub fn is_broker_database(path: &Path) -> bool {
         return false;
     };
     let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-    matches!(read_identity(&conn), Ok((Some(m), _)) if m == schema::MAGIC)
+    matches!(read_identity(&conn), Ok(Identity { magic: Some(m), .. }) if m == schema::MAGIC)
 }
