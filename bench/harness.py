@@ -29,6 +29,10 @@ import threading
 import time
 
 DB_NAME = ".broker.db"
+# minimal-write with a close that keeps the WAL (measured for comparison, not
+# what litebroker does): no checkpoint on close, the -wal/-shm files kept, a
+# TRUNCATE checkpoint once the WAL exceeds 64 frames.
+KEPT_WAL = ["--no-checkpoint-on-close", "--checkpoint-over", "64"]
 
 
 def log(msg):
@@ -242,11 +246,13 @@ class Bench:
     # (a) one write process: floors, ours and the reference back to back
     def write_process(self, sides, minimal):
         cmds, d = {}, {}
-        for label in ("floor", "floor_no_ckpt") + tuple(sides):
+        for label in ("floor", "floor_no_ckpt", "floor_kept_wal") + tuple(sides):
             d[label] = self.fx.fresh_dir(f"{label}-write", self.fx.empty())
         cmds["floor"] = [minimal, os.path.join(d["floor"], DB_NAME), "q", "hello"]
         cmds["floor_no_ckpt"] = [minimal, "--no-checkpoint-on-close",
                                  os.path.join(d["floor_no_ckpt"], DB_NAME), "q", "hello"]
+        cmds["floor_kept_wal"] = [minimal] + KEPT_WAL + [
+            os.path.join(d["floor_kept_wal"], DB_NAME), "q", "hello"]
         cmds["spawn"] = ["/bin/true"]
         for side, broker in sides.items():
             cmds[side] = broker + ["-d", d[side], "write", "q", "hello"]
@@ -268,6 +274,11 @@ class Bench:
         fast = {"floor": lambda d, i: [minimal, os.path.join(d, DB_NAME), "q", f"message {i}"],
                 "floor_no_ckpt": lambda d, i: [minimal, "--no-checkpoint-on-close",
                                                os.path.join(d, DB_NAME), "q", f"message {i}"],
+                "floor_kept_wal": lambda d, i: [minimal] + KEPT_WAL + [
+                    os.path.join(d, DB_NAME), "q", f"message {i}"],
+                "floor_kept_wal_nosync": lambda d, i: [minimal] + KEPT_WAL + [
+                    "--sync", "OFF", os.path.join(d, DB_NAME), "q", f"message {i}"],
+                "rust_start": lambda d, i: [minimal, "--stop-after", "start"],
                 "spawn": lambda d, i: ["/bin/true"]}
         for side, broker in sides.items():
             if side != "reference":
@@ -289,7 +300,7 @@ class Bench:
                                                     f"message {i}"] for i in range(m))
             out["reference"] = {"n": m, "wall_s": wall, "msg_per_s": m / wall}
         for k in out:
-            if k != "spawn":
+            if k not in ("spawn", "rust_start"):
                 got = count_rows(dirs[k])
                 if got != out[k]["n"]:
                     raise Failed(f"{k}: expected {out[k]['n']} rows after sequential writes, found {got}")
