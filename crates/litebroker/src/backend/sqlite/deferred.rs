@@ -400,10 +400,14 @@ pub fn deferred_counts(conn: &Connection) -> Result<Vec<(String, u64, u64)>> {
 /// When the next deferred message of `queue` becomes visible (Unix ns).
 pub fn next_visible_at(conn: &Connection, queue: &str) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT MIN(e.visible_at) FROM lb_message_ext e JOIN messages m ON m.id = e.msg \
-         WHERE m.queue = ?1 AND m.claimed = 2",
+        // CROSS JOIN keeps lb_message_ext outermost: walk its visibility index
+        // in time order and stop at the first row of this queue, instead of
+        // scanning every message of the queue.
+        "SELECT e.visible_at FROM lb_message_ext e CROSS JOIN messages m ON m.id = e.msg \
+         WHERE e.visible_at IS NOT NULL AND m.queue = ?1 AND m.claimed = 2 \
+         ORDER BY e.visible_at LIMIT 1",
     )?;
-    Ok(stmt.query_row([queue], |r| r.get(0))?)
+    Ok(stmt.query_row([queue], |r| r.get(0)).optional()?)
 }
 
 /// Forgets extension rows of messages that are consumed or gone (vacuum).
