@@ -17,6 +17,10 @@ TARGET_CONCURRENT_S = 5.0
 TARGET_LIB_SINGLE_VS_SQLITE = 0.80
 TARGET_LIB_BATCHED = 200_000
 TARGET_VACUUM_BYTES = 1_000_000
+TARGET_PUBSUB_P99_S = 0.002
+TARGET_PUBSUB_FANOUT_VS_REF = 10
+TARGET_PUBSUB_REPLAY = 200_000
+PUBSUB_WIDTHS = (1, 10, 100)
 
 
 def get(d, *path):
@@ -72,6 +76,24 @@ def better_time(ours, ref):
 
 def better_rate(ours, ref):
     return ours / ref if ours and ref else None
+
+
+def lat(v):
+    """A latency in ms (value given in ms), or n/a."""
+    if v is None or v != v:
+        return "n/a"
+    return f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms"
+
+
+def rate_d(r):
+    """Deliveries per second, or n/a."""
+    return "n/a" if r is None else f"{r:,.0f}/s"
+
+
+def clean(rec):
+    """Whether a fan-out record shows zero loss, zero disorder, nothing extra."""
+    return bool(rec) and rec.get("lost") == 0 and rec.get("out_of_order") == 0 \
+        and rec.get("extra", 0) == 0
 
 
 def verdict(ok):
@@ -216,6 +238,7 @@ class Report:
                      + self.ref_n_note("vacuum", "n_read_before"),
                      verdict(None if vac is None else vac < TARGET_VACUUM_BYTES)])
 
+        rows += self.pubsub_target_rows()
         self.out("## Targets")
         self.out()
         self.table(["target", "ours", "reference (context)", "result"], rows)
@@ -409,6 +432,181 @@ class Report:
                 self.out(f"> {key}: `{str(e).strip()[:400]}`")
                 self.out()
 
+    # ------------------------------------------------------------- pub/sub
+
+    def ps(self, side, bench, *path):
+        """A field of one pub/sub measurement (side: ours or reference)."""
+        return get(self.w, "pubsub", side, bench, *path)
+
+    def pubsub_target_rows(self):
+        """Targets rows for pub/sub: latency p99, fan-out vs the reference, replay."""
+        if "pubsub" not in self.w and not get(self.r, "errors", "pubsub"):
+            return []
+        rows = []
+        p99 = self.ps("ours", "latency_lib", "p99_ms")
+        cli99 = self.ps("ours", "latency_cli", "p99_ms")
+        ok = None if p99 is None else (p99 / 1000 < TARGET_PUBSUB_P99_S
+                                       and self.ps("ours", "latency_lib", "lost") == 0)
+        rows.append([f"pub/sub publish→deliver p99 < {TARGET_PUBSUB_P99_S * 1000:.0f} ms, "
+                     "one subscriber",
+                     f"library consumer {lat(p99)}; `broker watch` process {lat(cli99)}",
+                     f"p50 {lat(self.ps('reference', 'latency_ref', 'p50_ms'))}, "
+                     f"p99 {lat(self.ps('reference', 'latency_ref', 'p99_ms'))}",
+                     verdict(ok)])
+        for w in PUBSUB_WIDTHS:
+            b = get(self.w, "pubsub", "ours", f"fanout_batch_w{w}")
+            sgl = get(self.w, "pubsub", "ours", f"fanout_single_w{w}")
+            ref = get(self.w, "pubsub", "reference", f"fanout_ref_w{w}")
+            ref_rate = get(ref, "per_sec")
+            fb = better_rate(get(b, "per_sec"), ref_rate)
+            fs = better_rate(get(sgl, "per_sec"), ref_rate)
+            ok = None if fb is None else (fb >= TARGET_PUBSUB_FANOUT_VS_REF and clean(b))
+            rows.append([f"fan-out to {w} subscription{'s' if w > 1 else ''}: delivered "
+                         f">= {TARGET_PUBSUB_FANOUT_VS_REF}x the reference, zero loss",
+                         f"batched {rate_d(get(b, 'per_sec'))} = {times(fb)}, lost "
+                         f"{num(get(b, 'lost'))}; one publish per transaction "
+                         f"{rate_d(get(sgl, 'per_sec'))} = {times(fs)}, lost {num(get(sgl, 'lost'))}",
+                         f"{rate_d(ref_rate)}, lost {num(get(ref, 'lost'))} of "
+                         f"{num(get(ref, 'expected'))}",
+                         verdict(ok)])
+        rp = self.ps("ours", "replay_lib", "per_sec")
+        ok = None if rp is None else (rp >= TARGET_PUBSUB_REPLAY
+                                      and self.ps("ours", "replay_lib", "in_order_and_equal"))
+        rows.append([f"replay of {num(self.ps('ours', 'replay_lib', 'expected'))} into a new "
+                     f"subscription >= {TARGET_PUBSUB_REPLAY:,} msg/s",
+                     rate(rp), "n/a (formix-pubsub has no replay)", verdict(ok)])
+        return rows
+
+    def pubsub_section(self):
+        """Pub/sub next to formix-pubsub: latency, fan-out, replay."""
+        if "pubsub" not in self.w and not get(self.r, "errors", "pubsub"):
+            return
+        ver = self.ps("reference", "version", "formix_pubsub") or "?"
+        self.out("## Pub/sub vs formix-pubsub")
+        self.out()
+        self.out(f"`pubsub-bench` (the `litebroker` library, default settings: WAL, "
+                 f"`synchronous=FULL`, one fsync per transaction) next to "
+                 f"`bench/pubsub_reference.py` (formix-pubsub {ver}, its FIFO + hard-link files "
+                 "in `PUBSUB_HOME` on tmpfs under /dev/shm, its default location: nothing is "
+                 "fsynced). Same machine, same run, one after the other.")
+        self.out()
+        self.pubsub_latency_table()
+        self.pubsub_fanout_table()
+        self.pubsub_replay_table()
+        self.pubsub_notes()
+        self.quiet("pubsub")
+        self.err("pubsub")
+
+    def pubsub_latency_table(self):
+        """Publish→deliver latency, one subscriber."""
+        cols = [("ours", "latency_lib", "ours: library consumer"),
+                ("ours", "latency_cli", "ours: `broker watch --json` process"),
+                ("ours", "latency_lib_idle", "ours: library consumer, idle watcher"),
+                ("reference", "latency_ref", "reference: fetch loop process")]
+        cols = [c for c in cols if get(self.w, "pubsub", c[0], c[1])]
+        if not cols:
+            return
+        self.out("### Publish → deliver latency, one subscriber")
+        self.out()
+        self.out("Messages are published one at a time; each one after the previous arrived "
+                 "and at least the pace after the previous publish. Latency: from just before "
+                 "`publish` to the consumer having the message, on one monotonic clock "
+                 "(our `broker watch` line is stamped when the bench reads it from the pipe; "
+                 "the reference subscriber stamps with `time.monotonic_ns()`). The idle "
+                 "variant publishes far apart, so our watcher has backed off to sleeping on "
+                 "file-change hints.")
+        self.out()
+        rec = lambda c, k: get(self.w, "pubsub", c[0], c[1], k)
+        rows = [["messages (received / lost)"] + [f"{num(rec(c, 'count'))} "
+                                                  f"({num(rec(c, 'received'))} / {num(rec(c, 'lost'))})"
+                                                  for c in cols],
+                ["pace"] + [lat(rec(c, "pace_ms")) for c in cols]]
+        for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"),
+                           ("max_ms", "max"), ("mean_ms", "mean")):
+            rows.append([label] + [lat(rec(c, key)) for c in cols])
+        self.table([""] + [c[2] for c in cols], rows)
+
+    def pubsub_fanout_table(self):
+        """Deliveries per second at every width, ours single and batched, theirs."""
+        self.out("### Fan-out throughput")
+        self.out()
+        self.out("W subscriptions on one topic; N messages published, then every "
+                 "subscription is checked (ours: drained after publishing; theirs: one consumer "
+                 "process fetching from the W channels in turn, in a tight loop, while the "
+                 "publisher runs). Delivered/s = copies that reached subscriptions / time "
+                 "(ours: publish time, the copies are committed durably in the subscriptions' "
+                 "queues; theirs: first publish to last fetch). Lost = N x W - received; ours "
+                 "also checks the order of every subscription.")
+        self.out()
+        rows = []
+        for w in PUBSUB_WIDTHS:
+            ref = get(self.w, "pubsub", "reference", f"fanout_ref_w{w}")
+            for mode, label in (("single", "ours, 1 publish per transaction"),
+                                ("batch", f"ours, `publish_batch` of "
+                                          f"{get(self.w, 'pubsub', 'ours', f'fanout_batch_w{w}', 'batch') or '?'}")):
+                r = get(self.w, "pubsub", "ours", f"fanout_{mode}_w{w}")
+                if r:
+                    rows.append([w, label, num(r.get("published")), rate_d(r.get("per_sec")),
+                                 rate(r.get("publish_per_sec")),
+                                 f"{num(r.get('lost'))} / {num(r.get('out_of_order'))}",
+                                 rate_d(r.get("end_to_end_per_sec")),
+                                 times(better_rate(r.get("per_sec"), get(ref, "per_sec")))])
+            if ref:
+                note = " (time limit)" if ref.get("time_limited") else ""
+                rows.append([w, "reference", f"{num(ref.get('published'))}{note}",
+                             rate_d(ref.get("per_sec")), rate(ref.get("publish_per_sec")),
+                             f"{num(ref.get('lost'))} / {num(ref.get('out_of_order'))}",
+                             rate_d(ref.get("per_sec")), ""])
+        if rows:
+            self.table(["width", "who", "messages", "delivered/s", "published/s",
+                        "lost / out of order", "publish + drain, deliveries/s",
+                        "ours / reference"], rows)
+
+    def pubsub_replay_table(self):
+        """Replay of a long topic log into a new subscription."""
+        rows = []
+        for bench, text in (("replay_fill", "fill the topic log (`publish_batch` of 1,000, "
+                                            "no subscription)"),
+                            ("replay_lib", "`Subscription::create(.., StartFrom::Earliest)`"),
+                            ("replay_raw_prototype", "prototype: the same rows with two "
+                                                     "`INSERT … SELECT` (raw rusqlite)")):
+            r = get(self.w, "pubsub", "ours", bench)
+            if r:
+                checked = r.get("in_order_and_equal")
+                rows.append([text, num(r.get("count")), secs(r.get("seconds")),
+                             rate(r.get("per_sec")),
+                             "" if checked is None else ("yes" if checked else "**NO**")])
+        if rows:
+            self.out("### Replay")
+            self.out()
+            self.out("A topic log of N messages, then a new subscription that starts at the "
+                     "earliest offset (every message copied into its queue, one transaction). "
+                     "Checked: the queue holds the log one for one, in offset order. "
+                     "formix-pubsub keeps no log: n/a.")
+            self.out()
+            self.table(["step", "messages", "time", "rate", "checked"], rows)
+
+    def pubsub_notes(self):
+        """What bounds the single-publish variant, when the data shows it."""
+        notes = []
+        s1 = get(self.w, "pubsub", "ours", "fanout_single_w1")
+        ref1 = get(self.w, "pubsub", "reference", "fanout_ref_w1")
+        commit = (get(self.r, "lib", "sqlite_single_commit_paired", "per_sec")
+                  or get(self.r, "limits", "sqlite_single_commit", "per_sec"))
+        if s1 and ref1 and s1["per_sec"] < TARGET_PUBSUB_FANOUT_VS_REF * ref1["per_sec"]:
+            extra = (f" (raw SQLite single-commit rate in this run: {rate(commit)})"
+                     if commit else "")
+            notes.append(
+                f"One publish per transaction at width 1 reaches {rate(s1['transactions_per_sec'])} "
+                f"transactions: every publish is a durable commit (WAL, synchronous=FULL, one "
+                f"fsync){extra}, so it cannot be 10x a reference that writes to tmpfs without any "
+                f"fsync ({rate_d(ref1['per_sec'])}). Batching publishes is the fair throughput "
+                "comparison.")
+        if notes:
+            for n in notes:
+                self.out(f"* {n}")
+            self.out()
+
     def notes(self):
         """Derived facts: where the time of a process goes, and what the floors
         say about the targets. Each note is printed only if the data shows it."""
@@ -465,6 +663,7 @@ class Report:
         self.concurrent_section()
         self.vacuum_section()
         self.limits_section()
+        self.pubsub_section()
         return "\n".join(self.lines).rstrip() + "\n"
 
 
