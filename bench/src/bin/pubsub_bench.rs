@@ -523,16 +523,18 @@ fn replay(db: &Path, settings: &Settings, n: usize, batch: usize) -> BoxResult<(
         drop(conn);
         remove_db(&copy);
     }
-    for (name, cache_mb) in [
-        ("replay_raw_prototype", settings.cache_mb),
-        ("replay_raw_big_cache", REPLAY_BIG_CACHE_MB),
+    for (name, cache_mb, by_offset) in [
+        ("replay_raw_prototype", settings.cache_mb, false),
+        ("replay_raw_big_cache", REPLAY_BIG_CACHE_MB, false),
+        ("replay_raw_by_offset", settings.cache_mb, true),
+        ("replay_raw_by_offset_big_cache", REPLAY_BIG_CACHE_MB, true),
     ] {
         let copy = copy_db(db, name)?;
         let conn = litebroker_bench::open_existing(&copy)?;
         litebroker_bench::apply_pragmas(&conn)?;
         conn.execute_batch(&format!("PRAGMA cache_size=-{};", cache_mb * 1024))?;
         let start = Instant::now();
-        let (copied, phases) = raw_replay(&conn, "replay-raw", topic)?;
+        let (copied, phases) = raw_replay(&conn, "replay-raw", topic, by_offset)?;
         let elapsed = start.elapsed();
         let (count, ok) = check_replayed(&conn, "replay-raw")?;
         emit(
@@ -540,9 +542,7 @@ fn replay(db: &Path, settings: &Settings, n: usize, batch: usize) -> BoxResult<(
             count,
             elapsed,
             json!({"expected": n, "copied": copied, "in_order_and_equal": ok, "phases": phases,
-                   "cache_mb": cache_mb,
-                   "how": "INSERT INTO messages … SELECT … row_number() OVER (ORDER BY id); \
-                           INSERT INTO lb_message_ext … SELECT, one transaction, synchronous=FULL"}),
+                   "cache_mb": cache_mb, "by_offset": by_offset}),
         );
         drop(conn);
         // The library reads the raw copy as an ordinary subscription.
@@ -613,6 +613,7 @@ fn raw_replay(
     conn: &rusqlite::Connection,
     name: &str,
     topic: &str,
+    by_offset: bool,
 ) -> BoxResult<(usize, serde_json::Value)> {
     let t0 = Instant::now();
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
@@ -630,11 +631,24 @@ fn raw_replay(
     let before: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
         r.get(0)
     })?;
+    // One topic's offsets are gap-free (retention trims from the front), so
+    // the k-th copy's id can be computed from its offset without a window.
+    let first_offset: i64 = tx.query_row(
+        "SELECT COALESCE(MIN(topic_offset), 0) FROM lb_topic_log WHERE topic = ?1",
+        [topic],
+        |r| r.get(0),
+    )?;
+    let rank = if by_offset {
+        "topic_offset - ?4"
+    } else {
+        "row_number() OVER (ORDER BY id) - 1 + 0 * ?4"
+    };
     let copied = tx.execute(
-        "INSERT INTO messages (queue, body, ts) \
-         SELECT ?1, body, ?2 + row_number() OVER (ORDER BY id) - 1 \
-         FROM lb_topic_log WHERE topic = ?3 ORDER BY id",
-        rusqlite::params![name, base, topic],
+        &format!(
+            "INSERT INTO messages (queue, body, ts) SELECT ?1, body, ?2 + {rank} \
+             FROM lb_topic_log WHERE topic = ?3 ORDER BY id"
+        ),
+        rusqlite::params![name, base, topic, first_offset],
     )?;
     let t_messages = t0.elapsed();
     let first: i64 = tx.query_row(
@@ -643,10 +657,12 @@ fn raw_replay(
         |r| r.get(0),
     )?;
     tx.execute(
-        "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) \
-         SELECT ?1 + row_number() OVER (ORDER BY id) - 1, headers, topic, topic_offset \
-         FROM lb_topic_log WHERE topic = ?2 ORDER BY id",
-        rusqlite::params![first, topic],
+        &format!(
+            "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) \
+             SELECT ?1 + {rank}, headers, topic, topic_offset \
+             FROM lb_topic_log WHERE topic = ?3 ORDER BY id"
+        ),
+        rusqlite::params![first, "", topic, first_offset],
     )?;
     let t_ext = t0.elapsed();
     let top = base + copied as i64 - 1;
