@@ -502,6 +502,7 @@ class Report:
         cols = [("ours", "latency_lib", "ours: library consumer"),
                 ("ours", "latency_cli", "ours: `broker watch --json` process"),
                 ("ours", "latency_lib_idle", "ours: library consumer, idle watcher"),
+                ("ours", "publish_paced_no_consumer", "ours: no consumer (publish only)"),
                 ("reference", "latency_ref", "reference: fetch loop process")]
         cols = [c for c in cols if get(self.w, "pubsub", c[0], c[1])]
         if not cols:
@@ -514,16 +515,27 @@ class Report:
                  "(our `broker watch` line is stamped when the bench reads it from the pipe; "
                  "the reference subscriber stamps with `time.monotonic_ns()`). The idle "
                  "variant publishes far apart, so our watcher has backed off to sleeping on "
-                 "file-change hints.")
+                 "file-change hints. `publish` rows: how long the `publish` call itself took "
+                 "(its durable commit included); the no-consumer column is the same paced "
+                 "publishing with nobody reading, i.e. a commit without competition.")
         self.out()
         rec = lambda c, k: get(self.w, "pubsub", c[0], c[1], k)
-        rows = [["messages (received / lost)"] + [f"{num(rec(c, 'count'))} "
-                                                  f"({num(rec(c, 'received'))} / {num(rec(c, 'lost'))})"
-                                                  for c in cols],
+        def counts(c):
+            """'N (received / lost)', or just N when nobody consumed."""
+            if rec(c, "consumer") == "none":
+                return num(rec(c, "count"))
+            return f"{num(rec(c, 'count'))} ({num(rec(c, 'received'))} / {num(rec(c, 'lost'))})"
+
+        rows = [["messages (received / lost)"] + [counts(c) for c in cols],
                 ["pace"] + [lat(rec(c, "pace_ms")) for c in cols]]
         for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"),
                            ("max_ms", "max"), ("mean_ms", "mean")):
             rows.append([label] + [lat(rec(c, key)) for c in cols])
+        for key, label in (("publish_p50_ms", "`publish` call p50"),
+                           ("publish_p99_ms", "`publish` call p99"),
+                           ("publishes_over_1ms", "`publish` calls over 1 ms")):
+            fmt = num if key == "publishes_over_1ms" else lat
+            rows.append([label] + [fmt(rec(c, key)) for c in cols])
         self.table([""] + [c[2] for c in cols], rows)
 
     def pubsub_fanout_table(self):
@@ -565,16 +577,25 @@ class Report:
     def pubsub_replay_table(self):
         """Replay of a long topic log into a new subscription."""
         rows = []
-        for bench, text in (("replay_fill", "fill the topic log (`publish_batch` of 1,000, "
-                                            "no subscription)"),
-                            ("replay_lib", "`Subscription::create(.., StartFrom::Earliest)`"),
-                            ("replay_raw_prototype", "prototype: the same rows with two "
-                                                     "`INSERT … SELECT` (raw rusqlite)")):
+        steps = (("replay_fill", "fill the topic log (`publish_batch` of 1,000, no subscription)"),
+                 ("replay_lib", "`Subscription::create(.., StartFrom::Earliest)`, default "
+                                "settings (10 MB page cache)"),
+                 ("replay_lib_big_cache", "the same with `Settings { cache_mb: 512 }`"),
+                 ("replay_raw_prototype", "prototype, raw rusqlite: the same rows with two "
+                                          "`INSERT … SELECT` (ids by `row_number()`), 10 MB cache"),
+                 ("replay_raw_big_cache", "prototype as above, 512 MB cache"),
+                 ("replay_raw_by_offset", "prototype, ids computed from the gap-free offsets "
+                                          "(no window function), 10 MB cache"),
+                 ("replay_raw_by_offset_big_cache", "prototype as above, 512 MB cache"))
+        for bench, text in steps:
             r = get(self.w, "pubsub", "ours", bench)
             if r:
                 checked = r.get("in_order_and_equal")
+                ph = r.get("phases") or {}
+                split = (f"{secs(ph.get('insert_messages_s'))} / {secs(ph.get('insert_ext_s'))} / "
+                         f"{secs(ph.get('commit_s'))}") if ph else ""
                 rows.append([text, num(r.get("count")), secs(r.get("seconds")),
-                             rate(r.get("per_sec")),
+                             rate(r.get("per_sec")), split,
                              "" if checked is None else ("yes" if checked else "**NO**")])
         if rows:
             self.out("### Replay")
@@ -584,7 +605,8 @@ class Report:
                      "Checked: the queue holds the log one for one, in offset order. "
                      "formix-pubsub keeps no log: n/a.")
             self.out()
-            self.table(["step", "messages", "time", "rate", "checked"], rows)
+            self.table(["step", "messages", "time", "rate",
+                        "`messages` / `lb_message_ext` inserts / commit", "checked"], rows)
 
     def pubsub_notes(self):
         """What bounds the single-publish variant, when the data shows it."""
@@ -597,8 +619,8 @@ class Report:
             extra = (f" (raw SQLite single-commit rate in this run: {rate(commit)})"
                      if commit else "")
             notes.append(
-                f"One publish per transaction at width 1 reaches {rate(s1['transactions_per_sec'])} "
-                f"transactions: every publish is a durable commit (WAL, synchronous=FULL, one "
+                f"One publish per transaction at width 1 reaches "
+                f"{s1['transactions_per_sec']:,.0f} transactions/s: every publish is a durable commit (WAL, synchronous=FULL, one "
                 f"fsync){extra}, so it cannot be 10x a reference that writes to tmpfs without any "
                 f"fsync ({rate_d(ref1['per_sec'])}). Batching publishes is the fair throughput "
                 "comparison.")
