@@ -503,6 +503,10 @@ class Report:
                 ("ours", "latency_cli", "ours: `broker watch --json` process"),
                 ("ours", "latency_lib_idle", "ours: library consumer, idle watcher"),
                 ("ours", "publish_paced_no_consumer", "ours: no consumer (publish only)"),
+                ("ours", "latency_raw_default_busy", "prototype, raw SQL: SQLite's default busy handler"),
+                ("ours", "latency_raw_fast_busy", "prototype, raw SQL: 50 µs busy handler"),
+                ("ours", "latency_raw_fast_busy_consumer_normal",
+                 "prototype, raw SQL: 50 µs busy handler, consumer commits synchronous=NORMAL"),
                 ("reference", "latency_ref", "reference: fetch loop process")]
         cols = [c for c in cols if get(self.w, "pubsub", c[0], c[1])]
         if not cols:
@@ -517,7 +521,12 @@ class Report:
                  "variant publishes far apart, so our watcher has backed off to sleeping on "
                  "file-change hints. `publish` rows: how long the `publish` call itself took "
                  "(its durable commit included); the no-consumer column is the same paced "
-                 "publishing with nobody reading, i.e. a commit without competition.")
+                 "publishing with nobody reading, i.e. a commit without competition. The "
+                 "prototypes (raw rusqlite in `pubsub-bench`, same tables and rows) publish as "
+                 "`publish` does for one subscription and consume as the library's consume mode "
+                 "does (hold: one commit, deliver, settle: a second commit), polling "
+                 "`data_version` every 10 µs; they differ only in how a busy write lock is "
+                 "waited for and in the consumer's commit durability.")
         self.out()
         rec = lambda c, k: get(self.w, "pubsub", c[0], c[1], k)
         def counts(c):
@@ -553,26 +562,30 @@ class Report:
         rows = []
         for w in PUBSUB_WIDTHS:
             ref = get(self.w, "pubsub", "reference", f"fanout_ref_w{w}")
+            size = get(self.w, "pubsub", "ours", f"fanout_batch_w{w}", "batch") or "?"
             for mode, label in (("single", "ours, 1 publish per transaction"),
-                                ("batch", f"ours, `publish_batch` of "
-                                          f"{get(self.w, 'pubsub', 'ours', f'fanout_batch_w{w}', 'batch') or '?'}")):
+                                ("batch", f"ours, `publish_batch` of {size}"),
+                                ("raw", f"prototype: raw set-based batch of {size} "
+                                        "(two `INSERT … SELECT` for all copies)")):
                 r = get(self.w, "pubsub", "ours", f"fanout_{mode}_w{w}")
                 if r:
                     rows.append([w, label, num(r.get("published")), rate_d(r.get("per_sec")),
                                  rate(r.get("publish_per_sec")),
                                  f"{num(r.get('lost'))} / {num(r.get('out_of_order'))}",
                                  rate_d(r.get("end_to_end_per_sec")),
-                                 times(better_rate(r.get("per_sec"), get(ref, "per_sec")))])
+                                 times(better_rate(r.get("per_sec"), get(ref, "per_sec"))),
+                                 times(better_rate(r.get("end_to_end_per_sec"), get(ref, "per_sec")))])
             if ref:
                 note = " (time limit)" if ref.get("time_limited") else ""
                 rows.append([w, "reference", f"{num(ref.get('published'))}{note}",
                              rate_d(ref.get("per_sec")), rate(ref.get("publish_per_sec")),
                              f"{num(ref.get('lost'))} / {num(ref.get('out_of_order'))}",
-                             rate_d(ref.get("per_sec")), ""])
+                             rate_d(ref.get("per_sec")), "", ""])
         if rows:
             self.table(["width", "who", "messages", "delivered/s", "published/s",
                         "lost / out of order", "publish + drain, deliveries/s",
-                        "ours / reference"], rows)
+                        "ours / reference (delivered)", "ours / reference (publish + drain)"],
+                       rows)
 
     def pubsub_replay_table(self):
         """Replay of a long topic log into a new subscription."""

@@ -17,6 +17,10 @@
 //!                    one `Instant` clock.
 //!   publish_paced_no_consumer  the same publishes with nobody consuming:
 //!                    how long a durable `publish` takes alone.
+//!   latency_raw_*    prototype with raw rusqlite (same rows, a consumer that
+//!                    holds then settles, two commits): SQLite's default busy
+//!                    handler, a 50 µs busy handler, and that plus
+//!                    synchronous=NORMAL for the consumer's commits.
 //!   latency_cli      the same with a `broker watch SUB --json` process (with
 //!                    --broker): arrival is when its line is read from the pipe.
 //!   latency_lib_idle --idle-latency messages --idle-pace-ms apart: the
@@ -26,6 +30,8 @@
 //!                    and checked: exactly N, in order, nothing else.
 //!   fanout_batch_wW  the same with `publish_batch` of --batch per transaction,
 //!                    max(--fanout, --fanout-copies / W) messages.
+//!   fanout_raw_wW    prototype: the batched run with raw rusqlite, the copies
+//!                    of a batch in two INSERT … SELECT statements; checked alike.
 //!   replay_fill      --replay messages into one topic log (`publish_batch`
 //!                    of --replay-batch, no subscription).
 //!   replay_lib       `Subscription::create(.., StartFrom::Earliest)`: copies
@@ -88,6 +94,25 @@ fn run(args: &Args, dir: &Path) -> BoxResult<()> {
             "latency_lib",
         )?;
         publish_only(&fresh_db(dir, "publish-only")?, &settings, n, pace)?;
+        for v in [
+            RawLatency {
+                name: "latency_raw_default_busy",
+                fast_busy: false,
+                consumer_normal: false,
+            },
+            RawLatency {
+                name: "latency_raw_fast_busy",
+                fast_busy: true,
+                consumer_normal: false,
+            },
+            RawLatency {
+                name: "latency_raw_fast_busy_consumer_normal",
+                fast_busy: true,
+                consumer_normal: true,
+            },
+        ] {
+            latency_raw(&fresh_db(dir, v.name)?, &settings, n, pace, v)?;
+        }
         if let Some(broker) = args.get("broker") {
             latency_cli(
                 &fresh_db(dir, "latency-cli")?,
@@ -112,12 +137,14 @@ fn run(args: &Args, dir: &Path) -> BoxResult<()> {
         let width: usize = w.trim().parse().map_err(|_| format!("bad width {w:?}"))?;
         if single > 0 {
             let db = fresh_db(dir, &format!("fanout-single-{width}"))?;
-            fanout(&db, &settings, width, single, 1)?;
+            fanout(&db, &settings, width, single, 1, false)?;
         }
         let n = single.max(copies / width.max(1));
         if n > 0 {
             let db = fresh_db(dir, &format!("fanout-batch-{width}"))?;
-            fanout(&db, &settings, width, n, batch)?;
+            fanout(&db, &settings, width, n, batch, false)?;
+            let db = fresh_db(dir, &format!("fanout-raw-{width}"))?;
+            fanout(&db, &settings, width, n, batch, true)?;
         }
     }
     let replay_n = args.num("replay", 1_000_000);
@@ -316,6 +343,172 @@ fn latency_lib(
     Ok(())
 }
 
+/// How a raw-SQL latency prototype waits for the write lock and commits.
+#[derive(Clone, Copy)]
+struct RawLatency {
+    name: &'static str,
+    /// A busy handler retrying every ~50 µs instead of SQLite's default
+    /// busy_timeout ladder (sleeps of 1, 2, 5, 10, 15, 20, 25 … ms).
+    fast_busy: bool,
+    /// The consumer's transactions with synchronous=NORMAL (no fsync on its
+    /// commits; a lost hold or settle only means a redelivery).
+    consumer_normal: bool,
+}
+
+/// Retries for about 5 s: yields first, then sleeps 50 µs per attempt.
+fn fast_busy(attempt: i32) -> bool {
+    if attempt < 10 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    attempt < 100_000
+}
+
+/// Opens `db` with the broker's pragmas and the chosen busy handling.
+fn raw_conn(db: &Path, v: RawLatency, consumer: bool) -> BoxResult<rusqlite::Connection> {
+    let conn = litebroker_bench::open_existing(db)?;
+    litebroker_bench::apply_pragmas(&conn)?;
+    if v.fast_busy {
+        conn.busy_handler(Some(fast_busy))?;
+    }
+    if consumer && v.consumer_normal {
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+    }
+    Ok(conn)
+}
+
+/// Publish→deliver latency with raw rusqlite on the library's schema, to
+/// show where the library's latency goes. Publisher: one transaction per
+/// message writing what `publish` writes for one subscription (log row,
+/// `messages` row, `lb_message_ext` row). Consumer thread: polls
+/// `PRAGMA data_version` every 10 µs, then holds the oldest message
+/// (`UPDATE … SET claimed = 1 … RETURNING`, one commit), reports it, and
+/// settles it (`DELETE`, a second commit), as the library's consume mode does.
+fn latency_raw(
+    db: &Path,
+    settings: &Settings,
+    n: usize,
+    pace: Duration,
+    v: RawLatency,
+) -> BoxResult<()> {
+    let mut broker = Broker::open(db, settings)?;
+    new_sub(&mut broker, "lat", "bench.lat")?;
+    drop(broker);
+    let (tx, rx) = channel();
+    let stop = StopHandle::new();
+    let consumer: JoinHandle<Result<(), String>> = {
+        let (db, stop) = (db.to_path_buf(), stop.clone());
+        std::thread::spawn(move || raw_consumer(&db, v, &tx, &stop).map_err(|e| e.to_string()))
+    };
+    let conn = raw_conn(db, v, false)?;
+    std::thread::sleep(Duration::from_millis(100));
+    let mut latencies = Vec::with_capacity(n);
+    let mut publishes = Vec::with_capacity(n);
+    let mut lost = 0;
+    let start = Instant::now();
+    for i in 0..n {
+        let body = format!("lat-{i}");
+        let sent = Instant::now();
+        raw_publish_one(&conn, &body, i as i64)?;
+        publishes.push(sent.elapsed());
+        match rx.recv_timeout(ARRIVAL_TIMEOUT) {
+            Ok((idx, at)) if idx == i => latencies.push(at.saturating_duration_since(sent)),
+            Ok((idx, _)) => return Err(format!("got lat-{idx} while waiting for lat-{i}").into()),
+            Err(_) => lost += 1,
+        }
+        let next = sent + pace;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+    }
+    let wall = start.elapsed();
+    stop.stop();
+    consumer.join().map_err(|_| "consumer panicked")??;
+    let run = Paced {
+        latencies,
+        publishes,
+        lost,
+    };
+    emit_latency(v.name, n, run, pace, wall, "raw rusqlite consumer thread");
+    Ok(())
+}
+
+/// One message as `publish` stores it for one subscription `lat`, one transaction.
+fn raw_publish_one(conn: &rusqlite::Connection, body: &str, offset: i64) -> BoxResult<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let last: i64 = tx
+        .prepare_cached("SELECT value FROM meta WHERE key = 'last_ts'")?
+        .query_row([], |r| r.get(0))?;
+    let id = (litebroker_bench::now_ns() & !0xFFF).max(last + 1);
+    tx.prepare_cached(
+        "INSERT INTO lb_topic_log (id, topic, topic_offset, body) VALUES (?1, 'bench.lat', ?2, ?3)",
+    )?
+    .execute(rusqlite::params![id, offset, body])?;
+    tx.prepare_cached("INSERT INTO messages (queue, body, ts) VALUES ('lat', ?1, ?2)")?
+        .execute(rusqlite::params![body, id + 1])?;
+    let msg = tx.last_insert_rowid();
+    tx.prepare_cached(
+        "INSERT INTO lb_message_ext (msg, topic, topic_offset) VALUES (?1, 'bench.lat', ?2)",
+    )?
+    .execute(rusqlite::params![msg, offset])?;
+    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_ts' AND value < ?1")?
+        .execute([id + 1])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The consumer of `latency_raw`: poll, hold (commit), report, settle (commit).
+fn raw_consumer(
+    db: &Path,
+    v: RawLatency,
+    arrivals: &std::sync::mpsc::Sender<(usize, Instant)>,
+    stop: &StopHandle,
+) -> BoxResult<()> {
+    let conn = raw_conn(db, v, true)?;
+    let mut version: i64 = -1;
+    while !stop.is_stopped() {
+        let now: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if now == version {
+            std::thread::sleep(Duration::from_micros(10));
+            continue;
+        }
+        loop {
+            let tx = rusqlite::Transaction::new_unchecked(
+                &conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )?;
+            let held: Option<(i64, String)> = tx
+                .prepare_cached(
+                    "UPDATE messages SET claimed = 1 WHERE id = (SELECT id FROM messages \
+                     WHERE queue = 'lat' AND claimed = 0 ORDER BY id LIMIT 1) RETURNING id, body",
+                )?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
+            tx.commit()?;
+            let Some((id, body)) = held else { break };
+            let _ = arrivals.send((index_in(&body).unwrap_or(usize::MAX), Instant::now()));
+            let tx = rusqlite::Transaction::new_unchecked(
+                &conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )?;
+            tx.prepare_cached("DELETE FROM lb_message_ext WHERE msg = ?1")?
+                .execute([id])?;
+            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+                .execute([id])?;
+            tx.commit()?;
+        }
+        // Our own commits changed data_version too.
+        version = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+    }
+    Ok(())
+}
+
 /// The same paced publishes with nobody consuming: what one durable publish
 /// costs alone (the floor of the latency above).
 fn publish_only(db: &Path, settings: &Settings, n: usize, pace: Duration) -> BoxResult<()> {
@@ -400,7 +593,14 @@ fn latency_cli(
 
 /// Publishes `n` messages to `width` subscriptions, `batch` per transaction,
 /// then drains and checks every subscription.
-fn fanout(db: &Path, settings: &Settings, width: usize, n: usize, batch: usize) -> BoxResult<()> {
+fn fanout(
+    db: &Path,
+    settings: &Settings,
+    width: usize,
+    n: usize,
+    batch: usize,
+    raw: bool,
+) -> BoxResult<()> {
     let mut broker = Broker::open(db, settings)?;
     let names: Vec<String> = (0..width).map(|i| format!("fan-{i:03}")).collect();
     for name in &names {
@@ -410,7 +610,13 @@ fn fanout(db: &Path, settings: &Settings, width: usize, n: usize, batch: usize) 
     let headers = Headers::new();
     let mut reached = 0usize;
     let start = Instant::now();
-    if batch == 1 {
+    if raw {
+        let conn = litebroker_bench::open_existing(db)?;
+        litebroker_bench::apply_pragmas(&conn)?;
+        for chunk in bodies.chunks(batch) {
+            reached += raw_publish_batch(&conn, "bench.fan", chunk)?;
+        }
+    } else if batch == 1 {
         for body in &bodies {
             reached += broker.publish("bench.fan", body, &headers)?.delivered;
         }
@@ -456,7 +662,11 @@ fn fanout(db: &Path, settings: &Settings, width: usize, n: usize, batch: usize) 
         lost += n.saturating_sub(next);
     }
     let drain = start.elapsed();
-    let mode = if batch == 1 { "single" } else { "batch" };
+    let mode = match (raw, batch) {
+        (true, _) => "raw",
+        (false, 1) => "single",
+        (false, _) => "batch",
+    };
     let copies = n * width;
     let secs = (publish + drain).as_secs_f64();
     emit(
@@ -474,6 +684,74 @@ fn fanout(db: &Path, settings: &Settings, width: usize, n: usize, batch: usize) 
     drop(broker);
     remove_db(db);
     Ok(())
+}
+
+/// Prototype of a set-based `publish_batch`: the log rows one by one, then
+/// every copy for every subscription in two INSERT … SELECT statements (the
+/// same rows as the library: ids from the shared high-water mark, one
+/// `messages` row and one `lb_message_ext` row per copy, FIFO order per
+/// subscription = offset order). Subscriptions are those whose pattern is
+/// exactly `topic` (enough for the bench; the library would pass the names
+/// it matched). Returns the number of copies.
+fn raw_publish_batch(
+    conn: &rusqlite::Connection,
+    topic: &str,
+    bodies: &[String],
+) -> BoxResult<usize> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    tx.prepare_cached("INSERT OR IGNORE INTO lb_topics (topic, next_offset) VALUES (?1, 0)")?
+        .execute([topic])?;
+    let off0: i64 = tx
+        .prepare_cached("SELECT next_offset FROM lb_topics WHERE topic = ?1")?
+        .query_row([topic], |r| r.get(0))?;
+    let width: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM lb_subscriptions WHERE pattern = ?1")?
+        .query_row([topic], |r| r.get(0))?;
+    let last: i64 = tx
+        .prepare_cached("SELECT value FROM meta WHERE key = 'last_ts'")?
+        .query_row([], |r| r.get(0))?;
+    let base = (litebroker_bench::now_ns() & !0xFFF).max(last + 1);
+    let m = bodies.len() as i64;
+    {
+        let mut log = tx.prepare_cached(
+            "INSERT INTO lb_topic_log (id, topic, topic_offset, body, headers) \
+             VALUES (?1, ?2, ?3, ?4, NULL)",
+        )?;
+        for (k, body) in bodies.iter().enumerate() {
+            let k = k as i64;
+            log.execute(rusqlite::params![base + k, topic, off0 + k, body])?;
+        }
+    }
+    let before: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
+        .query_row([], |r| r.get(0))?;
+    const COPIES: &str = "FROM lb_topic_log l JOIN (SELECT name, \
+         row_number() OVER (ORDER BY name) - 1 AS rn FROM lb_subscriptions WHERE pattern = ?2) s \
+         WHERE l.topic = ?2 AND l.topic_offset >= ?3 ORDER BY l.topic_offset, s.rn";
+    let copies = tx
+        .prepare_cached(&format!(
+            "INSERT INTO messages (queue, body, ts) \
+             SELECT s.name, l.body, ?1 + (l.topic_offset - ?3) * ?4 + s.rn {COPIES}"
+        ))?
+        .execute(rusqlite::params![base + m, topic, off0, width])?;
+    let first: i64 = tx
+        .prepare_cached("SELECT COALESCE(MIN(id), 0) FROM messages WHERE id > ?1")?
+        .query_row([before], |r| r.get(0))?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) \
+         SELECT ?1 + (l.topic_offset - ?3) * ?4 + s.rn, l.headers, l.topic, l.topic_offset {COPIES}"
+    ))?
+    .execute(rusqlite::params![first, topic, off0, width])?;
+    tx.prepare_cached("UPDATE lb_topics SET next_offset = ?1 WHERE topic = ?2")?
+        .execute(rusqlite::params![off0 + m, topic])?;
+    let top = base + m + copies as i64 - 1;
+    while litebroker_bench::now_ns() < top {
+        std::hint::spin_loop();
+    }
+    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_ts' AND value < ?1")?
+        .execute([top])?;
+    tx.commit()?;
+    Ok(copies)
 }
 
 // ------------------------------------------------------------------ replay
