@@ -65,6 +65,8 @@ const DB_NAME: &str = ".broker.db";
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 type BoxResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+/// Where a consumer reports (message number, arrival time).
+type Arrivals = Receiver<(usize, Instant)>;
 
 fn main() {
     let args = Args::parse(USAGE);
@@ -204,7 +206,7 @@ fn paced_publish(
     topic: &str,
     n: usize,
     pace: Duration,
-    arrivals: Option<&Receiver<(usize, Instant)>>,
+    arrivals: Option<&Arrivals>,
 ) -> BoxResult<Paced> {
     let mut latencies = Vec::with_capacity(n);
     let mut publishes = Vec::with_capacity(n);
@@ -528,7 +530,7 @@ fn publish_only(db: &Path, settings: &Settings, n: usize, pace: Duration) -> Box
 }
 
 /// Reads `broker watch` lines, sending (index, arrival) for each.
-fn read_watch_lines(child: &mut Child) -> BoxResult<(JoinHandle<()>, Receiver<(usize, Instant)>)> {
+fn read_watch_lines(child: &mut Child) -> BoxResult<(JoinHandle<()>, Arrivals)> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = channel();
     let reader = std::thread::spawn(move || {
