@@ -628,6 +628,86 @@ def run_group(cmd, timeout):
     return out.decode()
 
 
+# --------------------------------------------------------------------------
+# pub/sub: ours (pubsub-bench, library) next to formix-pubsub 1.0.0
+
+
+PUBSUB_WIDTHS = (1, 10, 100)
+
+
+def pubsub_ours(args, fx, ours):
+    """Runs pubsub-bench (latency, fan-out at every width, replay) once;
+    returns its JSON lines by bench name."""
+    exe = os.path.join(args.bin_dir, "pubsub-bench")
+    if not os.path.exists(exe):
+        raise Failed("pubsub-bench not built (cargo build --release -p litebroker-bench --features lib)")
+    cmd = [exe, "--dir", fx.fresh_dir("pubsub-ours"),
+           "--latency", str(args.pubsub_latency), "--pace-ms", str(args.pubsub_pace_ms),
+           "--widths", ",".join(str(w) for w in PUBSUB_WIDTHS),
+           "--fanout", str(args.pubsub_fanout), "--fanout-copies", str(args.pubsub_copies),
+           "--batch", str(args.pubsub_batch), "--replay", str(args.pubsub_replay)]
+    if ours:
+        cmd += ["--broker", ours[0]]
+    return json_lines(cmd, timeout=1500)
+
+
+def pubsub_home(fx):
+    """A fresh PUBSUB_HOME for formix-pubsub: tmpfs (/dev/shm, its default
+    location) when there is one, else a temp dir."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else fx.dir
+    return tempfile.mkdtemp(prefix="litebroker-bench-pubsub-", dir=base)
+
+
+def pubsub_reference(args, fx):
+    """Runs bench/pubsub_reference.py with the formix-pubsub venv: latency,
+    then fan-out at every width; returns its JSON lines by bench name."""
+    if not args.pubsub_python:
+        raise Failed("no --pubsub-python (venv with formix-pubsub) given")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pubsub_reference.py")
+    home = pubsub_home(fx)
+    out = {}
+    try:
+        base = [args.pubsub_python, script]
+        out.update(json_lines(base + ["latency", "--home", home, "--n", str(args.pubsub_latency),
+                                      "--pace-ms", str(args.pubsub_pace_ms)], timeout=600))
+        for w in PUBSUB_WIDTHS:
+            out.update(json_lines(base + ["fanout", "--home", home, "--width", str(w),
+                                          "--n", str(args.pubsub_ref_fanout),
+                                          "--time-limit", str(args.pubsub_ref_time_limit)],
+                                  timeout=args.pubsub_ref_time_limit + 300))
+        version = subprocess.run([args.pubsub_python, "-c",
+                                  "import importlib.metadata as m; print(m.version('formix-pubsub'))"],
+                                 capture_output=True, text=True).stdout.strip()
+        out["version"] = {"bench": "version", "formix_pubsub": version or None, "home": home}
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return out
+
+
+def add_pubsub_args(ap):
+    """The pubsub workload's options (sizes for both sides)."""
+    g = ap.add_argument_group("pubsub workload")
+    g.add_argument("--pubsub-python", default=None,
+                   help="python of the venv with formix-pubsub 1.0.0 (omit: ours only)")
+    g.add_argument("--pubsub-latency", type=int, default=1000, help="latency messages, each side")
+    g.add_argument("--pubsub-pace-ms", type=int, default=2, help="min gap between latency publishes")
+    g.add_argument("--pubsub-fanout", type=int, default=2000,
+                   help="messages per width, ours one publish per transaction")
+    g.add_argument("--pubsub-copies", type=int, default=200_000,
+                   help="ours batched: max(--pubsub-fanout, this / width) messages per width")
+    g.add_argument("--pubsub-batch", type=int, default=100, help="ours: messages per publish_batch")
+    g.add_argument("--pubsub-ref-fanout", type=int, default=2000, help="reference: messages per width")
+    g.add_argument("--pubsub-ref-time-limit", type=float, default=20,
+                   help="reference: stop publishing a width after this many seconds")
+    g.add_argument("--pubsub-replay", type=int, default=1_000_000, help="ours: topic log to replay")
+
+
+def run_pubsub(record, args, fx, ours):
+    """The pubsub workload: ours, then the reference, each recorded on its own."""
+    record("pubsub", "ours", lambda: pubsub_ours(args, fx, ours))
+    record("pubsub", "reference", lambda: pubsub_reference(args, fx))
+
+
 def count_rows(d):
     con = sqlite3.connect(os.path.join(d, DB_NAME))
     try:
@@ -714,7 +794,7 @@ def main():
                     help="comma list of workloads to run: write_process, read_process, "
                          "sequential_writes, read_all (with vacuum), peek_all, concurrent, "
                          "watch_latency, watch_latency_idle, watch_drain, watch_idle, limits, lib, "
-                         "lease")
+                         "lease, pubsub")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3,
@@ -750,6 +830,7 @@ def main():
     ap.add_argument("--quiet-wait-total", type=float, default=300, help="max total wait (s)")
     ap.add_argument("--max-seconds", type=int, default=1800,
                     help="watchdog: abort the whole run after this many seconds")
+    add_pubsub_args(ap)
     args = ap.parse_args()
     def watchdog(*_):
         raise Watchdog(f"run exceeded --max-seconds {args.max_seconds}")
@@ -847,6 +928,7 @@ def main():
         res["lib"] = out or {}
         res["lease"] = record("lease", "lease-throughput",
                               lambda: lease_workload(args, fx), store=False) or {}
+        run_pubsub(record, args, fx, side_map.get("ours"))
     finally:
         res["machine"]["loadavg_end"] = loadavg()
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

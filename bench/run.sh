@@ -9,7 +9,8 @@
 #   bench/run.sh --only read_all,vacuum --ref-read-all 20000
 #
 # Steps: build release binaries; make sure the reference venv exists
-# (.venv-reference, pip install simplebroker==2.8.4); run every workload with
+# (.venv-reference, pip install simplebroker==2.8.4) and the pub/sub one
+# (.venv-pubsub, pip install formix-pubsub==1.0.0); run every workload with
 # ours and the reference side by side in fresh temp dirs (bench/harness.py);
 # render BENCHMARKS.md (bench/report.py). If our binary does not build, the
 # reference half still runs and the report goes to
@@ -23,6 +24,8 @@ BIN_DIR="$TARGET_DIR/release"
 RESULTS_DIR="$ROOT/bench/results"
 VENV="$ROOT/.venv-reference"
 REF_VERSION="2.8.4"
+PUBSUB_VENV="$ROOT/.venv-pubsub"
+PUBSUB_VERSION="1.0.0"
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
@@ -32,7 +35,9 @@ for arg in "$@"; do
         HARNESS_ARGS+=(--runs 5 --warmup 1 --reps 1 --seq-writes 100 --ref-seq-writes 20
                        --big 10000 --ref-read-all 2000 --conc 100 --single 200
                        --watch-latency 100 --watch-idle-latency 5 --watch-drain 10000 --ref-watch-drain 1000
-                       --watch-idle-seconds 3)
+                       --watch-idle-seconds 3
+                       --pubsub-latency 200 --pubsub-fanout 300 --pubsub-copies 20000
+                       --pubsub-ref-fanout 300 --pubsub-ref-time-limit 5 --pubsub-replay 100000)
     else
         HARNESS_ARGS+=("$arg")
     fi
@@ -68,7 +73,7 @@ fi
 # library; the raw-SQLite floors do not.
 if ! cargo build --release -p litebroker-bench --features lib; then
     echo "warning: the library benchmarks do not build; building the raw-SQLite floors only" >&2
-    rm -f "$BIN_DIR/lib-throughput" "$BIN_DIR/watch-latency" "$BIN_DIR/lease-throughput"
+    rm -f "$BIN_DIR/lib-throughput" "$BIN_DIR/watch-latency" "$BIN_DIR/lease-throughput" "$BIN_DIR/pubsub-bench"
     cargo build --release -p litebroker-bench
 fi
 
@@ -80,6 +85,18 @@ if ! "$VENV/bin/broker" --version 2>/dev/null | grep -qx "simplebroker $REF_VERS
     "$VENV/bin/pip" install --quiet "simplebroker==$REF_VERSION"
 fi
 
+# The pub/sub reference (workload pubsub): formix-pubsub in its own venv.
+pubsub_version() {
+    "$PUBSUB_VENV/bin/python" -c \
+        "import importlib.metadata as m; print(m.version('formix-pubsub'))" 2>/dev/null
+}
+if [[ "$(pubsub_version)" != "$PUBSUB_VERSION" ]]; then
+    say "creating pub/sub reference venv $PUBSUB_VENV (formix-pubsub==$PUBSUB_VERSION)"
+    rm -rf "$PUBSUB_VENV"
+    python3 -m venv "$PUBSUB_VENV"
+    "$PUBSUB_VENV/bin/pip" install --quiet "formix-pubsub==$PUBSUB_VERSION"
+fi
+
 # --- run ---------------------------------------------------------------------
 mkdir -p "$RESULTS_DIR"
 RESULTS="$RESULTS_DIR/results.json"
@@ -87,7 +104,8 @@ OURS_ARGS=()
 if [[ $HAVE_OURS -eq 1 ]]; then OURS_ARGS=(--ours "$OURS"); fi
 say "running workloads (progress on stderr)"
 python3 "$ROOT/bench/harness.py" "${OURS_ARGS[@]}" --ref "$VENV/bin/broker" \
-    --bin-dir "$BIN_DIR" --out "$RESULTS" "${HARNESS_ARGS[@]}"
+    --bin-dir "$BIN_DIR" --pubsub-python "$PUBSUB_VENV/bin/python" \
+    --out "$RESULTS" "${HARNESS_ARGS[@]}"
 
 if [[ $HAVE_OURS -eq 1 && ${#HARNESS_ARGS[@]} -eq 0 ]]; then
     REPORT="$ROOT/BENCHMARKS.md"
