@@ -1,6 +1,7 @@
 //! The default backend: one SQLite file in SimpleBroker's format.
 
 mod admin;
+mod busy;
 mod deferred;
 mod holders;
 mod messages;

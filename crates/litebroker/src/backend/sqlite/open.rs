@@ -118,7 +118,10 @@ fn create_private_file(path: &Path) -> Result<()> {
 }
 
 fn apply_settings(conn: &Connection, settings: &Settings) -> Result<()> {
-    conn.busy_timeout(std::time::Duration::from_millis(settings.busy_timeout_ms))?;
+    super::busy::install(
+        conn,
+        std::time::Duration::from_millis(settings.busy_timeout_ms),
+    )?;
     let cache_kib = settings.cache_mb.saturating_mul(1024);
     conn.execute_batch(&format!(
         "PRAGMA cache_size=-{cache_kib}; PRAGMA wal_autocheckpoint={}; PRAGMA synchronous={};",
