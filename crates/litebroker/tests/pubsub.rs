@@ -150,6 +150,22 @@ fn replay_from_earliest_offset_and_time() {
     assert_eq!(subscribe(&mut b, "latest", "t.+", StartFrom::Latest), 0);
     publish(&mut b, "t.b", "b5");
     assert_eq!(drain(&mut b, "latest"), ["b5"]);
+    // Replayed copies keep topic, offset and headers, get fresh increasing
+    // ids, and never leave the id high-water mark ahead of the clock.
+    b.publish(
+        "t.h",
+        "with headers",
+        &Headers::from_assignments(&["k=v"]).unwrap(),
+    )
+    .unwrap();
+    let before = b.last_timestamp().unwrap();
+    assert_eq!(subscribe(&mut b, "copy", "t.h", StartFrom::Earliest), 1);
+    let copy = b.queue("copy").unwrap().read().unwrap().unwrap();
+    assert!(copy.id > before);
+    assert_eq!(copy.headers.get_str("k"), Some("v"));
+    let origin = copy.origin.unwrap();
+    assert_eq!((origin.topic.as_str(), origin.offset), ("t.h", 0));
+    assert!(b.last_timestamp().unwrap() < litebroker::id::now_ns());
 }
 
 #[test]

@@ -256,6 +256,10 @@ pub fn create_subscription(
 
 /// Copies the retained log entries of the topics `pattern` matches, from
 /// `from`, into queue `name`, in publish order.
+///
+/// Two set-based statements (one per table) instead of two inserts per
+/// message: the copies get consecutive new ids (`base`, `base + 1`, ...) and
+/// consecutive storage positions, numbered in publish order on both sides.
 fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Result<u64> {
     let (min_offset, after_id) = match from {
         StartFrom::Latest => return Ok(0),
@@ -272,31 +276,51 @@ fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Resu
         return Ok(0);
     }
     let placeholders = vec!["?"; topics.len()].join(",");
-    let sql = format!(
-        "SELECT topic, topic_offset, body, headers FROM lb_topic_log \
-         WHERE topic IN ({placeholders}) AND topic_offset >= ? AND id > ? ORDER BY id"
+    let selection = format!(
+        "FROM lb_topic_log WHERE topic IN ({placeholders}) AND topic_offset >= ? AND id > ?"
     );
-    let mut values: Vec<rusqlite::types::Value> = topics.into_iter().map(Into::into).collect();
-    values.push(min_offset.into());
-    values.push(after_id.into());
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(params_from_iter(values))?;
-    let mut last = messages::last_id(conn)?;
-    let mut count = 0;
-    while let Some(row) = rows.next()? {
-        let (topic_name, offset, body, headers): (String, i64, String, Option<String>) =
-            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-        let copy = Copy {
-            body: &body,
-            headers: headers.as_deref(),
-            topic: &topic_name,
-            offset,
-        };
-        last = deliver(conn, name, &copy, last)?;
-        count += 1;
+    let values = |first: i64| {
+        let mut v: Vec<rusqlite::types::Value> = vec![first.into()];
+        v.extend(topics.iter().cloned().map(Into::into));
+        v.push(min_offset.into());
+        v.push(after_id.into());
+        v
+    };
+    let base = id::next_id_now(messages::last_id(conn)?);
+    let mut params = vec![rusqlite::types::Value::from(name.to_owned())];
+    params.extend(values(base));
+    let copied = conn.execute(
+        &format!(
+            "INSERT INTO messages (queue, body, ts) SELECT ?, body, \
+             ? - 1 + ROW_NUMBER() OVER (ORDER BY id) {selection} ORDER BY id"
+        ),
+        params_from_iter(params),
+    )? as i64;
+    if copied == 0 {
+        return Ok(0);
     }
+    let first_seq = conn.last_insert_rowid() - copied + 1;
+    conn.execute(
+        &format!(
+            "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) SELECT \
+             ? - 1 + ROW_NUMBER() OVER (ORDER BY id), headers, topic, topic_offset {selection} ORDER BY id"
+        ),
+        params_from_iter(values(first_seq)),
+    )?;
+    let last = base + copied - 1;
     messages::raise_last_id(conn, last)?;
-    Ok(count)
+    wait_for_clock(last);
+    Ok(copied as u64)
+}
+
+/// Ids follow the wall clock: after handing out a block of consecutive ids,
+/// wait (about a nanosecond per id) until the clock has passed the last one,
+/// so that `meta.last_ts` is never left in the future, where the reference's
+/// writer could not follow it.
+fn wait_for_clock(last_id: i64) {
+    while id::now_ns() <= last_id {
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
 }
 
 /// Removes subscription `name` and its pending messages.
