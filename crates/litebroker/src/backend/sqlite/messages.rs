@@ -101,6 +101,14 @@ pub fn take_plain(
     collect_sorted(conn, &sql, sel.with(limit_i64(limit)))
 }
 
+/// Whether any message of `queue` passing `filter` is visible.
+pub fn any_visible(conn: &Connection, queue: &str, filter: &Filter) -> Result<bool> {
+    let sel = Selection::new(queue, filter, States::Pending);
+    let sql = format!("SELECT EXISTS(SELECT 1 FROM messages WHERE {})", sel.clause);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    Ok(stmt.query_row(params_from_iter(sel.params), |r| r.get(0))?)
+}
+
 /// Ends custody of the messages of holder `token` within the given ranges;
 /// returns how many rows changed.
 pub fn settle(

@@ -219,14 +219,22 @@ impl Backend for SqliteBackend {
         }
         let (me, db, now) = self.prepare_take();
         let existing = self.custody.as_ref().map(|c| c.token);
-        let (token, held) = self.immediate_relaxed(|c| {
+        let taken = self.immediate_relaxed(|c| {
             before_take(c, &db, &me, now)?;
             let token = match existing {
                 Some(t) => t,
+                // Nothing to hold: no holder record, so an idle poll writes nothing.
+                None if !messages::any_visible(c, queue, filter)? => return Ok(None),
                 None => holders::register(c, &me)?,
             };
-            Ok((token, messages::take(c, queue, filter, limit, -token)?))
+            Ok(Some((
+                token,
+                messages::take(c, queue, filter, limit, -token)?,
+            )))
         })?;
+        let Some((token, held)) = taken else {
+            return Ok(Vec::new());
+        };
         let custody = self.custody.get_or_insert(Custody {
             token,
             outstanding: 0,

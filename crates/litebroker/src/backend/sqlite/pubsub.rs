@@ -276,6 +276,13 @@ fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Resu
         return Ok(0);
     }
     let placeholders = vec!["?"; topics.len()].join(",");
+    // Publish order is id order; within one topic it is also offset order,
+    // which the (topic, offset) index yields without sorting.
+    let order = if topics.len() == 1 {
+        "topic_offset"
+    } else {
+        "id"
+    };
     let selection = format!(
         "FROM lb_topic_log WHERE topic IN ({placeholders}) AND topic_offset >= ? AND id > ?"
     );
@@ -292,7 +299,7 @@ fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Resu
     let copied = conn.execute(
         &format!(
             "INSERT INTO messages (queue, body, ts) SELECT ?, body, \
-             ? - 1 + ROW_NUMBER() OVER (ORDER BY id) {selection} ORDER BY id"
+             ? - 1 + ROW_NUMBER() OVER (ORDER BY {order}) {selection} ORDER BY {order}"
         ),
         params_from_iter(params),
     )? as i64;
@@ -303,7 +310,8 @@ fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Resu
     conn.execute(
         &format!(
             "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) SELECT \
-             ? - 1 + ROW_NUMBER() OVER (ORDER BY id), headers, topic, topic_offset {selection} ORDER BY id"
+             ? - 1 + ROW_NUMBER() OVER (ORDER BY {order}), headers, topic, topic_offset \
+             {selection} ORDER BY {order}"
         ),
         params_from_iter(values(first_seq)),
     )?;
