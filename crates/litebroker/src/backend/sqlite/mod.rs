@@ -41,6 +41,8 @@ pub struct SqliteBackend {
     custody: Option<Custody>,
     /// Lease expiry and delays are measured on this clock.
     clock: Arc<dyn Clock>,
+    /// Whether `synchronous` is currently lowered to NORMAL (see [`Self::immediate_relaxed`]).
+    relaxed: std::cell::Cell<bool>,
 }
 
 /// This handle's holder record while it holds messages.
@@ -63,6 +65,7 @@ impl SqliteBackend {
             me: None,
             custody: None,
             clock: clock::system(),
+            relaxed: std::cell::Cell::new(false),
         })
     }
 
@@ -76,8 +79,35 @@ impl SqliteBackend {
     }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction, retried as a whole while
-    /// the database is busy.
-    fn immediate<T>(&self, mut body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
+    /// the database is busy, committed with the configured durability.
+    fn immediate<T>(&self, body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
+        self.set_relaxed(false)?;
+        self.transaction(body)
+    }
+
+    /// Like [`Self::immediate`] but committed without waiting for the disk when
+    /// the configured mode is FULL. Used only for custody and leases (holding,
+    /// settling, leasing, acking, nacking, extending), where losing the commit
+    /// to a power failure means a redelivery, never a loss. New messages are
+    /// still written FULL.
+    fn immediate_relaxed<T>(&self, body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
+        self.set_relaxed(self.settings.sync_mode == SyncMode::Full)?;
+        self.transaction(body)
+    }
+
+    /// Switches `synchronous` only when it changes: a short-lived `read`
+    /// process then pays one pragma, not two per transaction.
+    fn set_relaxed(&self, relaxed: bool) -> Result<()> {
+        if self.relaxed.get() != relaxed {
+            let mode = if relaxed { "NORMAL" } else { "FULL" };
+            self.conn
+                .execute_batch(&format!("PRAGMA synchronous={mode}"))?;
+            self.relaxed.set(relaxed);
+        }
+        Ok(())
+    }
+
+    fn transaction<T>(&self, mut body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
         let conn = &self.conn;
         with_retry(|| {
             conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -90,23 +120,6 @@ impl SqliteBackend {
             }
             result
         })
-    }
-
-    /// Like [`Self::immediate`] but committed without waiting for the disk when
-    /// the configured mode is FULL. Used only for custody and leases (holding,
-    /// settling, leasing, acking, nacking, extending), where losing the commit
-    /// to a power failure means a redelivery, never a loss. New messages are
-    /// still written FULL.
-    fn immediate_relaxed<T>(&self, body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
-        let relax = self.settings.sync_mode == SyncMode::Full;
-        if relax {
-            self.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
-        }
-        let result = self.immediate(body);
-        if relax {
-            self.conn.execute_batch("PRAGMA synchronous=FULL")?;
-        }
-        result
     }
 
     /// A write that repairs a lagging id high-water mark once on a unique-id conflict.
@@ -178,6 +191,7 @@ impl Backend for SqliteBackend {
         records: &mut dyn Iterator<Item = Result<QueuedMessage>>,
     ) -> Result<u64> {
         // Not retried: the iterator is consumed by the first attempt.
+        self.set_relaxed(false)?;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = messages::insert_with_ids(&self.conn, records).and_then(|n| {
             self.conn
@@ -552,6 +566,7 @@ impl Backend for SqliteBackend {
 impl SqliteBackend {
     /// Gives freed pages back: incremental vacuum always, a full rebuild when asked.
     fn reclaim_space(&self, compact: bool) -> Result<()> {
+        self.set_relaxed(false)?;
         if compact {
             with_retry(|| self.conn.execute_batch("PRAGMA auto_vacuum=2; VACUUM;"))?;
         } else {
