@@ -87,25 +87,15 @@ pub fn lease(
     until: i64,
 ) -> Result<Vec<Message>> {
     let mut taken = super::messages::take_plain(conn, queue, filter, limit, DEFERRED)?;
-    let mut upsert = conn.prepare_cached(
+    let mut upsert = conn.prepare_cached(&format!(
         "INSERT INTO lb_message_ext (msg, receives, visible_at, receipt) VALUES (?1, 1, ?2, ?3) \
          ON CONFLICT(msg) DO UPDATE SET receives = receives + 1, visible_at = ?2, receipt = ?3 \
-         RETURNING receives, headers, dead_source, dead_reason, topic, topic_offset",
-    )?;
+         RETURNING {EXT_COLUMNS}"
+    ))?;
     for msg in &mut taken {
         let nonce = random_nonce();
-        let (receives, headers, source, reason, origin): (i64, Option<String>, _, _, _) = upsert
-            .query_row(params![msg.seq, until, nonce as i64], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    (r.get(4)?, r.get(5)?),
-                ))
-            })?;
-        set_ext(msg, headers, receives, source, reason);
-        msg.origin = origin_of(origin);
+        let seq = msg.seq;
+        upsert.query_row(params![seq, until, nonce as i64], |r| fill_ext(msg, r))?;
         msg.receipt = Some(Receipt {
             id: msg.id,
             receives: msg.receives,
@@ -115,21 +105,25 @@ pub fn lease(
     Ok(taken)
 }
 
-fn set_ext(
-    msg: &mut Message,
-    headers: Option<String>,
-    receives: i64,
-    source: Option<String>,
-    reason: Option<String>,
-) {
+/// The extension columns every reader of `lb_message_ext` fills a message from, in [`fill_ext`]'s order.
+const EXT_COLUMNS: &str = "headers, receives, dead_source, dead_reason, topic, topic_offset";
+
+/// Sets headers, receive count, dead-letter record and origin of `msg` from a row of [`EXT_COLUMNS`].
+fn fill_ext(msg: &mut Message, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+    let headers: Option<String> = r.get(0)?;
     msg.headers = headers
         .and_then(|h| Headers::from_json(&h).ok())
         .unwrap_or_default();
-    msg.receives = u32::try_from(receives).unwrap_or(u32::MAX);
-    msg.dead_letter = match (source, reason) {
+    msg.receives = u32::try_from(r.get::<_, i64>(1)?).unwrap_or(u32::MAX);
+    msg.dead_letter = match (r.get(2)?, r.get(3)?) {
         (Some(source), Some(reason)) => Some(DeadLetter { source, reason }),
         _ => None,
     };
+    msg.origin = match (r.get(4)?, r.get(5)?) {
+        (Some(topic), Some(offset)) => Some(Origin { topic, offset }),
+        _ => None,
+    };
+    Ok(())
 }
 
 /// What the database says about the message a receipt names.
@@ -139,13 +133,6 @@ struct LeaseRow {
     claimed: i64,
     receives: Option<i64>,
     nonce: Option<i64>,
-}
-
-fn origin_of((topic, offset): (Option<String>, Option<i64>)) -> Option<Origin> {
-    Some(Origin {
-        topic: topic?,
-        offset: offset?,
-    })
 }
 
 /// The storage position and receive count of the message `receipt` leases in `queue`.
@@ -285,21 +272,12 @@ pub fn load_ext(conn: &Connection, messages: &mut [Message]) -> Result<()> {
     if messages.is_empty() || !any_ext(conn)? {
         return Ok(());
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT headers, receives, dead_source, dead_reason, topic, topic_offset \
-         FROM lb_message_ext WHERE msg = ?1",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EXT_COLUMNS} FROM lb_message_ext WHERE msg = ?1"
+    ))?;
     for msg in messages {
-        let row = stmt
-            .query_row([msg.seq], |r| {
-                let origin: (Option<String>, Option<i64>) = (r.get(4)?, r.get(5)?);
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, origin))
-            })
-            .optional()?;
-        if let Some((headers, receives, source, reason, origin)) = row {
-            set_ext(msg, headers, receives, source, reason);
-            msg.origin = origin_of(origin);
-        }
+        let seq = msg.seq;
+        stmt.query_row([seq], |r| fill_ext(msg, r)).optional()?;
     }
     Ok(())
 }
