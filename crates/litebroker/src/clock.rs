@@ -59,6 +59,16 @@ pub fn system() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
 
+/// The time `delay` after `now_ns`, or `None` when there is no delay (none or zero).
+pub fn deadline(now_ns: i64, delay: Option<Duration>) -> Option<i64> {
+    delay.filter(|d| !d.is_zero()).map(|d| after(now_ns, d))
+}
+
+/// How long from `now_ns` until `at_ns` (zero once it has passed).
+pub fn until(now_ns: i64, at_ns: i64) -> Duration {
+    Duration::from_nanos(at_ns.saturating_sub(now_ns).max(0) as u64)
+}
+
 /// `now + d` in nanoseconds, saturating.
 pub fn after(now_ns: i64, d: Duration) -> i64 {
     now_ns.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
@@ -77,6 +87,15 @@ mod tests {
         let shared = c.clone();
         c.advance(Duration::from_secs(30));
         assert_eq!(shared.now_ns(), t0 + 30_000_000_000);
+    }
+
+    #[test]
+    fn deadlines_and_waits() {
+        assert_eq!(deadline(10, None), None);
+        assert_eq!(deadline(10, Some(Duration::ZERO)), None);
+        assert_eq!(deadline(10, Some(Duration::from_nanos(5))), Some(15));
+        assert_eq!(until(10, 15), Duration::from_nanos(5));
+        assert_eq!(until(20, 15), Duration::ZERO);
     }
 
     #[test]

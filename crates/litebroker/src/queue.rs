@@ -54,9 +54,7 @@ impl<'b> Queue<'b> {
         headers: &Headers,
         delay: Option<Duration>,
     ) -> Result<i64> {
-        let visible_at = delay
-            .filter(|d| !d.is_zero())
-            .map(|d| crate::clock::after(self.broker.clock().now_ns(), d));
+        let visible_at = crate::clock::deadline(self.broker.clock().now_ns(), delay);
         let msg = Outgoing {
             body,
             headers: Some(headers),
@@ -261,9 +259,12 @@ impl<'b> Queue<'b> {
         self.last_ts
     }
 
-    /// When the next leased or delayed message becomes visible (Unix ns).
-    pub fn next_visible_at(&mut self) -> Result<Option<i64>> {
-        self.broker.backend().next_visible_at(&self.name)
+    /// How long until the next leased or delayed message becomes visible by
+    /// itself (no commit announces that); `None` if there is none.
+    pub fn until_visible(&mut self) -> Result<Option<Duration>> {
+        let now = self.broker.clock().now_ns();
+        let next = self.broker.backend().next_visible_at(&self.name)?;
+        Ok(next.map(|at| crate::clock::until(now, at)))
     }
 
     /// Re-reads the database's id high-water mark (detects other writers).

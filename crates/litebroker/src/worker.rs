@@ -271,11 +271,8 @@ impl Worker {
     }
 
     fn until_next_due(&self, broker: &mut Broker) -> Result<Duration> {
-        let now = broker.clock().now_ns();
-        let next = broker.queue(&self.queue)?.next_visible_at()?;
-        Ok(next.map_or(Duration::MAX, |at| {
-            Duration::from_nanos(at.saturating_sub(now).max(0) as u64)
-        }))
+        let wait = broker.queue(&self.queue)?.until_visible()?;
+        Ok(wait.unwrap_or(Duration::MAX))
     }
 }
 

@@ -311,7 +311,12 @@ fn delayed_write_is_invisible_until_due_and_keeps_headers() {
     assert_eq!(bodies(&mut b, "q"), ["now"]);
     assert_eq!(b.list().unwrap()[0].delayed, 1);
     assert_eq!(b.status().unwrap().delayed, 1);
-    assert!(b.queue("q").unwrap().next_visible_at().unwrap().is_some());
+    let wait = b.queue("q").unwrap().until_visible().unwrap().unwrap();
+    assert_eq!(
+        wait,
+        SECOND * 60,
+        "exactly the delay, on the hand-moved clock"
+    );
     clock.advance(SECOND * 60);
     let m = b.queue("q").unwrap().read().unwrap().unwrap();
     assert_eq!(m.body, "later");

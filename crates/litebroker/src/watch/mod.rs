@@ -179,16 +179,13 @@ impl Watcher {
     /// How long until a leased or delayed message of a watched queue becomes
     /// visible by itself (no commit announces that).
     fn until_next_due(&self, broker: &mut Broker) -> Result<Duration> {
-        let now = broker.clock().now_ns();
-        let mut soonest = None::<i64>;
+        let mut soonest = Duration::MAX;
         for q in &self.queues {
-            if let Some(at) = broker.backend().next_visible_at(q)? {
-                soonest = Some(soonest.map_or(at, |s| s.min(at)));
+            if let Some(wait) = broker.queue(q)?.until_visible()? {
+                soonest = soonest.min(wait);
             }
         }
-        Ok(soonest.map_or(Duration::MAX, |at| {
-            Duration::from_nanos(at.saturating_sub(now).max(0) as u64)
-        }))
+        Ok(soonest)
     }
 
     /// One pass over every queue; returns how many messages were handled.

@@ -455,9 +455,7 @@ impl Backend for SqliteBackend {
         receipt: &Receipt,
         delay: Option<Duration>,
     ) -> Result<NackOutcome> {
-        let until = delay
-            .filter(|d| !d.is_zero())
-            .map(|d| clock::after(self.now(), d));
+        let until = clock::deadline(self.now(), delay);
         self.immediate_relaxed(|c| {
             let config = deferred::config(c, queue)?;
             deferred::nack(c, queue, receipt, until, &config)
