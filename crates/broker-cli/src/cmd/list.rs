@@ -38,7 +38,8 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<Outcome> {
     }
     if args.stats {
         let consumed = broker.backend().consumed_count()?;
-        let total = broker.status()?.total_messages;
+        // Every row belongs to some queue: the database-wide total is already here.
+        let total: u64 = queues.iter().map(|q| q.total).sum();
         if consumed > 0 {
             out += &format!("\nTotal claimed messages: {consumed}/{total}\n");
         }
