@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::duration::parse_duration;
 use crate::error::{Error, Result};
 use crate::headers::{HeaderValue, Headers};
-use crate::message::{Filter, Message, Outgoing};
+use crate::message::{Message, Outgoing};
 use crate::watch::{HandlerSink, Mode, StopHandle, WatchError, Watcher};
 use crate::{Broker, Settings};
 
@@ -299,18 +299,18 @@ impl Subscription {
         pattern: &str,
         from: StartFrom,
     ) -> Result<Self> {
-        let mut broker = Broker::open(db, settings)?;
-        broker.create_subscription(&NewSubscription {
+        let sub = NewSubscription {
             name,
             pattern,
             from,
             ephemeral: None,
-        })?;
-        Self::with(broker, db, settings, name)
+        };
+        Self::create_from(db, settings, &sub)
     }
 
-    /// Creates a private subscription that goes away with this process (or
-    /// after `expire` untouched, if the process cannot be seen).
+    /// Creates a private subscription that goes away with this process (or,
+    /// if the process cannot be seen from another machine, once nobody
+    /// touched it for `expire`: see [`Self::keep_alive`]).
     pub fn create_ephemeral(
         db: &Path,
         settings: &Settings,
@@ -318,20 +318,25 @@ impl Subscription {
         pattern: &str,
         expire: Duration,
     ) -> Result<Self> {
-        let mut broker = Broker::open(db, settings)?;
-        broker.create_subscription(&NewSubscription {
+        let sub = NewSubscription {
             name,
             pattern,
             from: StartFrom::Latest,
             ephemeral: Some(expire.max(Duration::from_secs(1))),
-        })?;
-        Self::with(broker, db, settings, name)
+        };
+        Self::create_from(db, settings, &sub)
+    }
+
+    fn create_from(db: &Path, settings: &Settings, sub: &NewSubscription<'_>) -> Result<Self> {
+        let mut broker = Broker::open(db, settings)?;
+        broker.create_subscription(sub)?;
+        Self::with(broker, db, settings, sub.name)
     }
 
     /// Opens an existing subscription.
     pub fn open(db: &Path, settings: &Settings, name: &str) -> Result<Self> {
         let mut broker = Broker::open(db, settings)?;
-        if !broker.subscriptions()?.iter().any(|s| s.name == name) {
+        if !broker.backend().touch_subscription(name)? {
             return Err(Error::InvalidRequest(format!(
                 "no subscription named '{name}'"
             )));
@@ -408,18 +413,28 @@ impl Subscription {
         self.broker.delete_subscription(&name).map(|_| ())
     }
 
-    /// Marks the subscription as alive (ephemeral subscriptions expire when untouched).
-    pub fn touch(&mut self) -> Result<()> {
+    /// Marks the subscription as alive (ephemeral subscriptions expire when
+    /// untouched); false if it no longer exists.
+    pub fn touch(&mut self) -> Result<bool> {
         let name = self.name.clone();
         self.broker.backend().touch_subscription(&name)
     }
 
-    /// Messages waiting, without consuming them.
-    pub fn depth(&mut self) -> Result<usize> {
-        let name = self.name.clone();
-        self.broker
-            .queue(&name)?
-            .peek_each(&Filter::all(), |_| Ok(()))
+    /// Touches the subscription every `every` from a background thread with
+    /// its own connection, until the returned ticker is dropped: what keeps a
+    /// listener's subscription alive where its process cannot be checked.
+    pub fn keep_alive(&self, every: Duration) -> crate::ticker::Ticker {
+        let (db, settings, name) = (self.db.clone(), self.settings.clone(), self.name.clone());
+        let mut broker = None;
+        crate::ticker::Ticker::every(every, move || {
+            if broker.is_none() {
+                broker = Broker::open(&db, &settings).ok();
+            }
+            // Gone (or unreachable): nothing left to keep alive.
+            broker
+                .as_mut()
+                .is_some_and(|b| b.backend().touch_subscription(&name).unwrap_or(false))
+        })
     }
 }
 

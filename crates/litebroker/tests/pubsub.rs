@@ -359,3 +359,43 @@ fn reply_needs_a_reply_to_header() {
         Err(Error::InvalidRequest(_))
     ));
 }
+
+#[test]
+fn an_ephemeral_subscription_whose_owner_cannot_be_seen_lives_while_touched() {
+    let (_d, db) = temp_db();
+    let clock = litebroker::clock::ManualClock::new();
+    let mut b = open(&db);
+    b.set_clock(std::sync::Arc::new(clock.clone()));
+    b.create_subscription(&NewSubscription {
+        name: "remote",
+        pattern: "t",
+        from: StartFrom::Latest,
+        ephemeral: Some(Duration::from_secs(10)),
+    })
+    .unwrap();
+    // Its owner runs on another machine: liveness cannot be checked there.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE lb_subscriptions SET host = 'elsewhere' WHERE name = 'remote'",
+            [],
+        )
+        .unwrap();
+    let names = |b: &mut Broker| -> Vec<String> {
+        b.subscriptions()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    };
+    clock.advance(Duration::from_secs(8));
+    assert!(b.backend().touch_subscription("remote").unwrap());
+    clock.advance(Duration::from_secs(8));
+    assert_eq!(names(&mut b), ["remote"], "touched 8 s ago: alive");
+    clock.advance(Duration::from_secs(3));
+    assert!(
+        names(&mut b).is_empty(),
+        "untouched for 11 s: expired and removed"
+    );
+    assert!(!b.backend().touch_subscription("remote").unwrap());
+}

@@ -83,6 +83,9 @@ pub fn listen(ctx: &Ctx, args: &ListenArgs) -> Result<Outcome> {
         litebroker::lease::random_nonce()
     );
     let sub = Subscription::create_ephemeral(&path, &ctx.settings, &name, &args.pattern, expire)?;
+    // A listener on this machine is checked by its process; one that cannot
+    // be seen (another machine) lives as long as it keeps touching.
+    let _alive = sub.keep_alive(expire / 3);
     let stop = StopHandle::new();
     interrupt::stop_gracefully(stop.clone());
     let watcher = Watcher::new(&path, &name, Mode::Consume, &ctx.settings)?.with_stop(stop.clone());

@@ -249,6 +249,7 @@ pub trait Backend: Send {
     /// The retention stored for exactly `pattern`.
     fn retention_setting(&mut self, pattern: &str) -> Result<Retention>;
 
-    /// Records that an ephemeral subscription's consumer is alive.
-    fn touch_subscription(&mut self, name: &str) -> Result<()>;
+    /// Records that a subscription's consumer is alive; false if there is no
+    /// such subscription.
+    fn touch_subscription(&mut self, name: &str) -> Result<bool>;
 }

@@ -555,7 +555,7 @@ impl Backend for SqliteBackend {
         pubsub::retention_setting(&self.conn, pattern)
     }
 
-    fn touch_subscription(&mut self, name: &str) -> Result<()> {
+    fn touch_subscription(&mut self, name: &str) -> Result<bool> {
         let now = self.now();
         self.immediate(|c| pubsub::touch(c, name, now))
     }

@@ -430,9 +430,10 @@ pub fn topics(conn: &Connection) -> Result<Vec<TopicInfo>> {
     Ok(out)
 }
 
-/// Marks an ephemeral subscription as alive now.
-pub fn touch(conn: &Connection, name: &str, now: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE lb_subscriptions SET touched_ns = ?1 WHERE name = ?2")?
+/// Marks a subscription as alive now; false if it does not exist.
+pub fn touch(conn: &Connection, name: &str, now: i64) -> Result<bool> {
+    let changed = conn
+        .prepare_cached("UPDATE lb_subscriptions SET touched_ns = ?1 WHERE name = ?2")?
         .execute(params![now, name])?;
-    Ok(())
+    Ok(changed > 0)
 }
