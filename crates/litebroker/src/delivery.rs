@@ -79,17 +79,31 @@ pub fn deliver<S: Sink>(
     pacing: Pacing,
     sink: &mut S,
 ) -> Result<usize, DeliveryError<S::Error>> {
+    in_batches(pacing, |want| {
+        let held = backend.hold(queue, filter, want)?;
+        if held.is_empty() {
+            return Ok(0);
+        }
+        deliver_batch(backend, &held, pacing.ack_every.max(1), sink)
+    })
+}
+
+/// Runs `step` with the size of each next batch until pacing says stop or a
+/// step finds nothing (returns 0); returns how many messages the steps delivered.
+fn in_batches<E>(
+    pacing: Pacing,
+    mut step: impl FnMut(usize) -> Result<usize, E>,
+) -> Result<usize, E> {
     let mut delivered = 0;
     loop {
         let want = pacing.next_batch(delivered);
         if want == 0 {
             return Ok(delivered);
         }
-        let held = backend.hold(queue, filter, want)?;
-        if held.is_empty() {
-            return Ok(delivered);
+        match step(want)? {
+            0 => return Ok(delivered),
+            n => delivered += n,
         }
-        delivered += deliver_batch(backend, &held, pacing.ack_every.max(1), sink)?;
     }
 }
 
@@ -152,26 +166,17 @@ pub fn deliver_leased<S: Sink>(
     visibility: Option<std::time::Duration>,
     sink: &mut S,
 ) -> Result<usize, DeliveryError<S::Error>> {
-    let mut delivered = 0;
-    loop {
-        let want = pacing.next_batch(delivered);
-        if want == 0 {
-            return Ok(delivered);
-        }
+    in_batches(pacing, |want| {
         let leased = backend.lease(queue, filter, want, visibility)?;
-        if leased.is_empty() {
-            return Ok(delivered);
-        }
-        let through = match write_all(&leased, sink) {
-            Ok(()) => leased.len(),
+        match write_all(&leased, sink) {
+            Ok(()) => Ok(leased.len()),
             Err((through, e)) => {
                 let unsent: Vec<_> = leased[through..].iter().filter_map(|m| m.receipt).collect();
                 backend.unlease(queue, &unsent)?;
-                return Err(DeliveryError::Sink(e));
+                Err(DeliveryError::Sink(e))
             }
-        };
-        delivered += through;
-    }
+        }
+    })
 }
 
 /// Accepts and flushes every message; on failure, how many got through in full.
