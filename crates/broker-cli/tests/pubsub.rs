@@ -402,3 +402,27 @@ fn bad_input_is_refused_with_exit_1_and_changes_nothing() {
     assert_eq!(ok(&sb.run(&["subscriptions"])), "taken: t (0 pending)\n");
     assert_eq!(ok(&sb.run(&["list"])), "busy: 1\n");
 }
+
+#[test]
+fn a_message_over_10_mib_is_refused_by_publish_and_request_and_nothing_is_stored() {
+    let sb = Sandbox::new();
+    subscribe(&sb, "s", "big");
+    let over = vec![b'x'; 10 * 1024 * 1024 + 1];
+    for args in [
+        &["publish", "big", "-"][..],
+        &["request", "big", "-", "--timeout", "1s"],
+    ] {
+        let out = sb.run_stdin(args, &over);
+        assert_code(&out, 1);
+        assert!(
+            stderr(&out).contains("exceeds maximum size"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(ok(&sb.run(&["topics"])), "");
+    assert_eq!(ok(&sb.run(&["subscriptions"])), "s: big (0 pending)\n");
+    let exact = vec![b'y'; 10 * 1024 * 1024];
+    assert_eq!(ok(&sb.run_stdin(&["publish", "big", "-"], &exact)), "1\n");
+    assert_eq!(ok(&sb.run(&["read", "s"])).len(), exact.len() + 1);
+}
