@@ -337,7 +337,7 @@ impl Subscription {
     pub fn open(db: &Path, settings: &Settings, name: &str) -> Result<Self> {
         let mut broker = Broker::open(db, settings)?;
         if !broker.backend().touch_subscription(name)? {
-            return Err(Error::InvalidRequest(format!(
+            return Err(Error::Subscription(format!(
                 "no subscription named '{name}'"
             )));
         }

@@ -246,6 +246,10 @@ fn subscription_names_and_patterns_are_checked() {
     ));
     assert!(b.topics().unwrap().is_empty(), "nothing was published");
     assert!(!b.delete_subscription("unknown").unwrap());
+    assert!(matches!(
+        Subscription::open(&db, &Settings::default(), "unknown"),
+        Err(Error::Subscription(_))
+    ));
 }
 
 #[test]
