@@ -403,3 +403,153 @@ fn an_ephemeral_subscription_whose_owner_cannot_be_seen_lives_while_touched() {
     );
     assert!(!b.backend().touch_subscription("remote").unwrap());
 }
+
+/// (body, topic, offset, value of header "k") of every message, in order.
+fn origins(messages: &[litebroker::Message]) -> Vec<(String, String, i64, Option<String>)> {
+    messages
+        .iter()
+        .map(|m| {
+            let o = m.origin.clone().expect("a published copy has an origin");
+            let k = m.headers.get_str("k").map(str::to_owned);
+            (m.body.clone(), o.topic, o.offset, k)
+        })
+        .collect()
+}
+
+fn expected(offsets: std::ops::Range<i64>) -> Vec<(String, String, i64, Option<String>)> {
+    offsets
+        .map(|o| {
+            let k = (o % 3 == 1).then(|| format!("h{o}"));
+            (format!("m{o}"), "t".to_owned(), o, k)
+        })
+        .collect()
+}
+
+/// Publishes m0..m{n} to "t" in batches of `batch`; every third message
+/// (offsets 1, 4, 7, ...) has a header k=h{offset}.
+fn publish_batches(b: &mut Broker, n: i64, batch: usize) {
+    let bodies: Vec<String> = (0..n).map(|o| format!("m{o}")).collect();
+    let headers: Vec<Headers> = (0..n)
+        .map(|o| {
+            if o % 3 == 1 {
+                Headers::from_assignments(&[format!("k=h{o}").as_str()]).unwrap()
+            } else {
+                Headers::new()
+            }
+        })
+        .collect();
+    let all: Vec<litebroker::Outgoing<'_>> = bodies
+        .iter()
+        .zip(&headers)
+        .map(|(body, h)| litebroker::Outgoing {
+            body,
+            headers: (!h.is_empty()).then_some(h),
+            visible_at: None,
+        })
+        .collect();
+    for chunk in all.chunks(batch) {
+        let published = b.publish_batch("t", chunk).unwrap();
+        assert_eq!(published.len(), chunk.len());
+    }
+}
+
+#[test]
+fn batched_copies_keep_order_origin_and_headers_through_read_lease_move_and_replay() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    for name in ["a", "b", "c"] {
+        subscribe(&mut b, name, "t", StartFrom::Latest);
+    }
+    publish_batches(&mut b, 10, 4);
+    // Plain reads, in offset order with their origins and headers.
+    let first = b.queue("a").unwrap().read_many(&Filter::all(), 3).unwrap();
+    assert_eq!(origins(&first), expected(0..3));
+    let listed = b.subscriptions().unwrap();
+    assert_eq!(listed[0].next_offsets, [("t".to_owned(), 3)]);
+    assert_eq!(listed[1].next_offsets, [("t".to_owned(), 0)]);
+    // A lease sees the same.
+    let leased = b
+        .queue("a")
+        .unwrap()
+        .lease(&Filter::all(), 4, None)
+        .unwrap();
+    assert_eq!(origins(&leased), expected(3..7));
+    let rest = b
+        .queue("a")
+        .unwrap()
+        .read_many(&Filter::all(), 100)
+        .unwrap();
+    assert_eq!(origins(&rest), expected(7..10));
+    // Moved copies keep where they came from.
+    let moved = b
+        .queue("b")
+        .unwrap()
+        .move_to("plain", &Filter::all(), 100)
+        .unwrap();
+    assert_eq!(origins(&moved), expected(0..10));
+    let plain = b
+        .queue("plain")
+        .unwrap()
+        .read_many(&Filter::all(), 100)
+        .unwrap();
+    assert_eq!(origins(&plain), expected(0..10));
+    // Peeking does not consume and sees the same.
+    let mut peeked = Vec::new();
+    b.queue("c")
+        .unwrap()
+        .peek_each(&Filter::all(), |m| {
+            peeked.push(m.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(origins(&peeked), expected(0..10));
+    // Replay from one topic, from an offset.
+    assert_eq!(subscribe(&mut b, "r", "t", StartFrom::Offset(4)), 6);
+    let replayed = b
+        .queue("r")
+        .unwrap()
+        .read_many(&Filter::all(), 100)
+        .unwrap();
+    assert_eq!(origins(&replayed), expected(4..10));
+    // A plain write into a subscription's queue is no copy.
+    b.queue("c").unwrap().write("direct").unwrap();
+    let all_c = b
+        .queue("c")
+        .unwrap()
+        .read_many(&Filter::all(), 100)
+        .unwrap();
+    assert_eq!(origins(&all_c[..10]), expected(0..10));
+    assert_eq!(all_c[10].body, "direct");
+    assert!(all_c[10].origin.is_none());
+}
+
+#[test]
+fn vacuum_forgets_copy_records_only_when_every_copy_is_consumed() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    subscribe(&mut b, "done", "t", StartFrom::Latest);
+    subscribe(&mut b, "waiting", "t", StartFrom::Latest);
+    publish_batches(&mut b, 6, 3);
+    let spans = |db: &Path| -> i64 {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM lb_copy_spans", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(spans(&db), 4, "one record per batch and subscription");
+    assert_eq!(drain(&mut b, "done").len(), 6);
+    // One copy of the second batch of "waiting" is still there.
+    assert_eq!(
+        b.queue("waiting")
+            .unwrap()
+            .read_many(&Filter::all(), 5)
+            .unwrap()
+            .len(),
+        5
+    );
+    b.vacuum(false).unwrap();
+    assert_eq!(spans(&db), 1);
+    let last = b.queue("waiting").unwrap().read().unwrap().unwrap();
+    assert_eq!(origins(&[last]), expected(5..6));
+    b.vacuum(false).unwrap();
+    assert_eq!(spans(&db), 0);
+}

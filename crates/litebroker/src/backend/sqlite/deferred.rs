@@ -10,6 +10,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::schema::{CONSUMED, DEFERRED, PENDING};
+use super::spans;
 use crate::error::Result;
 use crate::headers::Headers;
 use crate::lease::{random_nonce, DeadLetter, NackOutcome, QueueConfig, Receipt, ReceiptError};
@@ -102,6 +103,7 @@ pub fn lease(
             nonce,
         });
     }
+    spans::load_origins(conn, &mut taken)?;
     Ok(taken)
 }
 
@@ -269,17 +271,20 @@ pub fn attach_to_new(
 /// Fills in headers, receive counts and dead-letter records of `messages`
 /// (no work at all when no message has any).
 pub fn load_ext(conn: &Connection, messages: &mut [Message]) -> Result<()> {
-    if messages.is_empty() || !any_ext(conn)? {
+    if messages.is_empty() {
         return Ok(());
+    }
+    if !any_ext(conn)? {
+        return spans::load_origins(conn, messages);
     }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {EXT_COLUMNS} FROM lb_message_ext WHERE msg = ?1"
     ))?;
-    for msg in messages {
+    for msg in messages.iter_mut() {
         let seq = msg.seq;
         stmt.query_row([seq], |r| fill_ext(msg, r)).optional()?;
     }
-    Ok(())
+    spans::load_origins(conn, messages)
 }
 
 fn any_ext(conn: &Connection) -> Result<bool> {

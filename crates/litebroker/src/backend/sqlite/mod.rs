@@ -10,6 +10,7 @@ mod pubsub;
 pub mod retry;
 pub mod schema;
 mod select;
+mod spans;
 mod vacuum_lock;
 
 use std::path::{Path, PathBuf};
@@ -371,7 +372,10 @@ impl Backend for SqliteBackend {
                 break;
             }
         }
-        self.immediate(deferred::forget_finished)?;
+        self.immediate(|c| {
+            deferred::forget_finished(c)?;
+            spans::forget_finished(c)
+        })?;
         self.reclaim_space(compact)?;
         Ok(deleted)
     }

@@ -2,15 +2,16 @@
 //!
 //! A published message is appended to `lb_topic_log` with the topic's next
 //! offset, and one copy goes into the queue of every subscription whose
-//! pattern matches (a row in the reference's `messages` table, so the copy is
-//! an ordinary queue message, plus an `lb_message_ext` row naming its topic
-//! and offset, and carrying its headers).
+//! pattern matches: a row in the reference's `messages` table, so the copy is
+//! an ordinary queue message. Where a copy came from (topic and offset) is
+//! recorded per run of copies in `lb_copy_spans`; headers, when a message has
+//! any, in an `lb_message_ext` row per copy.
 
 use std::time::Duration;
 
 use rusqlite::{params, params_from_iter, Connection};
 
-use super::messages;
+use super::{messages, spans};
 use crate::error::{Error, Result};
 use crate::headers::Headers;
 use crate::holder::{Liveness, ProcessIdentity};
@@ -21,29 +22,45 @@ use crate::pubsub::{
 };
 use crate::topic;
 
-/// Where one copy of a published message goes.
-struct Copy<'a> {
-    body: &'a str,
-    headers: Option<&'a str>,
+/// A run of consecutive offsets of one topic, just appended to its log.
+struct LogRun<'a> {
     topic: &'a str,
-    offset: i64,
+    first_offset: i64,
+    count: i64,
+    any_headers: bool,
 }
 
-/// Inserts a copy into queue `sub` with a fresh id after `last`; returns the new id.
-fn deliver(conn: &Connection, sub: &str, copy: &Copy<'_>, last: i64) -> Result<i64> {
-    let id = id::next_id_now(last);
-    conn.prepare_cached("INSERT INTO messages (queue, body, ts) VALUES (?1, ?2, ?3)")?
-        .execute(params![sub, copy.body, id])?;
+/// Copies `run` into queue `sub` as consecutive storage positions and ids
+/// after `last`, in offset order, with two set-based statements (three when
+/// the run has headers); returns the last id used.
+///
+/// Ids run ahead of the clock by at most one per copy; the caller waits for
+/// the clock ([`wait_for_clock`]) before committing.
+///
+/// `OR FAIL`: a failing statement keeps the rows it already wrote instead of
+/// undoing just itself, which spares SQLite a statement journal (a copy of
+/// every page the statement touches). Nothing partial survives, because any
+/// error rolls the whole transaction back.
+fn copy_run(conn: &Connection, sub: &str, run: &LogRun<'_>, last: i64) -> Result<i64> {
+    if run.count == 0 {
+        return Ok(last);
+    }
+    let base = id::next_id_now(last);
     conn.prepare_cached(
-        "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR FAIL INTO messages (queue, body, ts) SELECT ?1, body, ?2 + (topic_offset - ?4) \
+         FROM lb_topic_log WHERE topic = ?3 AND topic_offset >= ?4 ORDER BY topic_offset",
     )?
-    .execute(params![
-        conn.last_insert_rowid(),
-        copy.headers,
-        copy.topic,
-        copy.offset
-    ])?;
-    Ok(id)
+    .execute(params![sub, base, run.topic, run.first_offset])?;
+    let first_seq = conn.last_insert_rowid() - run.count + 1;
+    spans::record(conn, first_seq, run.count, run.topic, run.first_offset)?;
+    if run.any_headers {
+        conn.prepare_cached(
+            "INSERT OR FAIL INTO lb_message_ext (msg, headers) SELECT ?1 + (topic_offset - ?3), headers \
+             FROM lb_topic_log WHERE topic = ?2 AND topic_offset >= ?3 AND headers IS NOT NULL",
+        )?
+        .execute(params![first_seq, run.topic, run.first_offset])?;
+    }
+    Ok(base + run.count - 1)
 }
 
 /// Names of the subscriptions whose pattern matches `topic`, by name.
@@ -73,7 +90,7 @@ pub fn publish(
     let subs = matching_subscriptions(conn, topic_name)?;
     conn.prepare_cached("INSERT OR IGNORE INTO lb_topics (topic, next_offset) VALUES (?1, 0)")?
         .execute([topic_name])?;
-    let mut offset: i64 = conn
+    let first_offset: i64 = conn
         .prepare_cached("SELECT next_offset FROM lb_topics WHERE topic = ?1")?
         .query_row([topic_name], |r| r.get(0))?;
     let mut last = messages::last_id(conn)?;
@@ -81,31 +98,35 @@ pub fn publish(
         "INSERT INTO lb_topic_log (id, topic, topic_offset, body, headers) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut out = Vec::with_capacity(batch.len());
-    for msg in batch {
+    let mut any_headers = false;
+    for (offset, msg) in (first_offset..).zip(batch) {
         let headers = msg.headers.filter(|h| !h.is_empty()).map(Headers::to_json);
+        any_headers |= headers.is_some();
         last = id::next_id_now(last);
-        let log_id = last;
-        log.execute(params![log_id, topic_name, offset, msg.body, headers])?;
-        let copy = Copy {
-            body: msg.body,
-            headers: headers.as_deref(),
-            topic: topic_name,
-            offset,
-        };
-        for sub in &subs {
-            last = deliver(conn, sub, &copy, last)?;
-        }
+        log.execute(params![last, topic_name, offset, msg.body, headers])?;
         out.push(Published {
-            id: log_id,
+            id: last,
             offset,
             delivered: subs.len(),
         });
-        offset += 1;
     }
+    let run = LogRun {
+        topic: topic_name,
+        first_offset,
+        count: batch.len() as i64,
+        any_headers,
+    };
+    // Subscription by subscription: each one's copies are contiguous in
+    // storage, so its consumers later touch few pages.
+    for sub in &subs {
+        last = copy_run(conn, sub, &run, last)?;
+    }
+    let next_offset = first_offset + run.count;
     conn.prepare_cached("UPDATE lb_topics SET next_offset = ?1 WHERE topic = ?2")?
-        .execute(params![offset, topic_name])?;
+        .execute(params![next_offset, topic_name])?;
     messages::raise_last_id(conn, last)?;
-    trim(conn, topic_name, offset, now)?;
+    trim(conn, topic_name, next_offset, now)?;
+    wait_for_clock(last);
     Ok(out)
 }
 
@@ -256,10 +277,6 @@ pub fn create_subscription(
 
 /// Copies the retained log entries of the topics `pattern` matches, from
 /// `from`, into queue `name`, in publish order.
-///
-/// Two set-based statements (one per table) instead of two inserts per
-/// message: the copies get consecutive new ids (`base`, `base + 1`, ...) and
-/// consecutive storage positions, numbered in publish order on both sides.
 fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Result<u64> {
     let (min_offset, after_id) = match from {
         StartFrom::Latest => return Ok(0),
@@ -272,17 +289,63 @@ fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Resu
         .map(|(t, _)| t)
         .filter(|t| topic::matches(pattern, t))
         .collect();
-    if topics.is_empty() {
-        return Ok(0);
-    }
-    let placeholders = vec!["?"; topics.len()].join(",");
-    // Publish order is id order; within one topic it is also offset order,
-    // which the (topic, offset) index yields without sorting.
-    let order = if topics.len() == 1 {
-        "topic_offset"
-    } else {
-        "id"
+    let last = match topics.as_slice() {
+        [] => return Ok(0),
+        [one] => replay_topic(conn, name, one, min_offset, after_id)?,
+        many => replay_topics(conn, name, many, min_offset, after_id)?,
     };
+    let Some((copied, last)) = last else {
+        return Ok(0);
+    };
+    messages::raise_last_id(conn, last)?;
+    wait_for_clock(last);
+    Ok(copied)
+}
+
+/// Replay from one topic: its retained log is a gap-free run of offsets, so
+/// the selected entries are one run, copied like a fan-out batch (ids and
+/// storage positions follow the offsets, one span row). Returns how many
+/// were copied and the last id used.
+fn replay_topic(
+    conn: &Connection,
+    name: &str,
+    topic_name: &str,
+    min_offset: i64,
+    after_id: i64,
+) -> Result<Option<(u64, i64)>> {
+    let (first, count, any_headers): (Option<i64>, i64, bool) = conn
+        .prepare_cached(
+            "SELECT MIN(topic_offset), COUNT(*), COALESCE(MAX(headers IS NOT NULL), 0) \
+             FROM lb_topic_log WHERE topic = ?1 AND topic_offset >= ?2 AND id > ?3",
+        )?
+        .query_row(params![topic_name, min_offset, after_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let Some(first_offset) = first else {
+        return Ok(None);
+    };
+    let run = LogRun {
+        topic: topic_name,
+        first_offset,
+        count,
+        any_headers,
+    };
+    let last = copy_run(conn, name, &run, messages::last_id(conn)?)?;
+    Ok(Some((count as u64, last)))
+}
+
+/// Replay from several topics, interleaved in publish order: two set-based
+/// statements (one per table); the copies get consecutive new ids and storage
+/// positions, numbered in publish order on both sides, and each copy's
+/// origin is recorded in its `lb_message_ext` row.
+fn replay_topics(
+    conn: &Connection,
+    name: &str,
+    topics: &[String],
+    min_offset: i64,
+    after_id: i64,
+) -> Result<Option<(u64, i64)>> {
+    let placeholders = vec!["?"; topics.len()].join(",");
     let selection = format!(
         "FROM lb_topic_log WHERE topic IN ({placeholders}) AND topic_offset >= ? AND id > ?"
     );
@@ -299,35 +362,41 @@ fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Resu
     let copied = conn.execute(
         &format!(
             "INSERT INTO messages (queue, body, ts) SELECT ?, body, \
-             ? - 1 + ROW_NUMBER() OVER (ORDER BY {order}) {selection} ORDER BY {order}"
+             ? - 1 + ROW_NUMBER() OVER (ORDER BY id) {selection} ORDER BY id"
         ),
         params_from_iter(params),
     )? as i64;
     if copied == 0 {
-        return Ok(0);
+        return Ok(None);
     }
     let first_seq = conn.last_insert_rowid() - copied + 1;
     conn.execute(
         &format!(
-            "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) SELECT \
-             ? - 1 + ROW_NUMBER() OVER (ORDER BY {order}), headers, topic, topic_offset \
-             {selection} ORDER BY {order}"
+            "INSERT OR FAIL INTO lb_message_ext (msg, headers, topic, topic_offset) SELECT \
+             ? - 1 + ROW_NUMBER() OVER (ORDER BY id), headers, topic, topic_offset \
+             {selection} ORDER BY id"
         ),
         params_from_iter(values(first_seq)),
     )?;
-    let last = base + copied - 1;
-    messages::raise_last_id(conn, last)?;
-    wait_for_clock(last);
-    Ok(copied as u64)
+    Ok(Some((copied as u64, base + copied - 1)))
 }
 
 /// Ids follow the wall clock: after handing out a block of consecutive ids,
 /// wait (about a nanosecond per id) until the clock has passed the last one,
 /// so that `meta.last_ts` is never left in the future, where the reference's
-/// writer could not follow it.
+/// writer could not follow it. Short waits (a fan-out batch is a few
+/// microseconds ahead) spin; only long ones (a replay) sleep.
 fn wait_for_clock(last_id: i64) {
-    while id::now_ns() <= last_id {
-        std::thread::sleep(std::time::Duration::from_micros(50));
+    loop {
+        let ahead = last_id - id::now_ns();
+        if ahead < 0 {
+            return;
+        }
+        if ahead > 200_000 {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
 
@@ -397,9 +466,14 @@ pub fn subscriptions(conn: &Connection) -> Result<Vec<SubscriptionInfo>> {
     let mut out = Vec::with_capacity(subs.len());
     for (name, pattern, ephemeral) in subs {
         let pending: i64 = depth.query_row([&name], |r| r.get(0))?;
-        let next_offsets = next
+        let mut next_offsets: std::collections::BTreeMap<String, i64> = next
             .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        for (topic_name, offset) in spans::next_offsets(conn, &name)? {
+            let lowest = next_offsets.entry(topic_name).or_insert(offset);
+            *lowest = (*lowest).min(offset);
+        }
+        let next_offsets = next_offsets.into_iter().collect();
         out.push(SubscriptionInfo {
             name,
             pattern,

@@ -38,6 +38,7 @@ pub const REQUIRED_OBJECTS: &[&str] = &[
     "idx_lb_topic_log_offset",
     "lb_subscriptions",
     "lb_topic_config",
+    "lb_copy_spans",
 ];
 
 /// The reference's tables and indexes, exactly as it creates them.
@@ -92,6 +93,8 @@ pub const TS_UNIQUE_INDEX: &str =
 /// `lb_subscriptions`: durable and ephemeral subscriptions (an ephemeral one
 /// records its owner process and when it was last touched).
 /// `lb_topic_config`: retention per topic or pattern.
+/// `lb_copy_spans`: runs of consecutive storage positions holding the copies
+/// of consecutive offsets of one topic (see `spans.rs`).
 pub const LITEBROKER_DDL: &str = "
 CREATE TABLE IF NOT EXISTS lb_holders (
     token INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -148,5 +151,11 @@ CREATE TABLE IF NOT EXISTS lb_topic_config (
     pattern TEXT PRIMARY KEY,
     retain_count INTEGER,
     retain_ns INTEGER
+);
+CREATE TABLE IF NOT EXISTS lb_copy_spans (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    first_offset INTEGER NOT NULL
 );
 ";
