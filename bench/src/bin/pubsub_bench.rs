@@ -30,16 +30,11 @@
 //!                    and checked: exactly N, in order, nothing else.
 //!   fanout_batch_wW  the same with `publish_batch` of --batch per transaction,
 //!                    max(--fanout, --fanout-copies / W) messages.
-//!   fanout_raw_wW    prototype: the batched run with raw rusqlite, the copies
-//!                    of a batch in two INSERT … SELECT statements; checked alike.
 //!   replay_fill      --replay messages into one topic log (`publish_batch`
 //!                    of --replay-batch, no subscription).
 //!   replay_lib       `Subscription::create(.., StartFrom::Earliest)`: copies
 //!                    the whole log into a new subscription.
 //!   replay_lib_big_cache  the same with Settings::cache_mb = 512 (default 10).
-//!   replay_raw_prototype  the same copy as two INSERT … SELECT statements
-//!                    with raw rusqlite (what the storage can do), checked;
-//!                    replay_raw_big_cache with a 512 MB page cache.
 //!                    Every replay variant runs on its own copy of the filled file.
 
 use std::io::{BufRead, BufReader};
@@ -139,14 +134,12 @@ fn run(args: &Args, dir: &Path) -> BoxResult<()> {
         let width: usize = w.trim().parse().map_err(|_| format!("bad width {w:?}"))?;
         if single > 0 {
             let db = fresh_db(dir, &format!("fanout-single-{width}"))?;
-            fanout(&db, &settings, width, single, 1, false)?;
+            fanout(&db, &settings, width, single, 1)?;
         }
         let n = single.max(copies / width.max(1));
         if n > 0 {
             let db = fresh_db(dir, &format!("fanout-batch-{width}"))?;
-            fanout(&db, &settings, width, n, batch, false)?;
-            let db = fresh_db(dir, &format!("fanout-raw-{width}"))?;
-            fanout(&db, &settings, width, n, batch, true)?;
+            fanout(&db, &settings, width, n, batch)?;
         }
     }
     let replay_n = args.num("replay", 1_000_000);
@@ -601,7 +594,6 @@ fn fanout(
     width: usize,
     n: usize,
     batch: usize,
-    raw: bool,
 ) -> BoxResult<()> {
     let mut broker = Broker::open(db, settings)?;
     let names: Vec<String> = (0..width).map(|i| format!("fan-{i:03}")).collect();
@@ -612,13 +604,7 @@ fn fanout(
     let headers = Headers::new();
     let mut reached = 0usize;
     let start = Instant::now();
-    if raw {
-        let conn = litebroker_bench::open_existing(db)?;
-        litebroker_bench::apply_pragmas(&conn)?;
-        for chunk in bodies.chunks(batch) {
-            reached += raw_publish_batch(&conn, "bench.fan", chunk)?;
-        }
-    } else if batch == 1 {
+    if batch == 1 {
         for body in &bodies {
             reached += broker.publish("bench.fan", body, &headers)?.delivered;
         }
@@ -664,11 +650,7 @@ fn fanout(
         lost += n.saturating_sub(next);
     }
     let drain = start.elapsed();
-    let mode = match (raw, batch) {
-        (true, _) => "raw",
-        (false, 1) => "single",
-        (false, _) => "batch",
-    };
+    let mode = if batch == 1 { "single" } else { "batch" };
     let copies = n * width;
     let secs = (publish + drain).as_secs_f64();
     emit(
@@ -686,74 +668,6 @@ fn fanout(
     drop(broker);
     remove_db(db);
     Ok(())
-}
-
-/// Prototype of a set-based `publish_batch`: the log rows one by one, then
-/// every copy for every subscription in two INSERT … SELECT statements (the
-/// same rows as the library: ids from the shared high-water mark, one
-/// `messages` row and one `lb_message_ext` row per copy, FIFO order per
-/// subscription = offset order). Subscriptions are those whose pattern is
-/// exactly `topic` (enough for the bench; the library would pass the names
-/// it matched). Returns the number of copies.
-fn raw_publish_batch(
-    conn: &rusqlite::Connection,
-    topic: &str,
-    bodies: &[String],
-) -> BoxResult<usize> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    tx.prepare_cached("INSERT OR IGNORE INTO lb_topics (topic, next_offset) VALUES (?1, 0)")?
-        .execute([topic])?;
-    let off0: i64 = tx
-        .prepare_cached("SELECT next_offset FROM lb_topics WHERE topic = ?1")?
-        .query_row([topic], |r| r.get(0))?;
-    let width: i64 = tx
-        .prepare_cached("SELECT COUNT(*) FROM lb_subscriptions WHERE pattern = ?1")?
-        .query_row([topic], |r| r.get(0))?;
-    let last: i64 = tx
-        .prepare_cached("SELECT value FROM meta WHERE key = 'last_ts'")?
-        .query_row([], |r| r.get(0))?;
-    let base = (litebroker_bench::now_ns() & !0xFFF).max(last + 1);
-    let m = bodies.len() as i64;
-    {
-        let mut log = tx.prepare_cached(
-            "INSERT INTO lb_topic_log (id, topic, topic_offset, body, headers) \
-             VALUES (?1, ?2, ?3, ?4, NULL)",
-        )?;
-        for (k, body) in bodies.iter().enumerate() {
-            let k = k as i64;
-            log.execute(rusqlite::params![base + k, topic, off0 + k, body])?;
-        }
-    }
-    let before: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
-        .query_row([], |r| r.get(0))?;
-    const COPIES: &str = "FROM lb_topic_log l JOIN (SELECT name, \
-         row_number() OVER (ORDER BY name) - 1 AS rn FROM lb_subscriptions WHERE pattern = ?2) s \
-         WHERE l.topic = ?2 AND l.topic_offset >= ?3 ORDER BY l.topic_offset, s.rn";
-    let copies = tx
-        .prepare_cached(&format!(
-            "INSERT INTO messages (queue, body, ts) \
-             SELECT s.name, l.body, ?1 + (l.topic_offset - ?3) * ?4 + s.rn {COPIES}"
-        ))?
-        .execute(rusqlite::params![base + m, topic, off0, width])?;
-    let first: i64 = tx
-        .prepare_cached("SELECT COALESCE(MIN(id), 0) FROM messages WHERE id > ?1")?
-        .query_row([before], |r| r.get(0))?;
-    tx.prepare_cached(&format!(
-        "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) \
-         SELECT ?1 + (l.topic_offset - ?3) * ?4 + s.rn, l.headers, l.topic, l.topic_offset {COPIES}"
-    ))?
-    .execute(rusqlite::params![first, topic, off0, width])?;
-    tx.prepare_cached("UPDATE lb_topics SET next_offset = ?1 WHERE topic = ?2")?
-        .execute(rusqlite::params![off0 + m, topic])?;
-    let top = base + m + copies as i64 - 1;
-    while litebroker_bench::now_ns() < top {
-        std::hint::spin_loop();
-    }
-    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_ts' AND value < ?1")?
-        .execute([top])?;
-    tx.commit()?;
-    Ok(copies)
 }
 
 // ------------------------------------------------------------------ replay
@@ -797,30 +711,6 @@ fn replay(db: &Path, settings: &Settings, n: usize, batch: usize) -> BoxResult<(
             count,
             elapsed,
             json!({"expected": n, "in_order_and_equal": ok, "cache_mb": s.cache_mb}),
-        );
-        remove_db(&copy);
-    }
-    for (name, cache_mb, by_offset) in [
-        ("replay_raw_prototype", settings.cache_mb, false),
-        ("replay_raw_big_cache", REPLAY_BIG_CACHE_MB, false),
-        ("replay_raw_by_offset", settings.cache_mb, true),
-        ("replay_raw_by_offset_big_cache", REPLAY_BIG_CACHE_MB, true),
-    ] {
-        let copy = copy_db(db, name)?;
-        let conn = litebroker_bench::open_existing(&copy)?;
-        litebroker_bench::apply_pragmas(&conn)?;
-        conn.execute_batch(&format!("PRAGMA cache_size=-{};", cache_mb * 1024))?;
-        let start = Instant::now();
-        let (copied, phases) = raw_replay(&conn, "replay-raw", topic, by_offset)?;
-        let elapsed = start.elapsed();
-        drop(conn);
-        let (count, ok) = check_replayed(&copy, settings, "replay-raw")?;
-        emit(
-            name,
-            count,
-            elapsed,
-            json!({"expected": n, "copied": copied, "in_order_and_equal": ok, "phases": phases,
-                   "cache_mb": cache_mb, "by_offset": by_offset}),
         );
         remove_db(&copy);
     }
@@ -869,79 +759,3 @@ fn check_replayed(db: &Path, settings: &Settings, name: &str) -> BoxResult<(usiz
     Ok((count, equal && count == log.len()))
 }
 
-/// A set-based replay of every retained message of `topic` into a new
-/// subscription `name`: the same rows the library writes (a `messages` row
-/// with a fresh id per copy, its `lb_message_ext` row with topic and offset,
-/// `meta.last_ts` raised), in two statements instead of two per message.
-fn raw_replay(
-    conn: &rusqlite::Connection,
-    name: &str,
-    topic: &str,
-    by_offset: bool,
-) -> BoxResult<(usize, serde_json::Value)> {
-    let t0 = Instant::now();
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let now = litebroker_bench::now_ns();
-    tx.execute(
-        "INSERT INTO lb_subscriptions (name, pattern, created_ns, ephemeral, touched_ns) \
-         VALUES (?1, ?2, ?3, 0, ?3)",
-        rusqlite::params![name, topic, now],
-    )?;
-    let last: i64 = tx.query_row("SELECT value FROM meta WHERE key = 'last_ts'", [], |r| {
-        r.get(0)
-    })?;
-    // Ids after the high-water mark: the current time bucket or last + 1.
-    let base = (now & !0xFFF).max(last + 1);
-    let before: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
-        r.get(0)
-    })?;
-    // One topic's offsets are gap-free (retention trims from the front), so
-    // the k-th copy's id can be computed from its offset without a window.
-    let first_offset: i64 = tx.query_row(
-        "SELECT COALESCE(MIN(topic_offset), 0) FROM lb_topic_log WHERE topic = ?1",
-        [topic],
-        |r| r.get(0),
-    )?;
-    let rank = if by_offset {
-        "topic_offset - ?4"
-    } else {
-        "row_number() OVER (ORDER BY id) - 1 + 0 * ?4"
-    };
-    let copied = tx.execute(
-        &format!(
-            "INSERT INTO messages (queue, body, ts) SELECT ?1, body, ?2 + {rank} \
-             FROM lb_topic_log WHERE topic = ?3 ORDER BY id"
-        ),
-        rusqlite::params![name, base, topic, first_offset],
-    )?;
-    let t_messages = t0.elapsed();
-    let first: i64 = tx.query_row(
-        "SELECT MIN(id) FROM messages WHERE queue = ?1 AND id > ?2",
-        rusqlite::params![name, before],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        &format!(
-            "INSERT INTO lb_message_ext (msg, headers, topic, topic_offset) \
-             SELECT ?1 + {rank}, headers, topic, topic_offset \
-             FROM lb_topic_log WHERE topic = ?3 ORDER BY id"
-        ),
-        rusqlite::params![first, "", topic, first_offset],
-    )?;
-    let t_ext = t0.elapsed();
-    let top = base + copied as i64 - 1;
-    // Never leave the high-water mark in the future (see litebroker::id).
-    while litebroker_bench::now_ns() < top {
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'last_ts' AND value < ?1",
-        [top],
-    )?;
-    let t_before_commit = t0.elapsed();
-    tx.commit()?;
-    let phases = json!({"insert_messages_s": t_messages.as_secs_f64(),
-                        "insert_ext_s": (t_ext - t_messages).as_secs_f64(),
-                        "commit_s": (t0.elapsed() - t_before_commit).as_secs_f64()});
-    Ok((copied, phases))
-}
