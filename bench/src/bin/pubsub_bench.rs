@@ -588,13 +588,7 @@ fn latency_cli(
 
 /// Publishes `n` messages to `width` subscriptions, `batch` per transaction,
 /// then drains and checks every subscription.
-fn fanout(
-    db: &Path,
-    settings: &Settings,
-    width: usize,
-    n: usize,
-    batch: usize,
-) -> BoxResult<()> {
+fn fanout(db: &Path, settings: &Settings, width: usize, n: usize, batch: usize) -> BoxResult<()> {
     let mut broker = Broker::open(db, settings)?;
     let names: Vec<String> = (0..width).map(|i| format!("fan-{i:03}")).collect();
     for name in &names {
@@ -758,4 +752,3 @@ fn check_replayed(db: &Path, settings: &Settings, name: &str) -> BoxResult<(usiz
     })?;
     Ok((count, equal && count == log.len()))
 }
-

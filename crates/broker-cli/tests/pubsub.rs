@@ -365,6 +365,41 @@ fn the_python_reference_reads_a_subscription_like_any_queue() {
 }
 
 #[test]
+fn copies_keep_topic_and_offset_when_python_reads_vacuums_and_writes_between() {
+    let sb = Sandbox::new();
+    subscribe(&sb, "feed", "news.+");
+    for body in ["a", "b", "c"] {
+        ok(&sb.run(&["publish", "news.x", body]));
+    }
+    assert_eq!(ok(&sb.run_ref(&["read", "feed"])), "a\n");
+    ok(&sb.run_ref(&["--vacuum"]));
+    ok(&sb.run_ref(&["write", "feed", "from python"]));
+    let lines = ok(&sb.run(&["read", "feed", "--all", "--json"]));
+    let got: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let view: Vec<(&str, Option<&str>, Option<i64>)> = got
+        .iter()
+        .map(|m| {
+            (
+                m["message"].as_str().unwrap(),
+                m["topic"].as_str(),
+                m["offset"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("b", Some("news.x"), Some(1)),
+            ("c", Some("news.x"), Some(2)),
+            ("from python", None, None),
+        ]
+    );
+}
+
+#[test]
 fn bad_input_is_refused_with_exit_1_and_changes_nothing() {
     let sb = Sandbox::new();
     sb.write("busy", "x");

@@ -46,19 +46,33 @@ fn copy_run(conn: &Connection, sub: &str, run: &LogRun<'_>, last: i64) -> Result
         return Ok(last);
     }
     let base = id::next_id_now(last);
-    conn.prepare_cached(
-        "INSERT OR FAIL INTO messages (queue, body, ts) SELECT ?1, body, ?2 + (topic_offset - ?4) \
-         FROM lb_topic_log WHERE topic = ?3 AND topic_offset >= ?4 ORDER BY topic_offset",
-    )?
-    .execute(params![sub, base, run.topic, run.first_offset])?;
+    let end = run.first_offset + run.count;
+    let copied = conn
+        .prepare_cached(
+            "INSERT OR FAIL INTO messages (queue, body, ts) SELECT ?1, body, ?2 + (topic_offset - ?4) \
+             FROM lb_topic_log WHERE topic = ?3 AND topic_offset >= ?4 AND topic_offset < ?5 \
+             ORDER BY topic_offset",
+        )?
+        .execute(params![sub, base, run.topic, run.first_offset, end])? as i64;
+    if copied != run.count {
+        // Offsets are gap-free by construction; a gap means the log was
+        // edited by hand, and positions could no longer stand for offsets.
+        return Err(Error::Subscription(format!(
+            "the log of topic '{}' has gaps between offsets {} and {}",
+            run.topic,
+            run.first_offset,
+            end - 1
+        )));
+    }
     let first_seq = conn.last_insert_rowid() - run.count + 1;
     spans::record(conn, first_seq, run.count, run.topic, run.first_offset)?;
     if run.any_headers {
         conn.prepare_cached(
             "INSERT OR FAIL INTO lb_message_ext (msg, headers) SELECT ?1 + (topic_offset - ?3), headers \
-             FROM lb_topic_log WHERE topic = ?2 AND topic_offset >= ?3 AND headers IS NOT NULL",
+             FROM lb_topic_log WHERE topic = ?2 AND topic_offset >= ?3 AND topic_offset < ?4 \
+             AND headers IS NOT NULL",
         )?
-        .execute(params![first_seq, run.topic, run.first_offset])?;
+        .execute(params![first_seq, run.topic, run.first_offset, end])?;
     }
     Ok(base + run.count - 1)
 }
