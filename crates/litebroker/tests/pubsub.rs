@@ -404,6 +404,14 @@ fn an_ephemeral_subscription_whose_owner_cannot_be_seen_lives_while_touched() {
     assert!(!b.backend().touch_subscription("remote").unwrap());
 }
 
+/// Reads (consumes) up to `n` messages of `queue`.
+fn read_up_to(b: &mut Broker, queue: &str, n: usize) -> Vec<litebroker::Message> {
+    b.queue(queue)
+        .unwrap()
+        .read_many(&Filter::all(), n)
+        .unwrap()
+}
+
 /// (body, topic, offset, value of header "k") of every message, in order.
 fn origins(messages: &[litebroker::Message]) -> Vec<(String, String, i64, Option<String>)> {
     messages
@@ -462,7 +470,7 @@ fn batched_copies_keep_order_origin_and_headers_through_read_lease_move_and_repl
     }
     publish_batches(&mut b, 10, 4);
     // Plain reads, in offset order with their origins and headers.
-    let first = b.queue("a").unwrap().read_many(&Filter::all(), 3).unwrap();
+    let first = read_up_to(&mut b, "a", 3);
     assert_eq!(origins(&first), expected(0..3));
     let listed = b.subscriptions().unwrap();
     assert_eq!(listed[0].next_offsets, [("t".to_owned(), 3)]);
@@ -474,11 +482,7 @@ fn batched_copies_keep_order_origin_and_headers_through_read_lease_move_and_repl
         .lease(&Filter::all(), 4, None)
         .unwrap();
     assert_eq!(origins(&leased), expected(3..7));
-    let rest = b
-        .queue("a")
-        .unwrap()
-        .read_many(&Filter::all(), 100)
-        .unwrap();
+    let rest = read_up_to(&mut b, "a", 100);
     assert_eq!(origins(&rest), expected(7..10));
     // Moved copies keep where they came from.
     let moved = b
@@ -487,11 +491,7 @@ fn batched_copies_keep_order_origin_and_headers_through_read_lease_move_and_repl
         .move_to("plain", &Filter::all(), 100)
         .unwrap();
     assert_eq!(origins(&moved), expected(0..10));
-    let plain = b
-        .queue("plain")
-        .unwrap()
-        .read_many(&Filter::all(), 100)
-        .unwrap();
+    let plain = read_up_to(&mut b, "plain", 100);
     assert_eq!(origins(&plain), expected(0..10));
     // Peeking does not consume and sees the same.
     let mut peeked = Vec::new();
@@ -505,19 +505,11 @@ fn batched_copies_keep_order_origin_and_headers_through_read_lease_move_and_repl
     assert_eq!(origins(&peeked), expected(0..10));
     // Replay from one topic, from an offset.
     assert_eq!(subscribe(&mut b, "r", "t", StartFrom::Offset(4)), 6);
-    let replayed = b
-        .queue("r")
-        .unwrap()
-        .read_many(&Filter::all(), 100)
-        .unwrap();
+    let replayed = read_up_to(&mut b, "r", 100);
     assert_eq!(origins(&replayed), expected(4..10));
     // A plain write into a subscription's queue is no copy.
     b.queue("c").unwrap().write("direct").unwrap();
-    let all_c = b
-        .queue("c")
-        .unwrap()
-        .read_many(&Filter::all(), 100)
-        .unwrap();
+    let all_c = read_up_to(&mut b, "c", 100);
     assert_eq!(origins(&all_c[..10]), expected(0..10));
     assert_eq!(all_c[10].body, "direct");
     assert!(all_c[10].origin.is_none());
@@ -538,14 +530,7 @@ fn vacuum_forgets_copy_records_only_when_every_copy_is_consumed() {
     assert_eq!(spans(&db), 4, "one record per batch and subscription");
     assert_eq!(drain(&mut b, "done").len(), 6);
     // One copy of the second batch of "waiting" is still there.
-    assert_eq!(
-        b.queue("waiting")
-            .unwrap()
-            .read_many(&Filter::all(), 5)
-            .unwrap()
-            .len(),
-        5
-    );
+    assert_eq!(read_up_to(&mut b, "waiting", 5).len(), 5);
     b.vacuum(false).unwrap();
     assert_eq!(spans(&db), 1);
     let last = b.queue("waiting").unwrap().read().unwrap().unwrap();
