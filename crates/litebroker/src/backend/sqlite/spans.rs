@@ -95,15 +95,15 @@ fn any(conn: &Connection) -> Result<bool> {
 }
 
 /// Per topic, the lowest offset among `queue`'s visible copies described by
-/// spans: for each span, the first visible position of `queue` inside it.
+/// spans: each visible message of the queue finds its span (the nearest one
+/// starting at or before it) through the primary key, so the cost follows
+/// the queue's depth, not the number of spans.
 pub fn next_offsets(conn: &Connection, queue: &str) -> Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT topic, MIN(first_offset + seq - first_seq) FROM ( \
-           SELECT s.topic, s.first_offset, s.first_seq, \
-             (SELECT MIN(m.id) FROM messages m WHERE m.queue = ?1 AND m.claimed = 0 \
-              AND m.id BETWEEN s.first_seq AND s.last_seq) AS seq \
-           FROM lb_copy_spans s) \
-         WHERE seq IS NOT NULL GROUP BY topic",
+        "SELECT s.topic, MIN(s.first_offset + m.id - s.first_seq) \
+         FROM messages m JOIN lb_copy_spans s ON s.first_seq = \
+           (SELECT MAX(first_seq) FROM lb_copy_spans WHERE first_seq <= m.id) \
+         WHERE m.queue = ?1 AND m.claimed = 0 AND m.id <= s.last_seq GROUP BY s.topic",
     )?;
     let rows = stmt.query_map([queue], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
