@@ -49,6 +49,25 @@ pub fn next_id_now(last: i64) -> i64 {
     }
 }
 
+/// Returns once the clock has passed `last_id`. A writer that hands out a
+/// block of consecutive ids runs ahead of the clock by one nanosecond per id;
+/// waiting it out keeps `meta.last_ts` from being left in the future, where
+/// the reference's writer could not follow it. Short waits spin, long ones
+/// (a replay of millions) sleep.
+pub fn wait_until_past(last_id: i64) {
+    loop {
+        let ahead = last_id - now_ns();
+        if ahead < 0 {
+            return;
+        }
+        if ahead > 200_000 {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// The Unix time in nanoseconds (bucket start) at which `id` was generated.
 pub fn id_time_ns(id: i64) -> i64 {
     id & !COUNTER_MASK

@@ -35,7 +35,7 @@ struct LogRun<'a> {
 /// the run has headers); returns the last id used.
 ///
 /// Ids run ahead of the clock by at most one per copy; the caller waits for
-/// the clock ([`wait_for_clock`]) before committing.
+/// the clock ([`id::wait_until_past`]) before committing.
 ///
 /// `OR FAIL`: a failing statement keeps the rows it already wrote instead of
 /// undoing just itself, which spares SQLite a statement journal (a copy of
@@ -140,7 +140,7 @@ pub fn publish(
         .execute(params![next_offset, topic_name])?;
     messages::raise_last_id(conn, last)?;
     trim(conn, topic_name, next_offset, now)?;
-    wait_for_clock(last);
+    id::wait_until_past(last);
     Ok(out)
 }
 
@@ -312,7 +312,7 @@ fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Resu
         return Ok(0);
     };
     messages::raise_last_id(conn, last)?;
-    wait_for_clock(last);
+    id::wait_until_past(last);
     Ok(copied)
 }
 
@@ -393,25 +393,6 @@ fn replay_topics(
         params_from_iter(values(first_seq)),
     )?;
     Ok(Some((copied as u64, base + copied - 1)))
-}
-
-/// Ids follow the wall clock: after handing out a block of consecutive ids,
-/// wait (about a nanosecond per id) until the clock has passed the last one,
-/// so that `meta.last_ts` is never left in the future, where the reference's
-/// writer could not follow it. Short waits (a fan-out batch is a few
-/// microseconds ahead) spin; only long ones (a replay) sleep.
-fn wait_for_clock(last_id: i64) {
-    loop {
-        let ahead = last_id - id::now_ns();
-        if ahead < 0 {
-            return;
-        }
-        if ahead > 200_000 {
-            std::thread::sleep(std::time::Duration::from_micros(50));
-        } else {
-            std::hint::spin_loop();
-        }
-    }
 }
 
 /// Removes subscription `name` and its pending messages.
