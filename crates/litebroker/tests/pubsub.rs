@@ -538,3 +538,59 @@ fn vacuum_forgets_copy_records_only_when_every_copy_is_consumed() {
     b.vacuum(false).unwrap();
     assert_eq!(spans(&db), 0);
 }
+
+#[test]
+fn a_plain_batch_reaches_every_subscription_byte_for_byte_with_offsets() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    subscribe(&mut b, "one", "t", StartFrom::Latest);
+    subscribe(&mut b, "two", "t", StartFrom::Latest);
+    publish(&mut b, "t", "before");
+    let bodies = [
+        "",
+        "q\"uote",
+        "back\\slash",
+        "\n\t\u{1}",
+        "ü€𝄞",
+        "nul\0inside",
+    ];
+    for (i, batch) in [&bodies[..5], &bodies[..]].into_iter().enumerate() {
+        let msgs: Vec<litebroker::Outgoing<'_>> = batch
+            .iter()
+            .map(|body| litebroker::Outgoing {
+                body,
+                headers: None,
+                visible_at: None,
+            })
+            .collect();
+        let published = b.publish_batch("t", &msgs).unwrap();
+        let first = 1 + 5 * i as i64;
+        let offsets: Vec<i64> = published.iter().map(|p| p.offset).collect();
+        assert_eq!(
+            offsets,
+            (first..first + batch.len() as i64).collect::<Vec<_>>()
+        );
+        assert!(published.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(published.iter().all(|p| p.delivered == 2));
+    }
+    let expected: Vec<(String, i64)> = std::iter::once("before")
+        .chain(bodies[..5].iter().copied())
+        .chain(bodies.iter().copied())
+        .zip(0..)
+        .map(|(body, offset)| (body.to_owned(), offset))
+        .collect();
+    for sub in ["one", "two"] {
+        let got: Vec<(String, i64)> = read_up_to(&mut b, sub, 100)
+            .into_iter()
+            .map(|m| (m.body, m.origin.unwrap().offset))
+            .collect();
+        assert_eq!(got, expected, "{sub}");
+    }
+    assert_eq!(subscribe(&mut b, "late", "t", StartFrom::Offset(6)), 6);
+    let replayed: Vec<String> = read_up_to(&mut b, "late", 100)
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(replayed, bodies);
+    assert!(b.last_timestamp().unwrap() < litebroker::id::now_ns());
+}

@@ -38,9 +38,8 @@ pub fn raise_last_id(conn: &Connection, value: i64) -> Result<()> {
 /// lock, so reading and advancing `meta.last_ts` here is atomic for every
 /// process. A delayed message is stored deferred (invisible) until its time.
 pub fn write(conn: &Connection, queue: &str, messages: &[Outgoing<'_>]) -> Result<Vec<i64>> {
-    let bytes: usize = messages.iter().map(|m| m.body.len()).sum();
-    if messages.len() > 1 && bytes <= PLAIN_BATCH_BYTES && messages.iter().all(is_plain) {
-        return write_plain(conn, queue, messages);
+    if let Some(bodies) = plain_bodies(messages) {
+        return write_plain(conn, queue, &bodies, messages.len());
     }
     let mut last = last_id(conn)?;
     let mut ids = Vec::with_capacity(messages.len());
@@ -68,27 +67,36 @@ pub fn write(conn: &Connection, queue: &str, messages: &[Outgoing<'_>]) -> Resul
 /// ones go row by row, far from SQLite's 1 GB limit on one value.
 const PLAIN_BATCH_BYTES: usize = 64 << 20;
 
-/// A message with nothing but a body (no headers, no delay) and no NUL
-/// character, which the JSON round trip of [`write_plain`] would not keep.
-fn is_plain(msg: &Outgoing<'_>) -> bool {
-    msg.headers.is_none_or(|h| h.is_empty()) && msg.visible_at.is_none() && !msg.body.contains('\0')
+/// The bodies of `batch` as one JSON array of strings, when the batch can be
+/// inserted set-based: more than one message, none with headers or a delay,
+/// no NUL character (which the JSON round trip would not keep), at most
+/// [`PLAIN_BATCH_BYTES`] in all. Row-by-row inserts cost a statement per
+/// message; one `INSERT … SELECT … FROM json_each(?)` costs one per batch.
+pub fn plain_bodies(batch: &[Outgoing<'_>]) -> Option<String> {
+    let plain = |m: &Outgoing<'_>| {
+        m.headers.is_none_or(|h| h.is_empty()) && m.visible_at.is_none() && !m.body.contains('\0')
+    };
+    let bytes: usize = batch.iter().map(|m| m.body.len()).sum();
+    if batch.len() < 2 || bytes > PLAIN_BATCH_BYTES || !batch.iter().all(plain) {
+        return None;
+    }
+    let bodies: Vec<&str> = batch.iter().map(|m| m.body).collect();
+    serde_json::to_string(&bodies).ok()
 }
 
-/// [`write`] for a batch of plain messages: one `INSERT … SELECT` over the
-/// bodies as a JSON array instead of one insert per message, with
-/// consecutive ids (ahead of the clock by one nanosecond per message, so it
-/// waits for the clock to pass the last one, as replay does).
-fn write_plain(conn: &Connection, queue: &str, messages: &[Outgoing<'_>]) -> Result<Vec<i64>> {
-    let bodies: Vec<&str> = messages.iter().map(|m| m.body).collect();
-    let json = serde_json::to_string(&bodies).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+/// [`write`] for `count` plain messages whose bodies are the JSON array
+/// `bodies` (see [`plain_bodies`]): one statement, consecutive ids, ahead of
+/// the clock by one nanosecond per message, so it waits for the clock to pass
+/// the last one, as replay does.
+fn write_plain(conn: &Connection, queue: &str, bodies: &str, count: usize) -> Result<Vec<i64>> {
     let base = id::next_id_now(last_id(conn)?);
     // OR FAIL: no statement journal; an error rolls the whole transaction back.
     conn.prepare_cached(
         "INSERT OR FAIL INTO messages (queue, body, ts) \
          SELECT ?1, value, ?2 + key FROM json_each(?3) ORDER BY key",
     )?
-    .execute(params![queue, base, json])?;
-    let last = base + messages.len() as i64 - 1;
+    .execute(params![queue, base, bodies])?;
+    let last = base + count as i64 - 1;
     raise_last_id(conn, last)?;
     id::wait_until_past(last);
     Ok((base..=last).collect())

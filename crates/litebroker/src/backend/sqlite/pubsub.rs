@@ -107,23 +107,15 @@ pub fn publish(
     let first_offset: i64 = conn
         .prepare_cached("SELECT next_offset FROM lb_topics WHERE topic = ?1")?
         .query_row([topic_name], |r| r.get(0))?;
-    let mut last = messages::last_id(conn)?;
-    let mut log = conn.prepare_cached(
-        "INSERT INTO lb_topic_log (id, topic, topic_offset, body, headers) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    let mut out = Vec::with_capacity(batch.len());
-    let mut any_headers = false;
-    for (offset, msg) in (first_offset..).zip(batch) {
-        let headers = msg.headers.filter(|h| !h.is_empty()).map(Headers::to_json);
-        any_headers |= headers.is_some();
-        last = id::next_id_now(last);
-        log.execute(params![last, topic_name, offset, msg.body, headers])?;
-        out.push(Published {
-            id: last,
+    let (log_ids, mut last, any_headers) = append_to_log(conn, topic_name, first_offset, batch)?;
+    let out = (first_offset..)
+        .zip(log_ids)
+        .map(|(offset, id)| Published {
+            id,
             offset,
             delivered: subs.len(),
-        });
-    }
+        })
+        .collect();
     let run = LogRun {
         topic: topic_name,
         first_offset,
@@ -142,6 +134,42 @@ pub fn publish(
     trim(conn, topic_name, next_offset, now)?;
     id::wait_until_past(last);
     Ok(out)
+}
+
+/// Appends `batch` to the log of `topic_name` from `first_offset` on, with
+/// fresh ids; returns the ids, the last one (or the high-water mark for an
+/// empty batch), and whether any message has headers. A batch of plain
+/// messages goes in one statement (see [`messages::plain_bodies`]).
+fn append_to_log(
+    conn: &Connection,
+    topic_name: &str,
+    first_offset: i64,
+    batch: &[Outgoing<'_>],
+) -> Result<(Vec<i64>, i64, bool)> {
+    let mut last = messages::last_id(conn)?;
+    if let Some(bodies) = messages::plain_bodies(batch) {
+        let base = id::next_id_now(last);
+        conn.prepare_cached(
+            "INSERT OR FAIL INTO lb_topic_log (id, topic, topic_offset, body) \
+             SELECT ?1 + key, ?2, ?3 + key, value FROM json_each(?4) ORDER BY key",
+        )?
+        .execute(params![base, topic_name, first_offset, bodies])?;
+        last = base + batch.len() as i64 - 1;
+        return Ok(((base..=last).collect(), last, false));
+    }
+    let mut log = conn.prepare_cached(
+        "INSERT INTO lb_topic_log (id, topic, topic_offset, body, headers) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut any_headers = false;
+    for (offset, msg) in (first_offset..).zip(batch) {
+        let headers = msg.headers.filter(|h| !h.is_empty()).map(Headers::to_json);
+        any_headers |= headers.is_some();
+        last = id::next_id_now(last);
+        log.execute(params![last, topic_name, offset, msg.body, headers])?;
+        ids.push(last);
+    }
+    Ok((ids, last, any_headers))
 }
 
 /// Applies the retention in force for `topic_name` to its log.
