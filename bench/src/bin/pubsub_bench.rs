@@ -615,14 +615,7 @@ fn fanout(db: &Path, settings: &Settings, width: usize, n: usize, batch: usize) 
         }
     } else {
         for chunk in bodies.chunks(batch) {
-            let msgs: Vec<Outgoing<'_>> = chunk
-                .iter()
-                .map(|b| Outgoing {
-                    body: b,
-                    headers: None,
-                    visible_at: None,
-                })
-                .collect();
+            let msgs: Vec<Outgoing<'_>> = chunk.iter().map(|b| Outgoing::body(b)).collect();
             reached += broker
                 .publish_batch("bench.fan", &msgs)?
                 .iter()
@@ -685,14 +678,7 @@ fn replay(db: &Path, settings: &Settings, n: usize, batch: usize) -> BoxResult<(
     while i < n {
         let end = (i + batch).min(n);
         let bodies: Vec<String> = (i..end).map(|k| format!("r{k:07}")).collect();
-        let msgs: Vec<Outgoing<'_>> = bodies
-            .iter()
-            .map(|b| Outgoing {
-                body: b,
-                headers: None,
-                visible_at: None,
-            })
-            .collect();
+        let msgs: Vec<Outgoing<'_>> = bodies.iter().map(|b| Outgoing::body(b)).collect();
         broker.publish_batch(topic, &msgs)?;
         i = end;
     }
