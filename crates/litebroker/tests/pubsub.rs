@@ -557,11 +557,7 @@ fn a_plain_batch_reaches_every_subscription_byte_for_byte_with_offsets() {
     for (i, batch) in [&bodies[..5], &bodies[..]].into_iter().enumerate() {
         let msgs: Vec<litebroker::Outgoing<'_>> = batch
             .iter()
-            .map(|body| litebroker::Outgoing {
-                body,
-                headers: None,
-                visible_at: None,
-            })
+            .map(|body| litebroker::Outgoing::body(body))
             .collect();
         let published = b.publish_batch("t", &msgs).unwrap();
         let first = 1 + 5 * i as i64;
@@ -593,4 +589,37 @@ fn a_plain_batch_reaches_every_subscription_byte_for_byte_with_offsets() {
         .collect();
     assert_eq!(replayed, bodies);
     assert!(b.last_timestamp().unwrap() < litebroker::id::now_ns());
+}
+
+#[test]
+fn replay_of_a_hand_edited_log_with_a_gap_keeps_every_offset() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    for i in 0..5 {
+        publish(&mut b, "t", &format!("m{i}"));
+    }
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM lb_topic_log WHERE topic_offset = 2", [])
+        .unwrap();
+    assert_eq!(subscribe(&mut b, "r", "t", StartFrom::Earliest), 4);
+    let got: Vec<(String, i64)> = read_up_to(&mut b, "r", 10)
+        .into_iter()
+        .map(|m| (m.body, m.origin.unwrap().offset))
+        .collect();
+    let want: Vec<(String, i64)> = [0, 1, 3, 4]
+        .into_iter()
+        .map(|o| (format!("m{o}"), o))
+        .collect();
+    assert_eq!(got, want);
+    // New publishes go on from the topic's next offset.
+    assert_eq!(publish(&mut b, "t", "m5").offset, 5);
+    assert_eq!(
+        read_up_to(&mut b, "r", 10)[0]
+            .origin
+            .clone()
+            .unwrap()
+            .offset,
+        5
+    );
 }

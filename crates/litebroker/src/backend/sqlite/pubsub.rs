@@ -355,17 +355,24 @@ fn replay_topic(
     min_offset: i64,
     after_id: i64,
 ) -> Result<Option<(u64, i64)>> {
-    let (first, count, any_headers): (Option<i64>, i64, bool) = conn
+    let (first, last_offset, count, any_headers): (Option<i64>, Option<i64>, i64, bool) = conn
         .prepare_cached(
-            "SELECT MIN(topic_offset), COUNT(*), COALESCE(MAX(headers IS NOT NULL), 0) \
+            "SELECT MIN(topic_offset), MAX(topic_offset), COUNT(*), \
+             COALESCE(MAX(headers IS NOT NULL), 0) \
              FROM lb_topic_log WHERE topic = ?1 AND topic_offset >= ?2 AND id > ?3",
         )?
         .query_row(params![topic_name, min_offset, after_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
-    let Some(first_offset) = first else {
+    let (Some(first_offset), Some(last_offset)) = (first, last_offset) else {
         return Ok(None);
     };
+    if last_offset - first_offset + 1 != count {
+        // Offsets are gap-free as we write them; a log edited by hand is
+        // copied the general way, which numbers copies without assuming it.
+        let topics = [topic_name.to_owned()];
+        return replay_topics(conn, name, &topics, min_offset, after_id);
+    }
     let run = LogRun {
         topic: topic_name,
         first_offset,
@@ -403,7 +410,7 @@ fn replay_topics(
     params.extend(values(base));
     let copied = conn.execute(
         &format!(
-            "INSERT INTO messages (queue, body, ts) SELECT ?, body, \
+            "INSERT OR FAIL INTO messages (queue, body, ts) SELECT ?, body, \
              ? - 1 + ROW_NUMBER() OVER (ORDER BY id) {selection} ORDER BY id"
         ),
         params_from_iter(params),
