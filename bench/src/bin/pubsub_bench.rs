@@ -454,7 +454,8 @@ fn raw_publish_one(conn: &rusqlite::Connection, body: &str, offset: i64) -> BoxR
         .execute(rusqlite::params![body, id + 1])?;
     let msg = tx.last_insert_rowid();
     tx.prepare_cached(
-        "INSERT INTO lb_message_ext (msg, topic, topic_offset) VALUES (?1, 'bench.lat', ?2)",
+        "INSERT INTO lb_copy_spans (first_seq, last_seq, topic, first_offset) \
+         VALUES (?1, ?1, 'bench.lat', ?2)",
     )?
     .execute(rusqlite::params![msg, offset])?;
     tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_ts' AND value < ?1")?
@@ -505,8 +506,6 @@ fn raw_consumer(
                 &conn,
                 rusqlite::TransactionBehavior::Immediate,
             )?;
-            tx.prepare_cached("DELETE FROM lb_message_ext WHERE msg = ?1")?
-                .execute([id])?;
             tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
                 .execute([id])?;
             tx.commit()?;
