@@ -342,6 +342,18 @@ fn bad_input_is_refused_and_changes_nothing() {
         &["run", "q"],
         &["run", "q", "--max-receives", "3", "--", "true"],
         &["run", "q", "--lease", "nope", "--", "true"],
+        &["run", "q", "--lease", "0s", "--", "true"],
+        &["run", "q", "--dead-letter", ".bad", "--", "true"],
+        &[
+            "run",
+            "q",
+            "--max-receives",
+            "0",
+            "--dead-letter",
+            "d",
+            "--",
+            "true",
+        ],
     ] {
         let out = sb.run(args);
         assert_code(&out, 1);

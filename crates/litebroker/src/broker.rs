@@ -169,22 +169,18 @@ impl Broker {
     /// and a visibility timeout must be a usable lease length.
     pub fn configure_queue(&mut self, queue: &str, config: &QueueConfig) -> Result<()> {
         validate_queue_name(queue)?;
-        crate::queue::check_visibility(config.visibility)?;
-        if let Some(dlq) = &config.dead_letter {
-            validate_queue_name(dlq)?;
-            if dlq == queue {
-                return Err(Error::QueueConfig(format!(
-                    "queue '{queue}' cannot be its own dead-letter queue"
-                )));
-            }
-        }
-        match (config.max_receives, &config.dead_letter) {
-            (Some(0), _) => Err(Error::QueueConfig("max receives must be at least 1".into())),
-            (Some(_), None) => Err(Error::QueueConfig(format!(
+        crate::queue::check_delivery(
+            queue,
+            config.visibility,
+            config.dead_letter.as_deref(),
+            config.max_receives,
+        )?;
+        if config.max_receives.is_some() && config.dead_letter.is_none() {
+            return Err(Error::QueueConfig(format!(
                 "a maximum of receives needs a dead-letter queue for queue '{queue}' (--dead-letter)"
-            ))),
-            _ => self.backend.set_queue_config(queue, config),
+            )));
         }
+        self.backend.set_queue_config(queue, config)
     }
 
     /// Moves the dead letters of `dlq` back to the queues they came from, or

@@ -292,3 +292,29 @@ pub(crate) fn check_visibility(visibility: Option<Duration>) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// The checks a delivery setup of `queue` must pass wherever it comes from
+/// (`queue config`, `run`): a usable lease length, a dead-letter queue with
+/// a valid name other than `queue`, a receive limit of at least one. Whether
+/// a limit has a dead-letter queue to go with it is the caller's to say, in
+/// its own words.
+pub(crate) fn check_delivery(
+    queue: &str,
+    visibility: Option<Duration>,
+    dead_letter: Option<&str>,
+    max_receives: Option<u32>,
+) -> Result<()> {
+    check_visibility(visibility)?;
+    if let Some(dlq) = dead_letter {
+        crate::name::validate_queue_name(dlq)?;
+        if dlq == queue {
+            return Err(Error::QueueConfig(format!(
+                "queue '{queue}' cannot be its own dead-letter queue"
+            )));
+        }
+    }
+    if max_receives == Some(0) {
+        return Err(Error::QueueConfig("max receives must be at least 1".into()));
+    }
+    Ok(())
+}

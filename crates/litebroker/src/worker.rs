@@ -113,20 +113,14 @@ impl Worker {
         validate_queue_name(queue)?;
         let mut broker = Broker::open(db, settings)?;
         let config = broker.queue(queue)?.config()?;
-        crate::queue::check_visibility(options.visibility)?;
         let dlq = options.dead_letter.clone().or(config.dead_letter);
-        if let Some(d) = &dlq {
-            validate_queue_name(d)?;
-            if d == queue {
-                return Err(Error::QueueConfig(format!(
-                    "queue '{queue}' cannot be its own dead-letter queue"
-                )));
-            }
-        }
+        crate::queue::check_delivery(
+            queue,
+            options.visibility,
+            dlq.as_deref(),
+            options.max_receives,
+        )?;
         let limit = match (options.max_receives, dlq) {
-            (Some(0), _) => {
-                return Err(Error::QueueConfig("max receives must be at least 1".into()))
-            }
             (Some(max), Some(dlq)) => Some((max, dlq)),
             (Some(_), None) => {
                 return Err(Error::QueueConfig(format!(

@@ -274,13 +274,19 @@ fn bad_queue_configs_are_refused() {
         max_receives: Some(3),
         ..QueueConfig::default()
     };
-    assert!(b.configure_queue("q", &no_dlq).is_err());
+    assert!(matches!(
+        b.configure_queue("q", &no_dlq),
+        Err(Error::QueueConfig(_))
+    ));
     let zero = QueueConfig {
         max_receives: Some(0),
         dead_letter: Some("d".into()),
         ..QueueConfig::default()
     };
-    assert!(b.configure_queue("q", &zero).is_err());
+    assert!(matches!(
+        b.configure_queue("q", &zero),
+        Err(Error::QueueConfig(_))
+    ));
     let bad_name = QueueConfig {
         dead_letter: Some("-x".into()),
         ..QueueConfig::default()
@@ -293,7 +299,10 @@ fn bad_queue_configs_are_refused() {
         visibility: Some(Duration::ZERO),
         ..QueueConfig::default()
     };
-    assert!(b.configure_queue("q", &zero_lease).is_err());
+    assert!(matches!(
+        b.configure_queue("q", &zero_lease),
+        Err(Error::QueueConfig(_))
+    ));
     assert!(b.queue_configs().unwrap().is_empty(), "nothing stored");
 }
 
