@@ -77,6 +77,12 @@ pub fn precheck_queue(operand: &str) -> Result<()> {
     Ok(())
 }
 
+/// Resolves an optional second queue operand (`@alias` or a plain name),
+/// as `run --dead-letter`, `watch --move` and `redrive <dlq> [queue]` take.
+pub fn resolve_optional(broker: &mut Broker, operand: Option<&str>) -> Result<Option<String>> {
+    Ok(operand.map(|q| broker.resolve(q)).transpose()?)
+}
+
 /// A message body from the command line, or from stdin when it is `-`.
 pub fn message_body(arg: &str) -> Result<String> {
     if arg != "-" {

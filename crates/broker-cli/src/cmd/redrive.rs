@@ -15,11 +15,7 @@ pub fn run(ctx: &Ctx, args: &RedriveArgs) -> Result<Outcome> {
     }
     let mut broker = ctx.open()?;
     let dlq = broker.resolve(&args.dlq)?;
-    let target = args
-        .queue
-        .as_deref()
-        .map(|q| broker.resolve(q))
-        .transpose()?;
+    let target = super::resolve_optional(&mut broker, args.queue.as_deref())?;
     let moved = broker.redrive(&dlq, target.as_deref())?;
     if moved == 0 {
         return Ok(Outcome::Nothing);

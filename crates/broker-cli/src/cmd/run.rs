@@ -42,11 +42,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome> {
     let path = ctx.db_path()?;
     let (queue, dead_letter) = {
         let mut broker = ctx.open()?;
-        let dlq = args
-            .dead_letter
-            .as_deref()
-            .map(|d| broker.resolve(d))
-            .transpose()?;
+        let dlq = super::resolve_optional(&mut broker, args.dead_letter.as_deref())?;
         (broker.resolve(&args.queue)?, dlq)
     };
     let options = WorkerOptions {

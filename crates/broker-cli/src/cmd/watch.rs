@@ -25,11 +25,7 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> Result<Outcome> {
     let path = ctx.db_path()?;
     let (queue, dest) = {
         let mut broker = ctx.open()?;
-        let dest = args
-            .move_to
-            .as_deref()
-            .map(|d| broker.resolve(d))
-            .transpose()?;
+        let dest = super::resolve_optional(&mut broker, args.move_to.as_deref())?;
         (broker.resolve(&args.queue)?, dest)
     };
     let (mode, label) = match (&dest, args.peek) {
