@@ -33,16 +33,10 @@ fn lease_one(broker: &mut Broker, queue: &str, secs: u64) -> Option<litebroker::
 }
 
 fn bodies(broker: &mut Broker, queue: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    broker
-        .queue(queue)
-        .unwrap()
-        .peek_each(&Filter::all(), |m| {
-            out.push(m.body.clone());
-            Ok(())
-        })
-        .unwrap();
-    out
+    let mut q = broker.queue(queue).unwrap();
+    q.peek_iter(&Filter::all())
+        .map(|m| m.unwrap().body)
+        .collect()
 }
 
 #[test]

@@ -494,13 +494,11 @@ fn batched_copies_keep_order_origin_and_headers_through_read_lease_move_and_repl
     let plain = read_up_to(&mut b, "plain", 100);
     assert_eq!(origins(&plain), expected(0..10));
     // Peeking does not consume and sees the same.
-    let mut peeked = Vec::new();
-    b.queue("c")
+    let peeked: Vec<litebroker::Message> = b
+        .queue("c")
         .unwrap()
-        .peek_each(&Filter::all(), |m| {
-            peeked.push(m.clone());
-            Ok(())
-        })
+        .peek_iter(&Filter::all())
+        .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(origins(&peeked), expected(0..10));
     // Replay from one topic, from an offset.

@@ -22,16 +22,10 @@ fn write(db: &std::path::Path, queue: &str, body: &str) {
 
 fn pending(db: &std::path::Path, queue: &str) -> Vec<String> {
     let mut broker = Broker::open(db, &Settings::default()).unwrap();
-    let mut out = vec![];
-    broker
-        .queue(queue)
-        .unwrap()
-        .peek_each(&Filter::all(), |m| {
-            out.push(m.body.clone());
-            Ok(())
-        })
-        .unwrap();
-    out
+    let mut q = broker.queue(queue).unwrap();
+    q.peek_iter(&Filter::all())
+        .map(|m| m.unwrap().body)
+        .collect()
 }
 
 fn wait_until(mut done: impl FnMut() -> bool) {
