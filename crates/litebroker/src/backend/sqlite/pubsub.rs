@@ -107,7 +107,11 @@ pub fn publish(
     let first_offset: i64 = conn
         .prepare_cached("SELECT next_offset FROM lb_topics WHERE topic = ?1")?
         .query_row([topic_name], |r| r.get(0))?;
-    let (log_ids, mut last, any_headers) = append_to_log(conn, topic_name, first_offset, batch)?;
+    let (log_ids, any_headers) = append_to_log(conn, topic_name, first_offset, batch)?;
+    let mut last = match log_ids.last() {
+        Some(&id) => id,
+        None => messages::last_id(conn)?,
+    };
     let out = (first_offset..)
         .zip(log_ids)
         .map(|(offset, id)| Published {
@@ -137,15 +141,14 @@ pub fn publish(
 }
 
 /// Appends `batch` to the log of `topic_name` from `first_offset` on, with
-/// fresh ids; returns the ids, the last one (or the high-water mark for an
-/// empty batch), and whether any message has headers. A batch of plain
-/// messages goes in one statement (see [`messages::plain_bodies`]).
+/// fresh ids; returns the ids and whether any message has headers. A batch
+/// of plain messages goes in one statement (see [`messages::plain_bodies`]).
 fn append_to_log(
     conn: &Connection,
     topic_name: &str,
     first_offset: i64,
     batch: &[Outgoing<'_>],
-) -> Result<(Vec<i64>, i64, bool)> {
+) -> Result<(Vec<i64>, bool)> {
     let mut last = messages::last_id(conn)?;
     if let Some(bodies) = messages::plain_bodies(batch) {
         let base = id::next_id_now(last);
@@ -154,8 +157,8 @@ fn append_to_log(
              SELECT ?1 + key, ?2, ?3 + key, value FROM json_each(?4) ORDER BY key",
         )?
         .execute(params![base, topic_name, first_offset, bodies])?;
-        last = base + batch.len() as i64 - 1;
-        return Ok(((base..=last).collect(), last, false));
+        let ids = (base..base + batch.len() as i64).collect();
+        return Ok((ids, false));
     }
     let mut log = conn.prepare_cached(
         "INSERT INTO lb_topic_log (id, topic, topic_offset, body, headers) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -169,7 +172,7 @@ fn append_to_log(
         log.execute(params![last, topic_name, offset, msg.body, headers])?;
         ids.push(last);
     }
-    Ok((ids, last, any_headers))
+    Ok((ids, any_headers))
 }
 
 /// Applies the retention in force for `topic_name` to its log.
