@@ -314,7 +314,13 @@ fn latency_lib(
     let consumer: JoinHandle<Result<(), String>> = {
         let (db, settings, stop) = (db.to_path_buf(), settings.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut sub = Subscription::open(&db, &settings, "lat").map_err(|e| e.to_string())?;
+            let mut sub = Subscription::open(
+                Broker::open(&db, &settings)
+                    .map_err(|e| e.to_string())?
+                    .connector(),
+                "lat",
+            )
+            .map_err(|e| e.to_string())?;
             let handled = sub
                 .subscribe(
                     |m| {
@@ -692,7 +698,12 @@ fn replay(db: &Path, settings: &Settings, n: usize, batch: usize) -> BoxResult<(
     for (name, s) in [("replay_lib", settings), ("replay_lib_big_cache", &big)] {
         let copy = copy_db(db, name)?;
         let start = Instant::now();
-        let sub = Subscription::create(&copy, s, "replay-lib", topic, StartFrom::Earliest)?;
+        let sub = Subscription::create(
+            Broker::open(&copy, s)?.connector(),
+            "replay-lib",
+            topic,
+            StartFrom::Earliest,
+        )?;
         let elapsed = start.elapsed();
         drop(sub);
         let (count, ok) = check_replayed(&copy, s, "replay-lib")?;

@@ -1,14 +1,14 @@
 //! [`Broker`]: a handle on one database and the operations that span queues.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::backend::sqlite::SqliteBackend;
-use crate::backend::Backend;
-use crate::clock::{self, Clock};
+use crate::backend::sqlite::SqliteConnector;
+use crate::backend::{Backend, ChangeFeed, Connector};
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::{AliasError, Error, Result};
 use crate::lease::QueueConfig;
 use crate::message::QueuedMessage;
 use crate::name::{alias_reference, validate_queue_name};
@@ -62,58 +62,48 @@ pub struct VacuumReport {
     pub deleted: u64,
 }
 
-/// A handle on one broker database.
+/// A handle on one broker database: one connection, plus the connector it
+/// came from (so that watchers, workers and subscriptions can open their own).
 pub struct Broker {
     backend: Box<dyn Backend>,
-    path: Option<PathBuf>,
-    settings: Settings,
-    clock: Arc<dyn Clock>,
+    connector: Arc<dyn Connector>,
 }
 
 impl Broker {
-    /// Opens (creating if needed) the SQLite database at `path`.
+    /// Opens (creating if needed) the SQLite database at `path`: the
+    /// embedded default, and the convenience the CLI uses.
     pub fn open(path: &Path, settings: &Settings) -> Result<Self> {
-        let backend = SqliteBackend::open(path, settings)?;
-        Ok(Broker {
-            backend: Box::new(backend),
-            path: Some(path.to_path_buf()),
-            settings: settings.clone(),
-            clock: clock::system(),
-        })
+        Self::connect(Arc::new(SqliteConnector::new(path, settings)))
     }
 
-    /// Wraps any backend (tests, other storage engines).
-    pub fn with_backend(backend: Box<dyn Backend>, settings: Settings) -> Self {
-        Broker {
-            backend,
-            path: None,
-            settings,
-            clock: clock::system(),
-        }
+    /// Opens a connection through `connector` (any backend).
+    pub fn connect(connector: Arc<dyn Connector>) -> Result<Self> {
+        let backend = connector.connect()?;
+        Ok(Broker { backend, connector })
     }
 
-    /// The database file, when the broker was opened on one.
-    pub fn path(&self) -> Option<PathBuf> {
-        self.path.clone()
+    /// The connector this broker's connection came from.
+    pub fn connector(&self) -> Arc<dyn Connector> {
+        self.connector.clone()
     }
 
-    /// The settings this broker was opened with.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
+    /// The database's change feed (see [`ChangeFeed`]).
+    pub fn changes(&self) -> ChangeFeed {
+        self.connector.changes()
     }
 
-    /// Measures leases and delays on `clock` from now on (tests move time by hand).
+    /// Measures this connection's leases and delays on `clock` from now on
+    /// (tests move time by hand; a connector can carry a clock for all).
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
-        self.backend.set_clock(clock.clone());
-        self.clock = clock;
+        self.backend.set_clock(clock);
     }
 
-    /// The clock leases and delays are measured on.
-    pub fn clock(&self) -> &dyn Clock {
-        self.clock.as_ref()
+    /// Now, on the database's clock (Unix ns): what leases and delays are measured on.
+    pub fn now_ns(&mut self) -> Result<i64> {
+        self.backend.now_ns()
     }
 
-    /// Direct access to the storage primitives (for tools like watchers).
+    /// Direct access to the storage primitives of this connection.
     pub fn backend(&mut self) -> &mut dyn Backend {
         self.backend.as_mut()
     }
@@ -132,11 +122,11 @@ impl Broker {
             return Ok(operand.to_owned());
         };
         if alias.is_empty() {
-            return Err(Error::Alias("Alias name cannot be empty".into()));
+            return Err(AliasError::Empty.into());
         }
         match self.backend.alias_target(alias)? {
             Some(target) => Ok(target),
-            None => Err(Error::Alias(format!("Alias '{alias}' is not defined"))),
+            None => Err(AliasError::Undefined(alias.to_owned()).into()),
         }
     }
 
@@ -214,12 +204,10 @@ impl Broker {
     /// Adds alias `alias` for queue `target`.
     pub fn alias_add(&mut self, alias: &str, target: &str) -> Result<()> {
         if alias == target {
-            return Err(Error::Alias("Alias and target must differ".into()));
+            return Err(AliasError::SameAsTarget.into());
         }
         if alias.starts_with('@') || target.starts_with('@') {
-            return Err(Error::Alias(
-                "Alias and target cannot start with '@'".into(),
-            ));
+            return Err(AliasError::LeadingAt.into());
         }
         validate_queue_name(alias)?;
         self.backend.alias_add(alias, target)
@@ -230,7 +218,7 @@ impl Broker {
         if self.backend.alias_remove(alias)? {
             Ok(())
         } else {
-            Err(Error::Alias(format!("alias '{alias}' does not exist")))
+            Err(AliasError::NoSuchAlias(alias.to_owned()).into())
         }
     }
 
@@ -249,8 +237,7 @@ impl Broker {
         let deleted = if consumed_before == 0 && !compact {
             0
         } else {
-            self.backend
-                .vacuum(self.settings.vacuum_batch_size, compact)?
+            self.backend.vacuum(compact)?
         };
         Ok(VacuumReport {
             consumed_before,
@@ -261,10 +248,7 @@ impl Broker {
     /// Totals for `--status`.
     pub fn status(&mut self) -> Result<Status> {
         let counters = self.backend.counters()?;
-        let db_size = match &self.path {
-            Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-            None => 0,
-        };
+        let db_size = self.backend.storage_size()?.unwrap_or(0);
         let deferred = self.backend.deferred_counts()?;
         Ok(Status {
             total_messages: counters.total_messages,

@@ -45,8 +45,9 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
     /// Headers to store with it.
     pub headers: Option<&'a Headers>,
-    /// Invisible until this time (Unix ns), if set.
-    pub visible_at: Option<i64>,
+    /// Invisible for this long after it is written, if set (measured on the
+    /// database's clock, so hosts with skewed clocks agree).
+    pub delay: Option<std::time::Duration>,
 }
 
 impl<'a> Outgoing<'a> {

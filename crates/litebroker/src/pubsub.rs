@@ -9,15 +9,16 @@
 //! consumers on one subscription form a consumer group (each message goes to
 //! one of them), and several subscriptions on one topic each get every message.
 
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::Connector;
 use crate::duration::parse_duration;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SubscriptionError};
 use crate::headers::{HeaderValue, Headers};
 use crate::message::{Message, Outgoing};
 use crate::watch::{HandlerSink, Mode, StopHandle, WatchError, Watcher};
-use crate::{Broker, Settings};
+use crate::Broker;
 
 /// Where a message came from when it was delivered through a subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +180,7 @@ impl Broker {
         let msg = Outgoing {
             body,
             headers: Some(headers),
-            visible_at: None,
+            delay: None,
         };
         Ok(self.publish_batch(topic, &[msg])?[0])
     }
@@ -240,14 +241,11 @@ impl Broker {
         timeout: Duration,
     ) -> Result<Option<Message>> {
         crate::topic::validate_topic(topic)?;
-        let db = self
-            .path()
-            .ok_or_else(|| Error::InvalidRequest("request needs a database file".into()))?;
         let token = format!("{:016x}", crate::lease::random_nonce());
         let reply_topic = format!("reply.{}-{token}", std::process::id());
         let inbox = format!("lb.reply.{}-{token}", std::process::id());
         let mut sub =
-            Subscription::create_ephemeral(&db, self.settings(), &inbox, &reply_topic, timeout)?;
+            Subscription::create_ephemeral(self.connector(), &inbox, &reply_topic, timeout)?;
         let mut request_headers = headers.clone();
         request_headers.insert(REPLY_TO, HeaderValue::Str(reply_topic))?;
         request_headers.insert(CORRELATION_ID, HeaderValue::Str(token.clone()))?;
@@ -285,16 +283,13 @@ pub fn stop_after(stop: StopHandle, delay: Duration) -> crate::ticker::Ticker {
 /// A handle on one subscription, with its own connection.
 pub struct Subscription {
     broker: Broker,
-    db: PathBuf,
-    settings: Settings,
     name: String,
 }
 
 impl Subscription {
     /// Creates a durable subscription `name` following `pattern`.
     pub fn create(
-        db: &Path,
-        settings: &Settings,
+        connector: Arc<dyn Connector>,
         name: &str,
         pattern: &str,
         from: StartFrom,
@@ -305,15 +300,14 @@ impl Subscription {
             from,
             ephemeral: None,
         };
-        Self::create_from(db, settings, &sub)
+        Self::create_from(connector, &sub)
     }
 
     /// Creates a private subscription that goes away with this process (or,
     /// if the process cannot be seen from another machine, once nobody
     /// touched it for `expire`: see [`Self::keep_alive`]).
     pub fn create_ephemeral(
-        db: &Path,
-        settings: &Settings,
+        connector: Arc<dyn Connector>,
         name: &str,
         pattern: &str,
         expire: Duration,
@@ -324,31 +318,26 @@ impl Subscription {
             from: StartFrom::Latest,
             ephemeral: Some(expire.max(Duration::from_secs(1))),
         };
-        Self::create_from(db, settings, &sub)
+        Self::create_from(connector, &sub)
     }
 
-    fn create_from(db: &Path, settings: &Settings, sub: &NewSubscription<'_>) -> Result<Self> {
-        let mut broker = Broker::open(db, settings)?;
+    fn create_from(connector: Arc<dyn Connector>, sub: &NewSubscription<'_>) -> Result<Self> {
+        let mut broker = Broker::connect(connector)?;
         broker.create_subscription(sub)?;
-        Self::with(broker, db, settings, sub.name)
+        Ok(Subscription {
+            broker,
+            name: sub.name.to_owned(),
+        })
     }
 
     /// Opens an existing subscription.
-    pub fn open(db: &Path, settings: &Settings, name: &str) -> Result<Self> {
-        let mut broker = Broker::open(db, settings)?;
+    pub fn open(connector: Arc<dyn Connector>, name: &str) -> Result<Self> {
+        let mut broker = Broker::connect(connector)?;
         if !broker.backend().touch_subscription(name)? {
-            return Err(Error::Subscription(format!(
-                "no subscription named '{name}'"
-            )));
+            return Err(SubscriptionError::Unknown(name.to_owned()).into());
         }
-        Self::with(broker, db, settings, name)
-    }
-
-    fn with(broker: Broker, db: &Path, settings: &Settings, name: &str) -> Result<Self> {
         Ok(Subscription {
             broker,
-            db: db.to_path_buf(),
-            settings: settings.clone(),
             name: name.to_owned(),
         })
     }
@@ -373,7 +362,7 @@ impl Subscription {
         timeout: Option<Duration>,
         stop: StopHandle,
     ) -> Result<std::result::Result<(), E>> {
-        let watcher = Watcher::new(&self.db, &self.name, Mode::Consume, &self.settings)?
+        let watcher = Watcher::new(self.broker.connector(), &self.name, Mode::Consume)?
             .with_stop(stop.clone());
         let _timer = timeout.map(|t| stop_after(stop.clone(), t));
         match watcher.run(&mut HandlerSink::new(handler)) {
@@ -424,16 +413,10 @@ impl Subscription {
     /// its own connection, until the returned ticker is dropped: what keeps a
     /// listener's subscription alive where its process cannot be checked.
     pub fn keep_alive(&self, every: Duration) -> crate::ticker::Ticker {
-        let (db, settings, name) = (self.db.clone(), self.settings.clone(), self.name.clone());
-        let mut broker = None;
-        crate::ticker::Ticker::every(every, move || {
-            if broker.is_none() {
-                broker = Broker::open(&db, &settings).ok();
-            }
+        let name = self.name.clone();
+        crate::ticker::on_own_connection(self.broker.connector(), every, move |b| {
             // Gone (or unreachable): nothing left to keep alive.
-            broker
-                .as_mut()
-                .is_some_and(|b| b.backend().touch_subscription(&name).unwrap_or(false))
+            b.backend().touch_subscription(&name).unwrap_or(false)
         })
     }
 }

@@ -54,11 +54,10 @@ impl<'b> Queue<'b> {
         headers: &Headers,
         delay: Option<Duration>,
     ) -> Result<i64> {
-        let visible_at = crate::clock::deadline(self.broker.clock().now_ns(), delay);
         let msg = Outgoing {
             body,
             headers: Some(headers),
-            visible_at,
+            delay,
         };
         Ok(self.write_batch(&[msg])?[0])
     }
@@ -262,9 +261,7 @@ impl<'b> Queue<'b> {
     /// How long until the next leased or delayed message becomes visible by
     /// itself (no commit announces that); `None` if there is none.
     pub fn until_visible(&mut self) -> Result<Option<Duration>> {
-        let now = self.broker.clock().now_ns();
-        let next = self.broker.backend().next_visible_at(&self.name)?;
-        Ok(next.map(|at| crate::clock::until(now, at)))
+        self.broker.backend().until_visible(&self.name)
     }
 
     /// Re-reads the database's id high-water mark (detects other writers).

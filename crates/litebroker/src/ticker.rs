@@ -42,6 +42,24 @@ impl Ticker {
     }
 }
 
+/// Calls `tick` with a connection of its own every `period` until it
+/// returns false or the ticker is dropped. The connection is opened on the
+/// first tick (most tickers never tick), and a tick that cannot get one
+/// ends the ticker.
+pub fn on_own_connection(
+    connector: std::sync::Arc<dyn crate::backend::Connector>,
+    period: Duration,
+    mut tick: impl FnMut(&mut crate::Broker) -> bool + Send + 'static,
+) -> Ticker {
+    let mut broker = None;
+    Ticker::every(period, move || {
+        if broker.is_none() {
+            broker = crate::Broker::connect(connector.clone()).ok();
+        }
+        broker.as_mut().is_some_and(&mut tick)
+    })
+}
+
 impl Drop for Ticker {
     fn drop(&mut self) {
         drop(self.cancel.take());

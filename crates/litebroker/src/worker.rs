@@ -5,23 +5,20 @@
 //! alive, so a long job is not delivered twice. `broker run` is this loop with
 //! a child process as the handler.
 
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::Connector;
 use crate::error::{Error, Result};
 use crate::lease::{NackOutcome, Receipt};
 use crate::message::{Filter, Message};
 use crate::name::validate_queue_name;
 use crate::ticker::Ticker;
-use crate::watch::wake::Waiter;
-use crate::watch::StopHandle;
-use crate::{Broker, Settings};
+use crate::watch::{StopHandle, Waiter, RESCAN_EVERY};
+use crate::Broker;
 
 /// The longest backoff between two attempts at a failing message (as SQS's longest delay).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
-
-/// How long an idle worker waits before looking again without any sign of change.
-const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
 /// How a worker leases and retries.
 #[derive(Debug, Clone)]
@@ -89,10 +86,9 @@ pub struct Summary {
 }
 
 /// A consumer loop over one queue (see the module docs).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Worker {
-    db: PathBuf,
-    settings: Settings,
+    connector: Arc<dyn Connector>,
     queue: String,
     options: WorkerOptions,
     /// The retry limit and where messages go past it.
@@ -101,17 +97,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker on `queue` of database `db`. Refuses a receive limit without a
+    /// A worker on `queue` of the database `connector` opens. Refuses a receive limit without a
     /// dead-letter queue (neither given nor configured for the queue): the
     /// messages past it would have nowhere to go.
-    pub fn new(
-        db: &Path,
-        queue: &str,
-        options: WorkerOptions,
-        settings: &Settings,
-    ) -> Result<Self> {
+    pub fn new(connector: Arc<dyn Connector>, queue: &str, options: WorkerOptions) -> Result<Self> {
         validate_queue_name(queue)?;
-        let mut broker = Broker::open(db, settings)?;
+        let mut broker = Broker::connect(connector.clone())?;
         let config = broker.queue(queue)?.config()?;
         let dlq = options.dead_letter.clone().or(config.dead_letter);
         crate::queue::check_delivery(
@@ -131,8 +122,7 @@ impl Worker {
             (None, _) => None,
         };
         Ok(Worker {
-            db: db.to_path_buf(),
-            settings: settings.clone(),
+            connector,
             queue: queue.to_owned(),
             options,
             limit,
@@ -158,23 +148,24 @@ impl Worker {
         mut handler: impl FnMut(&Message) -> Verdict,
         mut observe: impl FnMut(&Message, &Outcome),
     ) -> Result<Summary> {
-        let mut broker = Broker::open(&self.db, &self.settings)?;
-        let mut waiter = Waiter::new(&self.db, &self.settings, broker.backend())?;
+        let mut broker = Broker::connect(self.connector.clone())?;
+        let mut waiter = Waiter::new(broker.changes());
         let mut summary = Summary::default();
         // With `drain`, retries this worker scheduled are waited for: draining
         // means every message was acked or dead-lettered, not merely postponed.
         let mut retries_due = i64::MIN;
         while !self.stop.is_stopped() {
+            waiter.mark();
             let leased =
                 broker
                     .queue(&self.queue)?
                     .lease(&Filter::all(), 1, self.options.visibility)?;
             let Some(msg) = leased.into_iter().next() else {
-                if self.options.drain && broker.clock().now_ns() >= retries_due {
+                if self.options.drain && broker.now_ns()? >= retries_due {
                     break;
                 }
                 let longest = self.until_next_due(&mut broker)?.min(RESCAN_EVERY);
-                waiter.wait(broker.backend(), &self.stop, longest)?;
+                waiter.wait(&self.stop, longest);
                 continue;
             };
             waiter.activity();
@@ -182,7 +173,7 @@ impl Worker {
             match outcome {
                 Outcome::Acked => summary.acked += 1,
                 Outcome::Retry(delay) => {
-                    let due = crate::clock::after(broker.clock().now_ns(), delay);
+                    let due = crate::clock::after(broker.now_ns()?, delay);
                     retries_due = retries_due.max(due);
                     summary.retried += 1;
                 }
@@ -289,20 +280,9 @@ pub fn backoff(first: Duration, receives: u32) -> Duration {
 /// extends it by a whole lease, on its own connection (opened only once a
 /// handler outlives a third of its lease). Stops when dropped.
 fn heartbeat(worker: &Worker, receipt: Receipt, visibility: Duration) -> Ticker {
-    let (db, settings, queue) = (
-        worker.db.clone(),
-        worker.settings.clone(),
-        worker.queue.clone(),
-    );
+    let queue = worker.queue.clone();
     let every = (visibility / 3).max(Duration::from_millis(10));
-    let mut broker = None;
-    Ticker::every(every, move || {
-        if broker.is_none() {
-            broker = Broker::open(&db, &settings).ok();
-        }
-        let Some(b) = broker.as_mut() else {
-            return false;
-        };
+    crate::ticker::on_own_connection(worker.connector.clone(), every, move |b| {
         // A refused extension means the lease is gone: nothing left to keep alive.
         b.queue(&queue)
             .and_then(|mut q| q.extend(&receipt, visibility))

@@ -247,7 +247,7 @@ fn subscription_names_and_patterns_are_checked() {
     assert!(b.topics().unwrap().is_empty(), "nothing was published");
     assert!(!b.delete_subscription("unknown").unwrap());
     assert!(matches!(
-        Subscription::open(&db, &Settings::default(), "unknown"),
+        Subscription::open(sqlite(&db, &Settings::default()), "unknown"),
         Err(Error::Subscription(_))
     ));
 }
@@ -274,7 +274,7 @@ fn subscription_handle_fetches_and_subscribes_with_a_timeout() {
     let (_d, db) = temp_db();
     let settings = Settings::default();
     let mut sub =
-        Subscription::create(&db, &settings, "inbox", "mail.+", StartFrom::Latest).unwrap();
+        Subscription::create(sqlite(&db, &settings), "inbox", "mail.+", StartFrom::Latest).unwrap();
     assert!(sub.fetch().unwrap().is_none(), "non-blocking");
     let mut b = open(&db);
     publish(&mut b, "mail.in", "one");
@@ -302,8 +302,13 @@ fn subscription_handle_fetches_and_subscribes_with_a_timeout() {
 fn request_gets_the_first_reply_or_times_out() {
     let (_d, db) = temp_db();
     let settings = Settings::default();
-    let mut server =
-        Subscription::create(&db, &settings, "rpc-server", "rpc.echo", StartFrom::Latest).unwrap();
+    let mut server = Subscription::create(
+        sqlite(&db, &settings),
+        "rpc-server",
+        "rpc.echo",
+        StartFrom::Latest,
+    )
+    .unwrap();
     let db2 = db.clone();
     let responder = std::thread::spawn(move || {
         let mut b = open(&db2);
@@ -452,7 +457,7 @@ fn publish_batches(b: &mut Broker, n: i64, batch: usize) {
         .map(|(body, h)| litebroker::Outgoing {
             body,
             headers: (!h.is_empty()).then_some(h),
-            visible_at: None,
+            delay: None,
         })
         .collect();
     for chunk in all.chunks(batch) {
@@ -620,4 +625,13 @@ fn replay_of_a_hand_edited_log_with_a_gap_keeps_every_offset() {
             .offset,
         5
     );
+}
+
+fn sqlite(
+    db: &std::path::Path,
+    settings: &Settings,
+) -> std::sync::Arc<dyn litebroker::backend::Connector> {
+    std::sync::Arc::new(litebroker::backend::sqlite::SqliteConnector::new(
+        db, settings,
+    ))
 }

@@ -40,7 +40,7 @@ fn wait_until(mut done: impl FnMut() -> bool) {
 fn background_watcher_consumes_and_stops_when_dropped() {
     let (_dir, db) = setup();
     let (tx, rx) = channel();
-    let guard = Watcher::new(&db, "jobs", Mode::Consume, &Settings::default())
+    let guard = Watcher::new(sqlite(&db), "jobs", Mode::Consume)
         .unwrap()
         .spawn(
             move |m| tx.send(m.body.clone()),
@@ -67,7 +67,7 @@ fn failing_handler_leaves_the_message_in_place() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(Vec::new()));
     let (s, e) = (seen.clone(), errors.clone());
-    let watcher = Watcher::new(&db, "q", Mode::Consume, &Settings::default()).unwrap();
+    let watcher = Watcher::new(sqlite(&db), "q", Mode::Consume).unwrap();
     watcher
         .run_with(
             move |m| {
@@ -98,7 +98,7 @@ fn one_watcher_serves_several_queues() {
     let (_dir, db) = setup();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let guard = Watcher::on_queues(&db, &["a", "b"], Mode::Consume, &Settings::default())
+    let guard = Watcher::on_queues(sqlite(&db), &["a", "b"], Mode::Consume)
         .unwrap()
         .spawn(
             move |m| {
@@ -121,7 +121,7 @@ fn peek_watcher_sees_without_consuming() {
     let (_dir, db) = setup();
     write(&db, "q", "x");
     let (tx, rx) = channel();
-    let guard = Watcher::new(&db, "q", Mode::Peek, &Settings::default())
+    let guard = Watcher::new(sqlite(&db), "q", Mode::Peek)
         .unwrap()
         .spawn(move |m| tx.send(m.body.clone()), |_, _| false);
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "x");
@@ -132,9 +132,15 @@ fn peek_watcher_sees_without_consuming() {
 #[test]
 fn move_watcher_refuses_since_and_its_own_queue() {
     let (_dir, db) = setup();
-    let s = Settings::default();
-    assert!(Watcher::new(&db, "q", Mode::Move("q".into()), &s).is_err());
-    let w = Watcher::new(&db, "q", Mode::Move("d".into()), &s).unwrap();
+    assert!(Watcher::new(sqlite(&db), "q", Mode::Move("q".into())).is_err());
+    let w = Watcher::new(sqlite(&db), "q", Mode::Move("d".into())).unwrap();
     assert!(w.since(5).is_err());
-    assert!(Watcher::new(&db, "-bad", Mode::Consume, &s).is_err());
+    assert!(Watcher::new(sqlite(&db), "-bad", Mode::Consume).is_err());
+}
+
+fn sqlite(db: &std::path::Path) -> std::sync::Arc<dyn litebroker::backend::Connector> {
+    std::sync::Arc::new(litebroker::backend::sqlite::SqliteConnector::new(
+        db,
+        &Settings::default(),
+    ))
 }

@@ -39,9 +39,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome> {
         backoff: parse_duration(&args.backoff)?,
         drain: args.drain,
     };
-    let path = ctx.db_path()?;
+    let mut broker = ctx.open()?;
     let (queue, dead_letter) = {
-        let mut broker = ctx.open()?;
         let dlq = super::resolve_optional(&mut broker, args.dead_letter.as_deref())?;
         (broker.resolve(&args.queue)?, dlq)
     };
@@ -49,7 +48,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome> {
         dead_letter,
         ..options
     };
-    let worker = Worker::new(&path, &queue, options, &ctx.settings)?;
+    let worker = Worker::new(broker.connector(), &queue, options)?;
     let stop = worker.stop_handle();
     interrupt::stop_gracefully(stop.clone());
     let spawn_error = Arc::new(Mutex::new(None));

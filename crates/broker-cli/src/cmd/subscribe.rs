@@ -75,20 +75,19 @@ pub fn listen(ctx: &Ctx, args: &ListenArgs) -> Result<Outcome> {
     if args.count == Some(0) {
         bail!("--count must be at least 1");
     }
-    let path = ctx.db_path()?;
-    ctx.open()?; // create or check the database before subscribing
+    let connector = ctx.open()?.connector(); // create or check the database first
     let name = format!(
         "lb.listen.{}-{:016x}",
         std::process::id(),
         litebroker::lease::random_nonce()
     );
-    let sub = Subscription::create_ephemeral(&path, &ctx.settings, &name, &args.pattern, expire)?;
+    let sub = Subscription::create_ephemeral(connector.clone(), &name, &args.pattern, expire)?;
     // A listener on this machine is checked by its process; one that cannot
     // be seen (another machine) lives as long as it keeps touching.
     let _alive = sub.keep_alive(expire / 3);
     let stop = StopHandle::new();
     interrupt::stop_gracefully(stop.clone());
-    let watcher = Watcher::new(&path, &name, Mode::Consume, &ctx.settings)?.with_stop(stop.clone());
+    let watcher = Watcher::new(connector, &name, Mode::Consume)?.with_stop(stop.clone());
     let _timer = timeout.map(|t| stop_after(stop.clone(), t));
     let mut sink = CountingSink {
         inner: StdoutSink::new(Format::from_flags(args.json, args.timestamps), true),

@@ -22,9 +22,8 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> Result<Outcome> {
     if let Some(dest) = &args.move_to {
         precheck_queue(dest)?;
     }
-    let path = ctx.db_path()?;
+    let mut broker = ctx.open()?;
     let (queue, dest) = {
-        let mut broker = ctx.open()?;
         let dest = super::resolve_optional(&mut broker, args.move_to.as_deref())?;
         (broker.resolve(&args.queue)?, dest)
     };
@@ -36,7 +35,7 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> Result<Outcome> {
     if !ctx.quiet {
         eprintln!("Watching queue '{queue}' ({label} mode)...");
     }
-    let mut watcher = Watcher::new(&path, &queue, mode, &ctx.settings)?;
+    let mut watcher = Watcher::new(broker.connector(), &queue, mode)?;
     if let Some(bound) = since {
         watcher = watcher.since(bound)?;
     }

@@ -1,10 +1,34 @@
-//! The storage seam: transactional primitives every backend provides.
+//! The storage seam: a [`Connector`] that opens connections and hands out
+//! the database's [`ChangeFeed`], and the transactional primitives every
+//! connection ([`Backend`]) provides.
 //!
-//! Each method is one atomic unit (one transaction). Higher layers
-//! ([`crate::Queue`], [`crate::Broker`]) compose them and hold no storage logic
-//! of their own, so a PostgreSQL backend only has to implement this trait.
+//! Each `Backend` method is one atomic unit (one transaction). Higher layers
+//! ([`crate::Queue`], [`crate::Broker`], [`crate::watch::Watcher`],
+//! [`crate::worker::Worker`]) compose them and hold no storage logic of
+//! their own; the rules (dead letters, retention, receipt fencing) come from
+//! [`crate::policy`], so a PostgreSQL backend only implements storage.
 
+pub mod feed;
 pub mod sqlite;
+
+pub use feed::{ChangeFeed, ChangeSource, Listener};
+
+/// Opens connections to one database and owns its change feed. Shared by
+/// every part of a process that works on that database (`Send + Sync`):
+/// a watcher, a worker's heartbeat, a server's request handlers each
+/// [`connect`](Connector::connect) their own connection, and every waiter
+/// blocks on the one [`ChangeFeed`].
+pub trait Connector: Send + Sync {
+    /// A new connection (its own transactions, its own custody).
+    fn connect(&self) -> Result<Box<dyn Backend>>;
+
+    /// The feed that wakes waiters when any connection commits (one per
+    /// connector; created on first use).
+    fn changes(&self) -> ChangeFeed;
+
+    /// Where the database is, for messages (a path, a URL without password).
+    fn describe(&self) -> String;
+}
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,10 +158,10 @@ pub trait Backend: Send {
     /// Number of consumed rows awaiting vacuum.
     fn consumed_count(&mut self) -> Result<u64>;
 
-    /// Deletes consumed rows in transactions of `batch_size` and gives the space
-    /// back (`compact`: rebuild the whole file). Returns how many rows went.
-    /// Does nothing if another process is vacuuming the same database.
-    fn vacuum(&mut self, batch_size: u64, compact: bool) -> Result<u64>;
+    /// Deletes consumed rows in batches and gives the space back (`compact`:
+    /// rebuild the whole store). Returns how many rows went. Does nothing if
+    /// another process is vacuuming the same database.
+    fn vacuum(&mut self, compact: bool) -> Result<u64>;
 
     /// All aliases as `(alias, target)`, sorted by alias.
     fn aliases(&mut self) -> Result<Vec<(String, String)>>;
@@ -158,9 +182,6 @@ pub trait Backend: Send {
         queues: &[String],
         sink: &mut dyn FnMut(QueuedMessage) -> Result<()>,
     ) -> Result<()>;
-
-    /// A number that changes whenever another connection commits (change detection).
-    fn data_version(&mut self) -> Result<i64>;
 
     /// Leases up to `limit` visible messages (oldest first) for `visibility`
     /// (`None`: the queue's configured timeout); each comes with a receipt.
@@ -222,8 +243,16 @@ pub trait Backend: Send {
     /// Leased and delayed counts of every queue that has any.
     fn deferred_counts(&mut self) -> Result<Vec<DeferredCounts>>;
 
-    /// When the next leased or delayed message of `queue` becomes visible (Unix ns).
-    fn next_visible_at(&mut self, queue: &str) -> Result<Option<i64>>;
+    /// How long until the next leased or delayed message of `queue` becomes
+    /// visible by itself, on the database's clock; `None` if there is none.
+    fn until_visible(&mut self, queue: &str) -> Result<Option<Duration>>;
+
+    /// The database's clock, Unix nanoseconds: every deadline (leases,
+    /// delays, retention, expiry) is measured on it, never on the caller's.
+    fn now_ns(&mut self) -> Result<i64>;
+
+    /// How much room the stored data takes, in bytes, if the backend can say.
+    fn storage_size(&mut self) -> Result<Option<u64>>;
 
     /// Appends `batch` to `topic`'s log and copies each message into every
     /// subscription whose pattern matches, in one transaction.

@@ -4,24 +4,23 @@
 //! Consume mode uses the same custody as `read` (see [`crate::delivery`]): a
 //! message is consumed only after the sink or handler took it, a failure puts
 //! it back in place, and a killed watcher costs at most a redelivery. Waiting
-//! is cheap: see [`wake`].
+//! is cheap: every waiter of a database blocks on its one
+//! [`ChangeFeed`](crate::backend::ChangeFeed) (see [`Waiter`]).
 
 mod thread;
-pub mod wake;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use thread::{HandlerSink, WatcherThread};
+pub use thread::{HandlerFailure, HandlerSink, WatcherThread};
 
+use crate::backend::{ChangeFeed, Connector};
 use crate::delivery::{deliver, DeliveryError, Pacing, Sink};
 use crate::error::{Error, Result};
 use crate::message::Filter;
 use crate::name::validate_queue_name;
-use crate::{Broker, Settings};
-use wake::Waiter;
+use crate::Broker;
 
 /// What a watcher does with the messages it sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,39 +54,64 @@ impl StopHandle {
     }
 }
 
-/// Why a watcher stopped early.
-#[derive(Debug)]
-pub enum WatchError<E> {
-    /// The storage failed.
-    Backend(Error),
-    /// The sink failed; every message it did not take is still queued.
-    Sink(E),
+/// Why a watcher stopped early: the same two causes as any delivery run.
+pub type WatchError<E> = DeliveryError<E>;
+
+/// How often an idle waiter (watcher, worker) re-checks even without any
+/// sign of change, so that messages released by a dead reader are picked up.
+pub const RESCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest a waiter blocks before it looks at its stop handle again.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Waits on a database's [`ChangeFeed`] for a watcher or worker loop:
+/// [`mark`](Waiter::mark) before looking at the data, then
+/// [`wait`](Waiter::wait); a commit in between is never missed.
+pub struct Waiter {
+    feed: ChangeFeed,
+    seen: u64,
 }
 
-impl<E> From<Error> for WatchError<E> {
-    fn from(e: Error) -> Self {
-        WatchError::Backend(e)
+impl Waiter {
+    /// A waiter on `feed`, which starts watching now.
+    pub fn new(feed: ChangeFeed) -> Self {
+        feed.start();
+        let seen = feed.generation();
+        Waiter { feed, seen }
     }
-}
 
-impl<E> From<DeliveryError<E>> for WatchError<E> {
-    fn from(e: DeliveryError<E>) -> Self {
-        match e {
-            DeliveryError::Backend(e) => WatchError::Backend(e),
-            DeliveryError::Sink(e) => WatchError::Sink(e),
+    /// Call before looking at the data: changes from here on end the next wait.
+    pub fn mark(&mut self) {
+        self.seen = self.feed.generation();
+    }
+
+    /// Something was found: the feed checks quickly for a while.
+    pub fn activity(&self) {
+        self.feed.quicken();
+    }
+
+    /// Returns once the database changed since the last [`mark`](Self::mark),
+    /// `stop` is asked, or `longest` has passed, whichever comes first.
+    pub fn wait(&mut self, stop: &StopHandle, longest: Duration) {
+        let deadline = std::time::Instant::now() + longest;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if stop.is_stopped() || left.is_zero() {
+                return;
+            }
+            let now = self.feed.wait(self.seen, left.min(STOP_CHECK));
+            if now != self.seen {
+                self.seen = now;
+                return;
+            }
         }
     }
 }
 
-/// How often an idle watcher re-checks even without any sign of change, so
-/// that messages released by a dead reader are picked up.
-const RESCAN_EVERY: Duration = Duration::from_secs(1);
-
 /// Watches one or more queues of one database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Watcher {
-    db: PathBuf,
-    settings: Settings,
+    connector: Arc<dyn Connector>,
     queues: Vec<String>,
     mode: Mode,
     since: Option<i64>,
@@ -96,13 +120,13 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher of `queue` in database `db`.
-    pub fn new(db: &Path, queue: &str, mode: Mode, settings: &Settings) -> Result<Self> {
-        Self::on_queues(db, &[queue], mode, settings)
+    /// A watcher of `queue` in the database `connector` opens.
+    pub fn new(connector: Arc<dyn Connector>, queue: &str, mode: Mode) -> Result<Self> {
+        Self::on_queues(connector, &[queue], mode)
     }
 
     /// A watcher of several queues, served in turn.
-    pub fn on_queues(db: &Path, queues: &[&str], mode: Mode, settings: &Settings) -> Result<Self> {
+    pub fn on_queues(connector: Arc<dyn Connector>, queues: &[&str], mode: Mode) -> Result<Self> {
         if queues.is_empty() {
             return Err(Error::InvalidRequest(
                 "a watcher needs at least one queue".into(),
@@ -120,8 +144,7 @@ impl Watcher {
             }
         }
         Ok(Watcher {
-            db: db.to_path_buf(),
-            settings: settings.clone(),
+            connector,
             queues: queues.iter().map(|q| q.to_string()).collect(),
             mode,
             since: None,
@@ -162,16 +185,17 @@ impl Watcher {
 
     /// Watches until stopped or the sink fails, on the current thread.
     pub fn run<S: Sink>(&self, sink: &mut S) -> std::result::Result<(), WatchError<S::Error>> {
-        let mut broker = Broker::open(&self.db, &self.settings)?;
-        let mut waiter = Waiter::new(&self.db, &self.settings, broker.backend())?;
+        let mut broker = Broker::connect(self.connector.clone())?;
+        let mut waiter = Waiter::new(broker.changes());
         let mut marks = vec![self.since.unwrap_or(0); self.queues.len()];
         while !self.stop.is_stopped() {
+            waiter.mark();
             if self.drain_all(&mut broker, &mut marks, sink)? > 0 {
                 waiter.activity();
                 continue;
             }
             let longest = self.until_next_due(&mut broker)?.min(RESCAN_EVERY);
-            waiter.wait(broker.backend(), &self.stop, longest)?;
+            waiter.wait(&self.stop, longest);
         }
         Ok(())
     }

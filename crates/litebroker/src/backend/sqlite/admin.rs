@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::messages;
 use crate::backend::{DbCounters, QueueCounts};
-use crate::error::{Error, Result};
+use crate::error::{AliasError, Result};
 use crate::message::Outgoing;
 
 /// Physically deletes every row of `queue`.
@@ -57,7 +57,7 @@ pub fn broadcast(conn: &Connection, body: &str, accept: &dyn Fn(&str) -> bool) -
         .filter(|q| accept(q))
         .collect();
     for name in &names {
-        messages::write(conn, name, &[Outgoing::body(body)])?;
+        messages::write(conn, name, &[Outgoing::body(body)], 0)?;
     }
     Ok(names.len())
 }
@@ -105,13 +105,13 @@ pub fn alias_target(conn: &Connection, alias: &str) -> Result<Option<String>> {
 /// alias, cycles), and bumps `meta.alias_version` so caches notice.
 pub fn alias_add(conn: &Connection, alias: &str, target: &str) -> Result<()> {
     if alias_target(conn, alias)?.is_some() {
-        return Err(Error::Alias(format!("Alias '{alias}' already exists")));
+        return Err(AliasError::Exists(alias.to_owned()).into());
     }
     if alias_target(conn, target)?.is_some() {
-        return Err(Error::Alias("Cannot target another alias".into()));
+        return Err(AliasError::TargetIsAlias.into());
     }
     if target_leads_back(conn, alias, target)? {
-        return Err(Error::Alias(format!("Alias cycle detected for '{alias}'")));
+        return Err(AliasError::Cycle(alias.to_owned()).into());
     }
     conn.execute(
         "INSERT INTO queue_aliases (alias, target) VALUES (?1, ?2)",

@@ -37,7 +37,12 @@ pub fn raise_last_id(conn: &Connection, value: i64) -> Result<()> {
 /// Inserts `messages` into `queue` with fresh ids; the caller holds the write
 /// lock, so reading and advancing `meta.last_ts` here is atomic for every
 /// process. A delayed message is stored deferred (invisible) until its time.
-pub fn write(conn: &Connection, queue: &str, messages: &[Outgoing<'_>]) -> Result<Vec<i64>> {
+pub fn write(
+    conn: &Connection,
+    queue: &str,
+    messages: &[Outgoing<'_>],
+    now: i64,
+) -> Result<Vec<i64>> {
     if let Some(bodies) = plain_bodies(messages) {
         return write_plain(conn, queue, &bodies, messages.len());
     }
@@ -48,14 +53,15 @@ pub fn write(conn: &Connection, queue: &str, messages: &[Outgoing<'_>]) -> Resul
     )?;
     for msg in messages {
         last = id::next_id_now(last);
-        let state = if msg.visible_at.is_some() {
+        let visible_at = crate::clock::deadline(now, msg.delay);
+        let state = if visible_at.is_some() {
             DEFERRED
         } else {
             PENDING
         };
         insert.execute(params![queue, msg.body, last, state])?;
-        if msg.headers.is_some() || msg.visible_at.is_some() {
-            deferred::attach_to_new(conn, conn.last_insert_rowid(), msg.headers, msg.visible_at)?;
+        if msg.headers.is_some() || visible_at.is_some() {
+            deferred::attach_to_new(conn, conn.last_insert_rowid(), msg.headers, visible_at)?;
         }
         ids.push(last);
     }
@@ -74,7 +80,7 @@ const PLAIN_BATCH_BYTES: usize = 64 << 20;
 /// message; one `INSERT … SELECT … FROM json_each(?)` costs one per batch.
 pub fn plain_bodies(batch: &[Outgoing<'_>]) -> Option<String> {
     let plain = |m: &Outgoing<'_>| {
-        m.headers.is_none_or(|h| h.is_empty()) && m.visible_at.is_none() && !m.body.contains('\0')
+        m.headers.is_none_or(|h| h.is_empty()) && m.delay.is_none() && !m.body.contains('\0')
     };
     let bytes: usize = batch.iter().map(|m| m.body.len()).sum();
     if batch.len() < 2 || bytes > PLAIN_BATCH_BYTES || !batch.iter().all(plain) {

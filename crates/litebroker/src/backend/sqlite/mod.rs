@@ -3,6 +3,7 @@
 mod admin;
 mod busy;
 mod deferred;
+pub mod feed;
 mod holders;
 mod messages;
 mod open;
@@ -31,6 +32,67 @@ use crate::message::{Filter, Message, Outgoing, QueuedMessage};
 use crate::pubsub::{NewSubscription, Published, Retention, SubscriptionInfo, TopicInfo};
 
 pub use open::is_broker_database;
+
+/// Opens connections to one SQLite database file, and owns its change feed.
+pub struct SqliteConnector {
+    path: PathBuf,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    feed: std::sync::OnceLock<super::ChangeFeed>,
+}
+
+impl SqliteConnector {
+    /// A connector for the database file at `path` (created on first connect).
+    pub fn new(path: &Path, settings: &Settings) -> Self {
+        SqliteConnector {
+            path: path.to_path_buf(),
+            settings: settings.clone(),
+            clock: clock::system(),
+            feed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Measures leases and delays of every connection on `clock` (tests move
+    /// time by hand; for a file on one host the database's clock is the host's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens a connection with this connector's settings and clock.
+    pub fn open(&self) -> Result<SqliteBackend> {
+        let mut backend = SqliteBackend::open(&self.path, &self.settings)?;
+        backend.clock = self.clock.clone();
+        Ok(backend)
+    }
+}
+
+impl super::Connector for SqliteConnector {
+    fn connect(&self) -> Result<Box<dyn Backend>> {
+        Ok(Box::new(self.open()?))
+    }
+
+    fn changes(&self) -> super::ChangeFeed {
+        self.feed
+            .get_or_init(|| {
+                let (path, settings) = (self.path.clone(), self.settings.clone());
+                super::ChangeFeed::new(Box::new(move || {
+                    Ok(Box::new(feed::SqliteSource::open(&path, &settings)?)
+                        as Box<dyn super::ChangeSource>)
+                }))
+            })
+            .clone()
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
 
 /// A connection to a SimpleBroker-format SQLite database.
 pub struct SqliteBackend {
@@ -125,7 +187,8 @@ impl SqliteBackend {
 
     /// A write that repairs a lagging id high-water mark once on a unique-id conflict.
     fn write_ids(&self, queue: &str, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {
-        self.write_retrying_ids(|c| messages::write(c, queue, batch))
+        let now = self.now();
+        self.write_retrying_ids(|c| messages::write(c, queue, batch, now))
     }
 
     /// Runs a transaction that allocates ids; on a unique-id conflict (a
@@ -172,10 +235,17 @@ fn before_take(c: &Connection, db: &Path, me: &ProcessIdentity, now: i64) -> Res
 
 fn is_unique_violation(e: &Error) -> bool {
     matches!(
-        e,
-        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        e.storage_source::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(f, _))
             if f.code == rusqlite::ErrorCode::ConstraintViolation
     )
+}
+
+/// SQLite's errors are storage errors: opaque above the seam, their text in the message.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::storage(e)
+    }
 }
 
 impl Backend for SqliteBackend {
@@ -357,7 +427,8 @@ impl Backend for SqliteBackend {
         admin::consumed_count(&self.conn)
     }
 
-    fn vacuum(&mut self, batch_size: u64, compact: bool) -> Result<u64> {
+    fn vacuum(&mut self, compact: bool) -> Result<u64> {
+        let batch_size = self.settings.vacuum_batch_size;
         let timeout = std::time::Duration::from_secs(self.settings.vacuum_lock_timeout_s);
         let Some(_lock) = vacuum_lock::VacuumLock::acquire(&self.path, timeout)? else {
             return Ok(0); // someone else is vacuuming this file
@@ -411,12 +482,6 @@ impl Backend for SqliteBackend {
             after = last.message.seq;
             page.into_iter().try_for_each(&mut *sink)?;
         }
-    }
-
-    fn data_version(&mut self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     fn lease(
@@ -522,8 +587,18 @@ impl Backend for SqliteBackend {
             .collect())
     }
 
-    fn next_visible_at(&mut self, queue: &str) -> Result<Option<i64>> {
-        deferred::next_visible_at(&self.conn, queue)
+    fn until_visible(&mut self, queue: &str) -> Result<Option<Duration>> {
+        let now = self.now();
+        let next = deferred::next_visible_at(&self.conn, queue)?;
+        Ok(next.map(|at| clock::until(now, at)))
+    }
+
+    fn now_ns(&mut self) -> Result<i64> {
+        Ok(self.now())
+    }
+
+    fn storage_size(&mut self) -> Result<Option<u64>> {
+        Ok(std::fs::metadata(&self.path).ok().map(|m| m.len()))
     }
 
     fn publish(&mut self, topic: &str, batch: &[Outgoing<'_>]) -> Result<Vec<Published>> {

@@ -249,8 +249,8 @@ fn classify(path: &Path, e: rusqlite::Error) -> Error {
 
 fn classify_error(path: &Path, e: Error) -> Error {
     use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
-    match &e {
-        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+    match e.storage_source::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(f, _))
             if matches!(f.code, NotADatabase | DatabaseCorrupt) =>
         {
             Error::NotSqlite(path.to_path_buf())

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{params, params_from_iter, Connection};
 
 use super::{messages, spans};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SubscriptionError};
 use crate::headers::Headers;
 use crate::holder::{Liveness, ProcessIdentity};
 use crate::id;
@@ -57,7 +57,7 @@ fn copy_run(conn: &Connection, sub: &str, run: &LogRun<'_>, last: i64) -> Result
     if copied != run.count {
         // Offsets are gap-free by construction; a gap means the log was
         // edited by hand, and positions could no longer stand for offsets.
-        return Err(Error::Subscription(format!(
+        return Err(Error::Integrity(format!(
             "the log of topic '{}' has gaps between offsets {} and {}",
             run.topic,
             run.first_offset,
@@ -281,10 +281,7 @@ pub fn create_subscription(
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM lb_subscriptions WHERE name = ?1)")?
         .query_row([sub.name], |r| r.get(0))?;
     if taken {
-        return Err(Error::Subscription(format!(
-            "subscription '{}' already exists",
-            sub.name
-        )));
+        return Err(SubscriptionError::Exists(sub.name.to_owned()).into());
     }
     let is_queue: bool = conn
         .prepare_cached(
@@ -293,10 +290,7 @@ pub fn create_subscription(
         )?
         .query_row([sub.name], |r| r.get(0))?;
     if is_queue {
-        return Err(Error::Subscription(format!(
-            "a queue named '{}' already exists; a subscription needs a name of its own",
-            sub.name
-        )));
+        return Err(SubscriptionError::NameIsQueue(sub.name.to_owned()).into());
     }
     let expire = sub
         .ephemeral

@@ -27,7 +27,7 @@ where
                 attempt += 1;
             }
             Err(e) if is_busy(&e) => {
-                return Err(Error::Locked {
+                return Err(Error::Busy {
                     attempts: MAX_ATTEMPTS,
                 })
             }
@@ -39,8 +39,8 @@ where
 /// Whether `e` means "someone else holds the lock right now".
 pub fn is_busy(e: &Error) -> bool {
     matches!(
-        e,
-        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        e.storage_source::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(f, _))
             if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
 }
@@ -63,7 +63,7 @@ mod tests {
     use super::*;
 
     fn busy() -> Error {
-        Error::Sqlite(rusqlite::Error::SqliteFailure(
+        Error::storage(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
             None,
         ))

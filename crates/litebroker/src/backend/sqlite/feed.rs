@@ -1,73 +1,71 @@
-//! When to look again: `PRAGMA data_version` is the source of truth (it changes
-//! whenever another connection commits); a file-change notification on the
-//! database's directory is a hint that lets an idle watcher sleep without
-//! missing anything, and wake within a millisecond of a write.
+//! The SQLite change source: `PRAGMA data_version` is the source of truth (it
+//! changes whenever another connection commits); a file-change notification
+//! on the database's directory is a hint that lets an idle feed sleep
+//! without missing anything, and wake within a millisecond of a write.
 //!
 //! Without a hint the schedule is the reference's: `initial_checks` quick
 //! checks `burst_sleep` apart, then a delay growing linearly to `max_interval`,
-//! with jitter. With a hint, the watcher sleeps until the hint fires or the
+//! with jitter. With a hint, the source sleeps until the hint fires or the
 //! same delay runs out, whichever comes first, so a lost hint costs latency,
-//! never a message.
+//! never a message. One source serves every waiter of a connector (see
+//! [`crate::backend::feed`]).
 
 use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use rusqlite::Connection;
 
-use super::StopHandle;
-use crate::backend::Backend;
+use crate::backend::feed::ChangeSource;
 use crate::config::Settings;
 use crate::error::Result;
 
-/// Waits for another connection to commit, the cheap way: `data_version`
-/// decides, the [`Schedule`] paces the checks, and a [`Hint`] (when the
-/// platform has one) lets the wait sleep until a file changes.
-pub struct Waiter {
+/// Notices commits of other connections to one SQLite database.
+pub struct SqliteSource {
+    conn: Connection,
     hint: Option<Hint>,
     schedule: Schedule,
     version: i64,
     idle: u64,
 }
 
-impl Waiter {
-    /// A waiter for database `db`, starting from its current version.
-    pub fn new(db: &Path, settings: &Settings, backend: &mut dyn Backend) -> Result<Self> {
-        Ok(Waiter {
+impl SqliteSource {
+    /// A source on database `db`, starting from its current version.
+    pub fn open(db: &Path, settings: &Settings) -> Result<Self> {
+        let conn = super::open::open_database(db, settings)?;
+        let version = data_version(&conn)?;
+        Ok(SqliteSource {
+            conn,
             hint: Hint::new(db),
             schedule: Schedule::from_settings(settings),
-            version: backend.data_version()?,
+            version,
             idle: 0,
         })
     }
+}
 
-    /// Something was found: the next waits start with quick checks again.
-    pub fn activity(&mut self) {
-        self.idle = 0;
-    }
+fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
 
-    /// Returns once another connection has committed, `stop` is asked, or
-    /// `longest` has passed, whichever comes first.
-    pub fn wait(
-        &mut self,
-        backend: &mut dyn Backend,
-        stop: &StopHandle,
-        longest: Duration,
-    ) -> Result<()> {
+impl ChangeSource for SqliteSource {
+    fn wait_change(&mut self, longest: Duration) -> Result<bool> {
         let started = Instant::now();
         loop {
             // Clear stale hints, then look: a write after this look sends a fresh hint.
             if let Some(h) = &self.hint {
                 h.clear();
             }
-            let now = backend.data_version()?;
+            let now = data_version(&self.conn)?;
             if now != self.version {
                 self.version = now;
-                return Ok(());
+                self.idle = 0;
+                return Ok(true);
             }
             let left = longest.saturating_sub(started.elapsed());
-            if stop.is_stopped() || left.is_zero() {
-                return Ok(());
+            if left.is_zero() {
+                return Ok(false);
             }
             let pause = self.schedule.delay(self.idle).min(left);
             self.idle += 1;
@@ -84,6 +82,10 @@ impl Waiter {
                 _ => std::thread::sleep(pause),
             }
         }
+    }
+
+    fn quicken(&mut self) {
+        self.idle = 0;
     }
 }
 
@@ -114,7 +116,12 @@ impl Schedule {
             initial_checks: s.initial_checks,
             max_interval: secs(s.max_interval_s, 0.1),
             burst_sleep: secs(s.burst_sleep_s, 0.00001),
-            jitter: s.jitter_factor.clamp(0.0, 1.0),
+            // NaN would survive a clamp and poison every pause (D5).
+            jitter: if s.jitter_factor.is_nan() {
+                0.15
+            } else {
+                s.jitter_factor.clamp(0.0, 1.0)
+            },
         }
     }
 
@@ -133,7 +140,7 @@ impl Schedule {
 
 /// A number in `[0, 1)` that varies from call to call (jitter needs no more).
 fn unit_random() -> f64 {
-    crate::backend::sqlite::retry::jitter_ms(999_999) as f64 / 1_000_000.0
+    super::retry::jitter_ms(999_999) as f64 / 1_000_000.0
 }
 
 /// File-change hints for one database.
@@ -237,6 +244,14 @@ mod tests {
         let s = Schedule::from_settings(&settings);
         assert_eq!(s.max_interval, Duration::from_millis(100));
         assert_eq!(s.jitter, 1.0);
+        let nan = Settings {
+            jitter_factor: f64::NAN,
+            ..Settings::default()
+        };
+        let s = Schedule::from_settings(&nan);
+        assert_eq!(s.jitter, 0.15);
+        let d = s.delay(1_000);
+        assert!(d <= Duration::from_millis(115), "{d:?}");
     }
 
     #[test]
