@@ -248,7 +248,7 @@ impl Watcher {
             batch: self.batch,
             ack_every: 1,
         };
-        Ok(deliver(broker.backend(), queue, &filter, pacing, sink)?)
+        deliver(broker.backend(), queue, &filter, pacing, sink)
     }
 
     fn peek<S: Sink>(
