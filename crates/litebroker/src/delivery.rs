@@ -6,8 +6,8 @@
 //! is delivered, and consumed only after the sink confirms it; what the sink did
 //! not take returns to its original position. If the process is killed, the
 //! next reader finds the holder dead and returns its messages (see
-//! [`crate::holder`]): a kill costs at most a redelivery of what was delivered
-//! since the last acknowledgement, never a loss.
+//! [`crate::backend::sqlite::holder`]): a kill costs at most a redelivery of
+//! what was delivered since the last acknowledgement, never a loss.
 
 use crate::backend::Backend;
 use crate::error::Error;

@@ -13,7 +13,6 @@ pub mod duration;
 pub mod error;
 pub mod glob;
 pub mod headers;
-pub mod holder;
 pub mod id;
 pub mod iter;
 pub mod lease;

@@ -168,7 +168,7 @@ fn dead_holder_is_settled_by_its_progress() {
         child.wait().unwrap();
         pid
     };
-    let me = litebroker::holder::ProcessIdentity::current();
+    let me = litebroker::backend::sqlite::holder::ProcessIdentity::current();
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute(
         "INSERT INTO lb_holders (token, pid, start_time, boot_id, host, created_ns) VALUES (5, ?1, 1, ?2, ?3, 0)",
@@ -179,7 +179,9 @@ fn dead_holder_is_settled_by_its_progress() {
     conn.execute("UPDATE messages SET claimed = -5 WHERE id <= 6", [])
         .unwrap();
     drop(conn);
-    std::fs::write(dir.path().join("q.db.holder-5"), 3i64.to_le_bytes()).unwrap();
+    // A progress record: the storage position, then the holder's tag (its created_ns).
+    let record = [3i64.to_le_bytes(), 0i64.to_le_bytes()].concat();
+    std::fs::write(dir.path().join("q.db.holder-5"), record).unwrap();
 
     let mut broker = open(&db);
     let left = drain(&mut broker, "q");
@@ -193,7 +195,7 @@ fn live_holder_is_left_alone() {
     let db = dir.path().join("q.db");
     let mut broker = open(&db);
     fill(&mut broker, "q", 3);
-    let me = litebroker::holder::ProcessIdentity::current();
+    let me = litebroker::backend::sqlite::holder::ProcessIdentity::current();
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute(
         "INSERT INTO lb_holders (token, pid, start_time, boot_id, host, created_ns) VALUES (9, ?1, ?2, ?3, ?4, 0)",

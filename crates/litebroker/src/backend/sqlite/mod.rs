@@ -4,6 +4,7 @@ mod admin;
 mod busy;
 mod deferred;
 pub mod feed;
+pub mod holder;
 mod holders;
 mod messages;
 mod open;
@@ -20,13 +21,13 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use self::holder::ProcessIdentity;
 use self::retry::with_retry;
 use self::select::States;
 use super::{Backend, DbCounters, DeferredCounts, QueueCounts, SeqRange};
 use crate::clock::{self, Clock};
 use crate::config::{Settings, SyncMode};
 use crate::error::{Error, Result};
-use crate::holder::ProcessIdentity;
 use crate::lease::{NackOutcome, QueueConfig, Receipt, ReceiptError};
 use crate::message::{Filter, Message, Outgoing, QueuedMessage};
 use crate::pubsub::{NewSubscription, Published, Retention, SubscriptionInfo, TopicInfo};
@@ -106,13 +107,16 @@ pub struct SqliteBackend {
     clock: Arc<dyn Clock>,
     /// Whether `synchronous` is currently lowered to NORMAL (see [`Self::immediate_relaxed`]).
     relaxed: std::cell::Cell<bool>,
+    /// Progress files to remove once the running transaction commits.
+    after_commit: holders::AfterCommit,
 }
 
-/// This handle's holder record while it holds messages.
+/// This handle's holder record while it holds a batch: one record per
+/// batch, ended by the batch's settle whatever became of its messages
+/// (deleted or moved away meanwhile), so a later batch never inherits a
+/// record, nor its progress.
 struct Custody {
-    token: i64,
-    /// Held messages not yet settled.
-    outstanding: usize,
+    key: holders::HolderKey,
     /// Created on the first progress record.
     progress: Option<holders::ProgressFile>,
 }
@@ -129,6 +133,7 @@ impl SqliteBackend {
             custody: None,
             clock: clock::system(),
             relaxed: std::cell::Cell::new(false),
+            after_commit: holders::AfterCommit::default(),
         })
     }
 
@@ -181,6 +186,10 @@ impl SqliteBackend {
             if result.is_err() && !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
+            match &result {
+                Ok(_) => self.after_commit.committed(),
+                Err(_) => self.after_commit.rolled_back(),
+            }
             result
         })
     }
@@ -221,16 +230,29 @@ impl SqliteBackend {
 
     /// What every consuming transaction does first: settle dead holders'
     /// messages and return due leased and delayed ones to their queues.
-    fn prepare_take(&mut self) -> (ProcessIdentity, PathBuf, i64) {
-        (self.me().clone(), self.path.clone(), self.now())
+    fn prepare_take(&mut self) -> Take {
+        Take {
+            me: self.me().clone(),
+            db: self.path.clone(),
+            now: self.now(),
+        }
     }
 }
 
-/// See [`SqliteBackend::prepare_take`].
-fn before_take(c: &Connection, db: &Path, me: &ProcessIdentity, now: i64) -> Result<()> {
-    holders::release_dead(c, db, me)?;
-    deferred::promote_due(c, now)?;
-    Ok(())
+/// What a consuming transaction needs to know to tidy up first (see
+/// [`SqliteBackend::prepare_take`]).
+struct Take {
+    me: ProcessIdentity,
+    db: PathBuf,
+    now: i64,
+}
+
+impl Take {
+    fn before(&self, c: &Connection, after: &holders::AfterCommit) -> Result<()> {
+        holders::release_dead(c, &self.db, &self.me, after)?;
+        deferred::promote_due(c, self.now)?;
+        Ok(())
+    }
 }
 
 fn is_unique_violation(e: &Error) -> bool {
@@ -289,9 +311,9 @@ impl Backend for SqliteBackend {
     }
 
     fn claim(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
-        let (me, db, now) = self.prepare_take();
+        let take = self.prepare_take();
         self.immediate(|c| {
-            before_take(c, &db, &me, now)?;
+            take.before(c, &self.after_commit)?;
             messages::take(c, queue, filter, limit, schema::CONSUMED)
         })
     }
@@ -302,32 +324,30 @@ impl Backend for SqliteBackend {
             // memory stays flat instead of growing to the whole cache size.
             self.conn.execute_batch("PRAGMA shrink_memory")?;
         }
-        let (me, db, now) = self.prepare_take();
-        let existing = self.custody.as_ref().map(|c| c.token);
+        let take = self.prepare_take();
+        let existing = self.custody.as_ref().map(|c| c.key);
         let taken = self.immediate_relaxed(|c| {
-            before_take(c, &db, &me, now)?;
-            let token = match existing {
-                Some(t) => t,
+            take.before(c, &self.after_commit)?;
+            let key = match existing {
+                Some(k) => k,
                 // Nothing to hold: no holder record, so an idle poll writes nothing.
                 None if !messages::any_visible(c, queue, filter)? => return Ok(None),
-                None => holders::register(c, &me)?,
+                None => holders::register(c, &take.me)?,
             };
             Ok(Some((
-                token,
-                messages::take(c, queue, filter, limit, -token)?,
+                key,
+                messages::take(c, queue, filter, limit, -key.token)?,
             )))
         })?;
-        let Some((token, held)) = taken else {
+        let Some((key, held)) = taken else {
             return Ok(Vec::new());
         };
-        let custody = self.custody.get_or_insert(Custody {
-            token,
-            outstanding: 0,
+        self.custody.get_or_insert(Custody {
+            key,
             progress: None,
         });
-        custody.outstanding += held.len();
-        if custody.outstanding == 0 {
-            self.end_custody()?;
+        if held.is_empty() && existing.is_none() {
+            self.end_custody()?; // registered, then found nothing after all
         }
         Ok(held)
     }
@@ -336,23 +356,15 @@ impl Backend for SqliteBackend {
         let Some(custody) = &self.custody else {
             return Ok(());
         };
-        let (token, outstanding) = (custody.token, custody.outstanding);
+        let token = custody.key.token;
         let db = self.path.clone();
-        let changed = self.immediate_relaxed(|c| {
-            let changed = messages::settle(c, token, consumed.as_ref(), released.as_ref())?;
-            if changed >= outstanding {
-                holders::unregister(c, &db, token)?;
-            }
-            Ok(changed)
+        self.immediate_relaxed(|c| {
+            messages::settle(c, token, consumed.as_ref(), released.as_ref())?;
+            // Anything the ranges did not cover is returned, and the record goes.
+            holders::release_all(c, token)?;
+            holders::unregister(c, &db, token, &self.after_commit)
         })?;
-        match outstanding.checked_sub(changed) {
-            Some(left) if left > 0 => {
-                if let Some(c) = self.custody.as_mut() {
-                    c.outstanding = left;
-                }
-            }
-            _ => self.custody = None,
-        }
+        self.custody = None;
         Ok(())
     }
 
@@ -361,9 +373,17 @@ impl Backend for SqliteBackend {
             return Ok(());
         };
         if custody.progress.is_none() {
-            custody.progress = Some(holders::ProgressFile::create(&self.path, custody.token)?);
+            custody.progress = holders::ProgressFile::create(&self.path, custody.key).ok();
         }
-        custody.progress.as_ref().map_or(Ok(()), |p| p.record(seq))
+        let recorded = custody.progress.as_ref().map(|p| p.record(seq));
+        if let Some(Ok(())) = recorded {
+            return Ok(());
+        }
+        // No progress file (full disk, no permission, a directory in its
+        // place): acknowledge in the database instead, slower but as safe.
+        let token = custody.key.token;
+        self.immediate_relaxed(|c| holders::consume_through(c, token, seq))
+            .map(|_| ())
     }
 
     fn peek(
@@ -390,9 +410,9 @@ impl Backend for SqliteBackend {
         } else {
             States::Pending
         };
-        let (me, db, now) = self.prepare_take();
+        let take = self.prepare_take();
         self.immediate(|c| {
-            before_take(c, &db, &me, now)?;
+            take.before(c, &self.after_commit)?;
             messages::move_to(c, src, dst, filter, limit, states)
         })
     }
@@ -433,7 +453,8 @@ impl Backend for SqliteBackend {
         let Some(_lock) = vacuum_lock::VacuumLock::acquire(&self.path, timeout)? else {
             return Ok(0); // someone else is vacuuming this file
         };
-        self.immediate(holders::release_orphans)?;
+        let db = self.path.clone();
+        self.immediate(|c| holders::release_orphans(c, &db, &self.after_commit))?;
         self.promote_if_due()?;
         let mut deleted = 0;
         loop {
@@ -491,14 +512,14 @@ impl Backend for SqliteBackend {
         limit: usize,
         visibility: Option<Duration>,
     ) -> Result<Vec<Message>> {
-        let (me, db, now) = self.prepare_take();
+        let take = self.prepare_take();
         self.immediate_relaxed(|c| {
-            before_take(c, &db, &me, now)?;
+            take.before(c, &self.after_commit)?;
             let visibility = match visibility {
                 Some(v) => v,
                 None => deferred::config(c, queue)?.effective_visibility(),
             };
-            deferred::lease(c, queue, filter, limit, clock::after(now, visibility))
+            deferred::lease(c, queue, filter, limit, clock::after(take.now, visibility))
         })
     }
 
@@ -567,9 +588,9 @@ impl Backend for SqliteBackend {
     }
 
     fn redrive(&mut self, dlq: &str, target: Option<&str>) -> Result<u64> {
-        let (me, db, now) = self.prepare_take();
+        let take = self.prepare_take();
         self.immediate(|c| {
-            before_take(c, &db, &me, now)?;
+            take.before(c, &self.after_commit)?;
             deferred::redrive(c, dlq, target)
         })
     }
@@ -602,13 +623,13 @@ impl Backend for SqliteBackend {
     }
 
     fn publish(&mut self, topic: &str, batch: &[Outgoing<'_>]) -> Result<Vec<Published>> {
-        let (me, _, now) = self.prepare_take();
-        self.write_retrying_ids(|c| pubsub::publish(c, topic, batch, &me, now))
+        let take = self.prepare_take();
+        self.write_retrying_ids(|c| pubsub::publish(c, topic, batch, &take.me, take.now))
     }
 
     fn create_subscription(&mut self, sub: &NewSubscription<'_>) -> Result<u64> {
-        let (me, _, now) = self.prepare_take();
-        self.write_retrying_ids(|c| pubsub::create_subscription(c, sub, &me, now))
+        let take = self.prepare_take();
+        self.write_retrying_ids(|c| pubsub::create_subscription(c, sub, &take.me, take.now))
     }
 
     fn delete_subscription(&mut self, name: &str) -> Result<bool> {
@@ -616,8 +637,8 @@ impl Backend for SqliteBackend {
     }
 
     fn subscriptions(&mut self) -> Result<Vec<SubscriptionInfo>> {
-        let (me, _, now) = self.prepare_take();
-        self.immediate(|c| pubsub::reap(c, &me, now))?;
+        let take = self.prepare_take();
+        self.immediate(|c| pubsub::reap(c, &take.me, take.now))?;
         pubsub::subscriptions(&self.conn)
     }
 
@@ -667,14 +688,12 @@ impl SqliteBackend {
         Ok(())
     }
 
-    /// Releases anything still held and forgets our holder record.
+    /// Ends custody as a dead holder's is ended: what the progress record
+    /// says was delivered is consumed, the rest returns in place.
     fn end_custody(&mut self) -> Result<()> {
         if let Some(custody) = self.custody.take() {
             let db = self.path.clone();
-            self.immediate(|c| {
-                holders::release_all(c, custody.token)?;
-                holders::unregister(c, &db, custody.token)
-            })?;
+            self.immediate(|c| holders::close(c, &db, custody.key, &self.after_commit))?;
         }
         Ok(())
     }

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use rusqlite::{params, params_from_iter, Connection};
 
+use super::holder::{Liveness, ProcessIdentity};
 use super::{messages, spans};
 use crate::error::{Error, Result, SubscriptionError};
 use crate::headers::Headers;
-use crate::holder::{Liveness, ProcessIdentity};
 use crate::id;
 use crate::message::Outgoing;
 use crate::pubsub::{

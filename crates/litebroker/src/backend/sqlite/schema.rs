@@ -77,7 +77,7 @@ pub const TS_UNIQUE_INDEX: &str =
 
 /// Tables litebroker adds.
 ///
-/// `lb_holders`: processes currently holding messages (see [`crate::holder`]);
+/// `lb_holders`: processes currently holding messages (see [`crate::backend::sqlite::holder`]);
 /// a message with `claimed = -token` belongs to the holder `token`.
 ///
 /// `lb_message_ext`: what litebroker knows about a message beyond the

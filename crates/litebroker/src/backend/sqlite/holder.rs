@@ -1,5 +1,8 @@
 //! Process identity, so that messages held by a process that died can be
-//! returned to their queue by whoever looks next.
+//! returned to their queue by whoever looks next. This is how the SQLite
+//! backend judges liveness (a file has no sessions); a server backend judges
+//! it by its own means (PostgreSQL: the holding session dies with its
+//! connection).
 //!
 //! A message being delivered is first *held* (invisible to every reader, the
 //! Python reference included) and only marked consumed once the consumer has
