@@ -18,6 +18,7 @@ pub mod iter;
 pub mod lease;
 pub mod message;
 pub mod name;
+pub mod policy;
 pub mod pubsub;
 pub mod queue;
 pub mod ticker;

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::lease::{NackOutcome, Receipt};
 use crate::message::{Filter, Message};
 use crate::name::validate_queue_name;
+use crate::policy;
 use crate::ticker::Ticker;
 use crate::watch::{StopHandle, Waiter, RESCAN_EVERY};
 use crate::Broker;
@@ -193,9 +194,7 @@ impl Worker {
     ) -> Result<Outcome> {
         let receipt = msg.receipt.expect("a leased message has a receipt");
         if let Some((max, dlq)) = &self.limit {
-            if msg.receives > *max {
-                // Delivered more often than allowed (earlier leases expired): no new attempt.
-                let reason = format!("received {} times (max {max})", msg.receives);
+            if let Some(reason) = policy::consumer_gives_up(msg.receives, *max, None) {
                 return self.give_up(broker, &receipt, dlq, &reason);
             }
         }
@@ -221,24 +220,27 @@ impl Worker {
         let result = match verdict {
             Verdict::Done => q.ack(receipt).map(|()| Outcome::Acked),
             Verdict::GiveBack => q.give_back(receipt).map(|()| Outcome::GivenBack),
-            Verdict::Failed(reason) => match &self.limit {
-                Some((max, dlq)) if msg.receives >= *max => {
-                    let why = format!(
-                        "{reason}; gave up after {} receives (max {max})",
-                        msg.receives
-                    );
-                    return self.give_up(broker, receipt, dlq, &why);
+            Verdict::Failed(reason) => {
+                let limit = self.limit.as_ref().and_then(|(max, dlq)| {
+                    policy::consumer_gives_up(msg.receives, *max, Some(&reason))
+                        .map(|why| (dlq, why))
+                });
+                match limit {
+                    Some((dlq, why)) => return self.give_up(broker, receipt, dlq, &why),
+                    None => self.retry(&mut q, msg, receipt),
                 }
-                _ => {
-                    let delay = backoff(self.options.backoff, msg.receives);
-                    q.nack(receipt, Some(delay)).map(|out| match out {
-                        NackOutcome::DeadLettered(dlq) => Outcome::DeadLettered(dlq),
-                        NackOutcome::Requeued | NackOutcome::Delayed(_) => Outcome::Retry(delay),
-                    })
-                }
-            },
+            }
         };
         lease_lost_is_an_outcome(result)
+    }
+
+    /// Gives a failed message back, visible again after the backoff.
+    fn retry(&self, q: &mut crate::Queue<'_>, msg: &Message, receipt: &Receipt) -> Result<Outcome> {
+        let delay = backoff(self.options.backoff, msg.receives);
+        q.nack(receipt, Some(delay)).map(|out| match out {
+            NackOutcome::DeadLettered(dlq) => Outcome::DeadLettered(dlq),
+            NackOutcome::Requeued | NackOutcome::Delayed(_) => Outcome::Retry(delay),
+        })
     }
 
     fn give_up(
@@ -272,8 +274,7 @@ fn lease_lost_is_an_outcome(result: Result<Outcome>) -> Result<Outcome> {
 
 /// The delay before retrying a message that failed on its `receives`-th delivery.
 pub fn backoff(first: Duration, receives: u32) -> Duration {
-    let doublings = receives.saturating_sub(1).min(30);
-    first.saturating_mul(1 << doublings).min(MAX_BACKOFF)
+    policy::backoff(first, receives, MAX_BACKOFF)
 }
 
 /// Keeps one lease alive while its handler runs: every third of the lease it

@@ -13,8 +13,9 @@ use super::schema::{CONSUMED, DEFERRED, PENDING};
 use super::spans;
 use crate::error::Result;
 use crate::headers::Headers;
-use crate::lease::{random_nonce, DeadLetter, NackOutcome, QueueConfig, Receipt, ReceiptError};
+use crate::lease::{random_nonce, DeadLetter, NackOutcome, QueueConfig, Receipt};
 use crate::message::{Filter, Message};
+use crate::policy::{self, LeaseEnd};
 use crate::pubsub::Origin;
 
 /// Whether any deferred message is due at `now` (one indexed probe).
@@ -45,25 +46,29 @@ pub fn promote_due(conn: &Connection, now: i64) -> Result<u64> {
     Ok(dead + shown as u64)
 }
 
-/// Dead-letters expired leases of queues with a maximum that they reached.
+/// Dead-letters the expired leases that [`policy::on_expiry`] sends to a
+/// dead-letter queue. Only leases in queues with settings are candidates.
 fn dead_letter_expired(conn: &Connection, now: i64) -> Result<u64> {
     let mut stmt = conn.prepare_cached(
-        "SELECT e.msg, m.queue, e.receives, c.max_receives, c.dead_letter \
+        "SELECT e.msg, m.queue, e.receives, c.visibility_ns, c.max_receives, c.dead_letter \
          FROM lb_message_ext e JOIN messages m ON m.id = e.msg \
          JOIN lb_queue_config c ON c.queue = m.queue \
-         WHERE e.visible_at <= ?1 AND e.receipt IS NOT NULL AND m.claimed = 2 \
-         AND c.max_receives > 0 AND c.dead_letter IS NOT NULL AND e.receives >= c.max_receives",
+         WHERE e.visible_at <= ?1 AND e.receipt IS NOT NULL AND m.claimed = 2",
     )?;
-    let rows: Vec<(i64, String, i64, i64, String)> = stmt
+    let rows: Vec<(i64, String, i64, QueueConfig)> = stmt
         .query_map([now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, config_from_columns(r, 3)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (seq, queue, receives, max, dlq) in &rows {
-        let reason = format!("lease expired after {receives} receives (max {max})");
-        dead_letter(conn, *seq, queue, dlq, &reason)?;
+    let mut moved = 0;
+    for (seq, queue, receives, config) in &rows {
+        let receives = u32::try_from(*receives).unwrap_or(u32::MAX);
+        if let Some(dead) = policy::on_expiry(receives, config) {
+            dead_letter(conn, *seq, queue, &dead.queue, &dead.reason)?;
+            moved += 1;
+        }
     }
-    Ok(rows.len() as u64)
+    Ok(moved)
 }
 
 /// Moves message `seq` to `dlq`, visible, recording where it came from and why.
@@ -128,46 +133,31 @@ fn fill_ext(msg: &mut Message, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// What the database says about the message a receipt names.
-struct LeaseRow {
-    seq: i64,
-    queue: String,
-    claimed: i64,
-    receives: Option<i64>,
-    nonce: Option<i64>,
-}
-
-/// The storage position and receive count of the message `receipt` leases in `queue`.
-fn find_lease(conn: &Connection, queue: &str, receipt: &Receipt) -> Result<(i64, i64)> {
+/// The storage position and receive count of the message `receipt` leases
+/// in `queue`, if the receipt passes [`policy::fence`].
+fn find_lease(conn: &Connection, queue: &str, receipt: &Receipt) -> Result<(i64, u32)> {
     let row = conn
         .prepare_cached(
             "SELECT m.id, m.queue, m.claimed, e.receives, e.receipt FROM messages m \
              LEFT JOIN lb_message_ext e ON e.msg = m.id WHERE m.ts = ?1",
         )?
         .query_row([receipt.id], |r| {
-            Ok(LeaseRow {
-                seq: r.get(0)?,
+            let claimed: i64 = r.get(2)?;
+            let receives: Option<i64> = r.get(3)?;
+            let nonce: Option<i64> = r.get(4)?;
+            let facts = policy::LeaseFacts {
                 queue: r.get(1)?,
-                claimed: r.get(2)?,
-                receives: r.get(3)?,
-                nonce: r.get(4)?,
-            })
+                consumed: claimed == CONSUMED,
+                deferred: claimed == DEFERRED,
+                receives: receives.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+                nonce: nonce.map(|n| n as u64),
+            };
+            Ok((r.get::<_, i64>(0)?, facts))
         })
         .optional()?;
-    let Some(row) = row.filter(|row| row.queue == queue && row.claimed != CONSUMED) else {
-        return Err(ReceiptError::Unknown {
-            receipt: receipt.to_string(),
-            queue: queue.to_owned(),
-        }
-        .into());
-    };
-    let current = row.claimed == DEFERRED
-        && row.receives == Some(i64::from(receipt.receives))
-        && row.nonce == Some(receipt.nonce as i64);
-    match (current, row.receives) {
-        (true, Some(receives)) => Ok((row.seq, receives)),
-        _ => Err(ReceiptError::Stale(receipt.to_string()).into()),
-    }
+    policy::fence(receipt, queue, row.as_ref().map(|(_, facts)| facts))?;
+    let (seq, facts) = row.expect("fenced receipts name a row");
+    Ok((seq, facts.receives.unwrap_or(0)))
 }
 
 /// Acknowledges one delivery: the message is consumed.
@@ -190,22 +180,19 @@ pub fn nack(
     config: &QueueConfig,
 ) -> Result<NackOutcome> {
     let (seq, receives) = find_lease(conn, queue, receipt)?;
-    if let (Some(max), Some(dlq)) = (config.max_receives, &config.dead_letter) {
-        if receives >= i64::from(max) {
-            let reason = format!("nacked after {receives} receives (max {max})");
-            dead_letter(conn, seq, queue, dlq, &reason)?;
-            return Ok(NackOutcome::DeadLettered(dlq.clone()));
+    match policy::on_nack(receives, config, until) {
+        LeaseEnd::DeadLetter(dead) => {
+            dead_letter(conn, seq, queue, &dead.queue, &dead.reason)?;
+            Ok(NackOutcome::DeadLettered(dead.queue))
         }
-    }
-    match until {
-        Some(at) => {
+        LeaseEnd::Delay(at) => {
             conn.prepare_cached(
                 "UPDATE lb_message_ext SET visible_at = ?1, receipt = NULL WHERE msg = ?2",
             )?
             .execute(params![at, seq])?;
             Ok(NackOutcome::Delayed(at))
         }
-        None => {
+        LeaseEnd::Requeue => {
             make_visible(conn, seq, 0)?;
             Ok(NackOutcome::Requeued)
         }
@@ -328,18 +315,19 @@ pub fn config(conn: &Connection, queue: &str) -> Result<QueueConfig> {
         .prepare_cached(
             "SELECT visibility_ns, max_receives, dead_letter FROM lb_queue_config WHERE queue = ?1",
         )?
-        .query_row([queue], config_from_row)
+        .query_row([queue], |r| config_from_columns(r, 0))
         .optional()?;
     Ok(row.unwrap_or_default())
 }
 
-fn config_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueConfig> {
-    let visibility: Option<i64> = r.get(0)?;
-    let max: Option<i64> = r.get(1)?;
+/// A queue's settings from `visibility_ns, max_receives, dead_letter` at column `first`.
+fn config_from_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<QueueConfig> {
+    let visibility: Option<i64> = r.get(first)?;
+    let max: Option<i64> = r.get(first + 1)?;
     Ok(QueueConfig {
         visibility: visibility.map(|ns| std::time::Duration::from_nanos(ns.max(0) as u64)),
         max_receives: max.and_then(|m| u32::try_from(m).ok()),
-        dead_letter: r.get(2)?,
+        dead_letter: r.get(first + 2)?,
     })
 }
 
@@ -365,7 +353,7 @@ pub fn configs(conn: &Connection) -> Result<Vec<(String, QueueConfig)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT visibility_ns, max_receives, dead_letter, queue FROM lb_queue_config ORDER BY queue",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(3)?, config_from_row(r)?)))?;
+    let rows = stmt.query_map([], |r| Ok((r.get(3)?, config_from_columns(r, 0)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -515,11 +515,12 @@ impl Backend for SqliteBackend {
         let take = self.prepare_take();
         self.immediate_relaxed(|c| {
             take.before(c, &self.after_commit)?;
-            let visibility = match visibility {
-                Some(v) => v,
-                None => deferred::config(c, queue)?.effective_visibility(),
+            let config = match visibility {
+                Some(_) => QueueConfig::default(),
+                None => deferred::config(c, queue)?,
             };
-            deferred::lease(c, queue, filter, limit, clock::after(take.now, visibility))
+            let until = crate::policy::lease_deadline(take.now, visibility, &config);
+            deferred::lease(c, queue, filter, limit, until)
         })
     }
 

@@ -17,6 +17,7 @@ use crate::error::{Error, Result, SubscriptionError};
 use crate::headers::Headers;
 use crate::id;
 use crate::message::Outgoing;
+use crate::policy;
 use crate::pubsub::{
     NewSubscription, Published, Retention, StartFrom, SubscriptionInfo, TopicInfo,
 };
@@ -178,32 +179,25 @@ fn append_to_log(
 /// Applies the retention in force for `topic_name` to its log.
 fn trim(conn: &Connection, topic_name: &str, next_offset: i64, now: i64) -> Result<()> {
     let retention = retention_for(conn, topic_name)?;
-    if let Some(count) = retention.max_count {
-        let keep_from = next_offset.saturating_sub(i64::try_from(count).unwrap_or(i64::MAX));
+    let cut = policy::retention_cut(&retention, next_offset, now);
+    if let Some(keep_from) = cut.below_offset {
         conn.prepare_cached("DELETE FROM lb_topic_log WHERE topic = ?1 AND topic_offset < ?2")?
             .execute(params![topic_name, keep_from])?;
     }
-    if let Some(age) = retention.max_age {
-        let oldest = now.saturating_sub(i64::try_from(age.as_nanos()).unwrap_or(i64::MAX));
+    if let Some(oldest) = cut.before_id {
         conn.prepare_cached("DELETE FROM lb_topic_log WHERE topic = ?1 AND id < ?2")?
             .execute(params![topic_name, oldest])?;
     }
     Ok(())
 }
 
-/// The retention of `topic_name`: its own setting if it has one, otherwise
-/// the tightest of the patterns that match it; unbounded if none.
+/// The retention in force for `topic_name` (see [`policy::retention_for`]).
 fn retention_for(conn: &Connection, topic_name: &str) -> Result<Retention> {
-    let mut exact = None;
-    let mut tightest: Option<Retention> = None;
-    for (pattern, retention) in retentions(conn)? {
-        if pattern == topic_name {
-            exact = Some(retention);
-        } else if topic::matches(&pattern, topic_name) {
-            tightest = Some(tightest.map_or(retention, |t| t.tightest(retention)));
-        }
-    }
-    Ok(exact.or(tightest).unwrap_or_default())
+    let settings = retentions(conn)?;
+    Ok(policy::retention_for(
+        topic_name,
+        settings.iter().map(|(p, r)| (p.as_str(), *r)),
+    ))
 }
 
 fn retentions(conn: &Connection) -> Result<Vec<(String, Retention)>> {
