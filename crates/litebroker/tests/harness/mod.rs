@@ -63,6 +63,30 @@ pub trait Harness {
     fn name(&self) -> &'static str;
 }
 
+/// A boxed harness is one too, so helpers can take `&dyn Harness` and be
+/// called with `&harness()`'s box.
+impl<H: Harness + ?Sized> Harness for Box<H> {
+    fn connector(&self) -> Arc<dyn Connector> {
+        (**self).connector()
+    }
+
+    fn connector_with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn Connector> {
+        (**self).connector_with_clock(clock)
+    }
+
+    fn broker(&self) -> Broker {
+        (**self).broker()
+    }
+
+    fn broker_with_clock(&self, clock: Arc<dyn Clock>) -> Broker {
+        (**self).broker_with_clock(clock)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
 /// A fresh database on the backend [`BACKEND_VAR`] names (default `sqlite`).
 pub fn harness() -> Box<dyn Harness> {
     let chosen = match std::env::var(BACKEND_VAR) {
