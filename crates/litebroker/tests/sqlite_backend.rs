@@ -5,9 +5,13 @@
 //! with raw `rusqlite`, and giving disk space back to the file system.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
+use litebroker::backend::sqlite::SqliteConnector;
 use litebroker::message::Filter;
-use litebroker::{Broker, Error, Settings};
+use litebroker::pubsub::{NewSubscription, StartFrom};
+use litebroker::{Broker, Error, Headers, Settings};
 
 fn open(path: &Path) -> Broker {
     Broker::open(path, &Settings::default()).expect("open database")
@@ -209,4 +213,174 @@ fn a_finished_delivery_leaves_no_progress_file() {
         .filter(|name| name.contains(".holder-"))
         .collect();
     assert!(left.is_empty(), "progress files left behind: {left:?}");
+}
+
+// --- Pub/sub internals: owners, copy records, the topic log (from tests/pubsub.rs) ---
+
+fn subscribe(b: &mut Broker, name: &str, pattern: &str, from: StartFrom) -> u64 {
+    b.create_subscription(&NewSubscription {
+        name,
+        pattern,
+        from,
+        ephemeral: None,
+    })
+    .unwrap()
+}
+
+fn publish(b: &mut Broker, topic: &str, body: &str) -> litebroker::Published {
+    b.publish(topic, body, &Headers::new()).unwrap()
+}
+
+/// Reads (consumes) up to `n` messages of `queue`.
+fn read_up_to(b: &mut Broker, queue: &str, n: usize) -> Vec<litebroker::Message> {
+    b.queue(queue)
+        .unwrap()
+        .read_many(&Filter::all(), n)
+        .unwrap()
+}
+
+/// (body, topic, offset, value of header "k") of every message, in order.
+fn origins(messages: &[litebroker::Message]) -> Vec<(String, String, i64, Option<String>)> {
+    messages
+        .iter()
+        .map(|m| {
+            let o = m.origin.clone().expect("a published copy has an origin");
+            let k = m.headers.get_str("k").map(str::to_owned);
+            (m.body.clone(), o.topic, o.offset, k)
+        })
+        .collect()
+}
+
+fn expected(offsets: std::ops::Range<i64>) -> Vec<(String, String, i64, Option<String>)> {
+    offsets
+        .map(|o| {
+            let k = (o % 3 == 1).then(|| format!("h{o}"));
+            (format!("m{o}"), "t".to_owned(), o, k)
+        })
+        .collect()
+}
+
+/// Publishes m0..m{n} to "t" in batches of `batch`; every third message
+/// (offsets 1, 4, 7, ...) has a header k=h{offset}.
+fn publish_batches(b: &mut Broker, n: i64, batch: usize) {
+    let bodies: Vec<String> = (0..n).map(|o| format!("m{o}")).collect();
+    let headers: Vec<Headers> = (0..n)
+        .map(|o| {
+            if o % 3 == 1 {
+                Headers::from_assignments(&[format!("k=h{o}").as_str()]).unwrap()
+            } else {
+                Headers::new()
+            }
+        })
+        .collect();
+    let all: Vec<litebroker::Outgoing<'_>> = bodies
+        .iter()
+        .zip(&headers)
+        .map(|(body, h)| litebroker::Outgoing {
+            body,
+            headers: (!h.is_empty()).then_some(h),
+            delay: None,
+        })
+        .collect();
+    for chunk in all.chunks(batch) {
+        let published = b.publish_batch("t", chunk).unwrap();
+        assert_eq!(published.len(), chunk.len());
+    }
+}
+
+#[test]
+fn an_ephemeral_subscription_whose_owner_cannot_be_seen_lives_while_touched() {
+    let (_d, db) = temp_db();
+    let clock = litebroker::clock::ManualClock::new();
+    let connector = SqliteConnector::new(&db, &Settings::default());
+    let mut b = Broker::connect(Arc::new(connector.with_clock(Arc::new(clock.clone())))).unwrap();
+    b.create_subscription(&NewSubscription {
+        name: "remote",
+        pattern: "t",
+        from: StartFrom::Latest,
+        ephemeral: Some(Duration::from_secs(10)),
+    })
+    .unwrap();
+    // Its owner runs on another machine: liveness cannot be checked there.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE lb_subscriptions SET host = 'elsewhere' WHERE name = 'remote'",
+            [],
+        )
+        .unwrap();
+    let names = |b: &mut Broker| -> Vec<String> {
+        b.subscriptions()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    };
+    clock.advance(Duration::from_secs(8));
+    assert!(b.backend().touch_subscription("remote").unwrap());
+    clock.advance(Duration::from_secs(8));
+    assert_eq!(names(&mut b), ["remote"], "touched 8 s ago: alive");
+    clock.advance(Duration::from_secs(3));
+    assert!(
+        names(&mut b).is_empty(),
+        "untouched for 11 s: expired and removed"
+    );
+    assert!(!b.backend().touch_subscription("remote").unwrap());
+}
+
+#[test]
+fn vacuum_forgets_copy_records_only_when_every_copy_is_consumed() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    subscribe(&mut b, "done", "t", StartFrom::Latest);
+    subscribe(&mut b, "waiting", "t", StartFrom::Latest);
+    publish_batches(&mut b, 6, 3);
+    let spans = |db: &Path| -> i64 {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM lb_copy_spans", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(spans(&db), 4, "one record per batch and subscription");
+    assert_eq!(drain(&mut b, "done").len(), 6);
+    // One copy of the second batch of "waiting" is still there.
+    assert_eq!(read_up_to(&mut b, "waiting", 5).len(), 5);
+    b.vacuum(false).unwrap();
+    assert_eq!(spans(&db), 1);
+    let last = b.queue("waiting").unwrap().read().unwrap().unwrap();
+    assert_eq!(origins(&[last]), expected(5..6));
+    b.vacuum(false).unwrap();
+    assert_eq!(spans(&db), 0);
+}
+
+#[test]
+fn replay_of_a_hand_edited_log_with_a_gap_keeps_every_offset() {
+    let (_d, db) = temp_db();
+    let mut b = open(&db);
+    for i in 0..5 {
+        publish(&mut b, "t", &format!("m{i}"));
+    }
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM lb_topic_log WHERE topic_offset = 2", [])
+        .unwrap();
+    assert_eq!(subscribe(&mut b, "r", "t", StartFrom::Earliest), 4);
+    let got: Vec<(String, i64)> = read_up_to(&mut b, "r", 10)
+        .into_iter()
+        .map(|m| (m.body, m.origin.unwrap().offset))
+        .collect();
+    let want: Vec<(String, i64)> = [0, 1, 3, 4]
+        .into_iter()
+        .map(|o| (format!("m{o}"), o))
+        .collect();
+    assert_eq!(got, want);
+    // New publishes go on from the topic's next offset.
+    assert_eq!(publish(&mut b, "t", "m5").offset, 5);
+    assert_eq!(
+        read_up_to(&mut b, "r", 10)[0]
+            .origin
+            .clone()
+            .unwrap()
+            .offset,
+        5
+    );
 }
