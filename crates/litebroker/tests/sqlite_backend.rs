@@ -384,3 +384,29 @@ fn replay_of_a_hand_edited_log_with_a_gap_keeps_every_offset() {
         5
     );
 }
+
+// --- Separate connectors to one file, as separate processes ---
+
+#[test]
+fn a_watcher_sees_writes_made_through_another_connector() {
+    use litebroker::watch::{Mode, Watcher};
+    let (_d, db) = temp_db();
+    drop(open(&db));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let connector = Arc::new(SqliteConnector::new(&db, &Settings::default()));
+    let guard = Watcher::new(connector, "jobs", Mode::Consume)
+        .unwrap()
+        .spawn(move |m| tx.send(m.body.clone()), |_, _| false);
+    std::thread::sleep(Duration::from_millis(100));
+    // Broker::open makes a connector of its own, with a change feed of its own.
+    open(&db)
+        .queue("jobs")
+        .unwrap()
+        .write("from elsewhere")
+        .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "from elsewhere"
+    );
+    drop(guard);
+}
