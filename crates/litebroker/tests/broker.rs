@@ -229,7 +229,8 @@ fn load_is_all_or_nothing() {
     let dup = vec![Ok(rec(id - 10, "q")), Ok(rec(id, "q"))];
     assert!(broker.load(&mut dup.into_iter()).is_err());
     let bad_name = vec![Ok(rec(id - 20, "q")), Ok(rec(id - 30, "-bad"))];
-    assert!(broker.load(&mut bad_name.into_iter()).is_err());
+    let err = broker.load(&mut bad_name.into_iter()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(broker.status().unwrap().total_messages, 1);
 }
 
