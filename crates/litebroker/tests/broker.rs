@@ -247,6 +247,35 @@ fn oversized_messages_are_refused() {
 }
 
 #[test]
+fn deleting_messages_queues_and_everything() {
+    let h = harness();
+    let mut broker = h.broker();
+    let ids = broker
+        .queue("a")
+        .unwrap()
+        .write_many(&["a1", "a2", "a3"])
+        .unwrap();
+    broker.queue("b").unwrap().write("b1").unwrap();
+    assert!(broker.queue("a").unwrap().delete_message(ids[1]).unwrap());
+    assert!(
+        !broker.queue("a").unwrap().delete_message(ids[1]).unwrap(),
+        "already gone"
+    );
+    assert!(
+        !broker.queue("b").unwrap().delete_message(ids[0]).unwrap(),
+        "another queue's message"
+    );
+    let stats = broker.list().unwrap();
+    let counts: Vec<(&str, u64)> = stats.iter().map(|s| (s.name.as_str(), s.pending)).collect();
+    assert_eq!(counts, [("a", 2), ("b", 1)]);
+    assert_eq!(broker.queue("b").unwrap().delete().unwrap(), 1);
+    assert!(broker.queue("b").unwrap().read().unwrap().is_none());
+    assert!(broker.delete_all().unwrap() >= 2);
+    assert!(broker.list().unwrap().is_empty());
+    assert_eq!(broker.status().unwrap().total_messages, 0);
+}
+
+#[test]
 fn invalid_queue_names_are_invalid_input() {
     let h = harness();
     let mut broker = h.broker();

@@ -374,3 +374,118 @@ fn zero_or_huge_leases_are_refused() {
         "untouched"
     );
 }
+
+#[test]
+fn give_back_dead_letter_and_the_wait_for_a_lease() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    b.queue("q").unwrap().write_many(&["a", "b"]).unwrap();
+    let a = lease_one(&mut b, "q", 30).unwrap();
+    let until = |b: &mut Broker| b.queue("q").unwrap().until_visible().unwrap();
+    assert_eq!(until(&mut b), Some(SECOND * 30), "the lease's end");
+    clock.advance(SECOND * 10);
+    assert_eq!(until(&mut b), Some(SECOND * 20));
+    b.queue("q")
+        .unwrap()
+        .give_back(&a.receipt.unwrap())
+        .unwrap();
+    assert_eq!(until(&mut b), None, "nothing is waiting");
+    assert_eq!(bodies(&mut b, "q"), ["a", "b"], "back in place");
+    let a = lease_one(&mut b, "q", 30).unwrap();
+    assert_eq!(a.receives, 1, "a give-back is not counted");
+
+    let receipt = a.receipt.unwrap();
+    b.queue("q")
+        .unwrap()
+        .dead_letter(&receipt, "q.dead", "operator said so")
+        .unwrap();
+    assert_eq!(bodies(&mut b, "q"), ["b"]);
+    let dead = b.queue("q.dead").unwrap().read().unwrap().unwrap();
+    let record = dead.dead_letter.expect("a dead-letter record");
+    assert_eq!(
+        (
+            dead.body.as_str(),
+            record.source.as_str(),
+            record.reason.as_str()
+        ),
+        ("a", "q", "operator said so")
+    );
+    let err = b
+        .queue("q")
+        .unwrap()
+        .dead_letter(&receipt, "q.dead", "again")
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Stale),
+        "a spent receipt: {err}"
+    );
+    let other = lease_one(&mut b, "q", 30).unwrap().receipt.unwrap();
+    let err = b
+        .queue("q")
+        .unwrap()
+        .dead_letter(&other, "q", "itself")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[test]
+fn one_batch_can_mix_delays() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    let out = |body, delay| litebroker::Outgoing {
+        body,
+        headers: None,
+        delay,
+    };
+    let batch = [
+        out("now", None),
+        out("soon", Some(SECOND * 5)),
+        out("later", Some(SECOND * 50)),
+    ];
+    let ids = b.queue("q").unwrap().write_batch(&batch).unwrap();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(bodies(&mut b, "q"), ["now"]);
+    assert_eq!(
+        b.queue("q").unwrap().until_visible().unwrap(),
+        Some(SECOND * 5)
+    );
+    clock.advance(SECOND * 5);
+    assert_eq!(bodies(&mut b, "q"), ["now", "soon"]);
+    clock.advance(SECOND * 45);
+    assert_eq!(bodies(&mut b, "q"), ["now", "soon", "later"], "id order");
+}
+
+#[test]
+fn deliver_leased_leaves_what_it_delivered_leased() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    b.queue("q")
+        .unwrap()
+        .write_many(&["a", "b", "c", "d", "e"])
+        .unwrap();
+    let mut receipts = Vec::new();
+    let mut sink = litebroker::watch::HandlerSink::new(|m: &litebroker::Message| {
+        receipts.push(m.receipt.expect("a leased message has a receipt"));
+        Ok::<(), ()>(())
+    });
+    let pacing = litebroker::delivery::Pacing {
+        max: Some(3),
+        batch: 2,
+        ack_every: 1,
+    };
+    let n = b
+        .queue("q")
+        .unwrap()
+        .deliver_leased(&Filter::all(), pacing, Some(SECOND * 30), &mut sink)
+        .unwrap();
+    assert_eq!((n, receipts.len()), (3, 3));
+    assert_eq!(bodies(&mut b, "q"), ["d", "e"]);
+    assert_eq!(b.status().unwrap().leased, 3);
+    let acked = b.queue("q").unwrap().ack_many(&receipts).unwrap();
+    assert!(acked.iter().all(Result::is_ok));
+    clock.advance(SECOND * 60);
+    assert_eq!(bodies(&mut b, "q"), ["d", "e"], "acked: gone for good");
+}

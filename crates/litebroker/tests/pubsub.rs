@@ -202,6 +202,26 @@ fn retention_by_count_and_by_age() {
 }
 
 #[test]
+fn retention_settings_are_stored_per_pattern_and_removed_when_unbounded() {
+    let db = harness();
+    let mut b = open(&db);
+    assert!(b.retention_setting("logs.+").unwrap().is_unbounded());
+    let three = Retention::parse("3").unwrap();
+    b.set_retention("logs.+", &three).unwrap();
+    let week = Retention::parse("7d").unwrap();
+    b.set_retention("audit", &week).unwrap();
+    assert_eq!(b.retention_setting("logs.+").unwrap(), three);
+    assert_eq!(b.retention_setting("audit").unwrap(), week);
+    assert!(
+        b.retention_setting("logs.app").unwrap().is_unbounded(),
+        "exactly the pattern"
+    );
+    b.set_retention("logs.+", &Retention::default()).unwrap();
+    assert!(b.retention_setting("logs.+").unwrap().is_unbounded());
+    assert_eq!(b.retention_setting("audit").unwrap(), week);
+}
+
+#[test]
 fn subscription_names_and_patterns_are_checked() {
     let db = harness();
     let mut b = open(&db);

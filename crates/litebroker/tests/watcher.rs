@@ -149,3 +149,35 @@ fn move_watcher_refuses_since_and_its_own_queue() {
         ErrorKind::InvalidInput
     );
 }
+
+#[test]
+fn move_watcher_moves_then_delivers() {
+    let db = setup();
+    write(&db, "in", "x");
+    let (tx, rx) = channel();
+    let guard = Watcher::new(db.connector(), "in", Mode::Move("out".into()))
+        .unwrap()
+        .spawn(move |m| tx.send(m.body.clone()), |_, _| false);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "x");
+    drop(guard);
+    assert!(pending(&db, "in").is_empty());
+    assert_eq!(pending(&db, "out"), ["x"]);
+}
+
+#[test]
+fn a_watcher_since_a_bound_leaves_older_messages() {
+    let db = setup();
+    write(&db, "q", "old");
+    let bound = db.broker().last_timestamp().unwrap();
+    write(&db, "q", "new");
+    let (tx, rx) = channel();
+    let guard = Watcher::new(db.connector(), "q", Mode::Consume)
+        .unwrap()
+        .since(bound)
+        .unwrap()
+        .batch(1)
+        .spawn(move |m| tx.send(m.body.clone()), |_, _| false);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "new");
+    drop(guard);
+    assert_eq!(pending(&db, "q"), ["old"]);
+}
