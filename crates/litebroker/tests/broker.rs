@@ -1,25 +1,20 @@
-//! The library's broker-wide operations on a real database file: ids, FIFO,
-//! moves, aliases, broadcast, vacuum, dump/load, and refusal of foreign files.
+//! The library's broker-wide operations, through a connector (see
+//! `harness`): ids, FIFO, moves, aliases, broadcast, vacuum, dump/load, limits.
 
-use std::path::Path;
+mod harness;
 
+use harness::harness;
+use litebroker::clock::Clock;
+use litebroker::error::ErrorKind;
 use litebroker::message::{Filter, QueuedMessage};
-use litebroker::{Broker, Error, Message, Settings};
-
-fn open(path: &Path) -> Broker {
-    Broker::open(path, &Settings::default()).expect("open database")
-}
-
-fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join(".broker.db");
-    (dir, db)
-}
+use litebroker::{Broker, Message};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[test]
 fn ids_increase_across_handles_on_one_file() {
-    let (_dir, db) = temp_db();
-    let (mut a, mut b) = (open(&db), open(&db));
+    let h = harness();
+    let (mut a, mut b) = (h.broker(), h.broker());
     let mut last = 0;
     for i in 0..200 {
         let broker = if i % 2 == 0 { &mut a } else { &mut b };
@@ -36,8 +31,8 @@ fn ids_increase_across_handles_on_one_file() {
 
 #[test]
 fn generate_timestamp_reserves_without_writing() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
+    let h = harness();
+    let mut broker = h.broker();
     let mut q = broker.queue("q").unwrap();
     let t1 = q.generate_timestamp().unwrap();
     let id = q.write("x").unwrap();
@@ -49,8 +44,8 @@ fn generate_timestamp_reserves_without_writing() {
 
 #[test]
 fn move_keeps_ids_and_exact_move_revives_consumed() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
+    let h = harness();
+    let mut broker = h.broker();
     let id = broker.queue("a").unwrap().write("one").unwrap();
     let moved = broker
         .queue("a")
@@ -70,17 +65,18 @@ fn move_keeps_ids_and_exact_move_revives_consumed() {
         broker.queue("c").unwrap().read().unwrap().unwrap().body,
         "one"
     );
-    assert!(broker
+    let onto_itself = broker
         .queue("a")
         .unwrap()
         .move_to("a", &Filter::all(), 1)
-        .is_err());
+        .unwrap_err();
+    assert_eq!(onto_itself.kind(), ErrorKind::InvalidInput);
 }
 
 #[test]
 fn time_bounds_select() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
+    let h = harness();
+    let mut broker = h.broker();
     let mut q = broker.queue("q").unwrap();
     let ids = q.write_many(&["a", "b", "c"]).unwrap();
     let after = Filter {
@@ -103,34 +99,38 @@ fn time_bounds_select() {
 
 #[test]
 fn aliases_follow_the_rules() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
+    let h = harness();
+    let mut broker = h.broker();
     broker.alias_add("in", "work").unwrap();
-    assert!(matches!(broker.alias_add("in", "x"), Err(Error::Alias(_))));
-    assert!(matches!(
-        broker.alias_add("other", "in"),
-        Err(Error::Alias(_))
-    ));
-    assert!(matches!(
-        broker.alias_add("same", "same"),
-        Err(Error::Alias(_))
-    ));
+    let kind = |r: litebroker::Result<()>| r.unwrap_err().kind();
+    assert_eq!(kind(broker.alias_add("in", "x")), ErrorKind::Conflict);
+    assert_eq!(kind(broker.alias_add("other", "in")), ErrorKind::Conflict);
+    assert_eq!(
+        kind(broker.alias_add("same", "same")),
+        ErrorKind::InvalidInput
+    );
     assert_eq!(broker.resolve("@in").unwrap(), "work");
     assert_eq!(broker.resolve("in").unwrap(), "in");
-    assert!(broker.resolve("@nope").is_err());
-    assert!(broker.resolve("@").is_err());
+    assert_eq!(
+        broker.resolve("@nope").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        broker.resolve("@").unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     assert_eq!(
         broker.aliases(Some("work")).unwrap(),
         [("in".to_string(), "work".to_string())]
     );
     broker.alias_remove("in").unwrap();
-    assert!(broker.alias_remove("in").is_err());
+    assert_eq!(kind(broker.alias_remove("in")), ErrorKind::NotFound);
 }
 
 #[test]
 fn broadcast_reaches_matching_queues_in_name_order() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
+    let h = harness();
+    let mut broker = h.broker();
     for q in ["jobs-b", "jobs-a", "other"] {
         broker.queue(q).unwrap().write("seed").unwrap();
     }
@@ -161,8 +161,8 @@ fn broadcast_reaches_matching_queues_in_name_order() {
 
 #[test]
 fn vacuum_removes_consumed_rows_only() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
+    let h = harness();
+    let mut broker = h.broker();
     broker
         .queue("q")
         .unwrap()
@@ -177,8 +177,8 @@ fn vacuum_removes_consumed_rows_only() {
 
 #[test]
 fn dump_and_load_round_trip_ids_and_order() {
-    let (_dir, db) = temp_db();
-    let mut src = open(&db);
+    let h = harness();
+    let mut src = h.broker();
     src.queue("b").unwrap().write_many(&["b1", "b2"]).unwrap();
     src.queue("a").unwrap().write("a1\nwith newline").unwrap();
     src.queue("b").unwrap().read().unwrap(); // consumed: not dumped
@@ -196,8 +196,8 @@ fn dump_and_load_round_trip_ids_and_order() {
         ["b2", "a1\nwith newline"]
     );
 
-    let (_dir2, db2) = temp_db();
-    let mut dst = open(&db2);
+    let h2 = harness();
+    let mut dst = h2.broker();
     let n = dst.load(&mut dumped.clone().into_iter().map(Ok)).unwrap();
     assert_eq!(n, 2);
     let mut again = vec![];
@@ -219,8 +219,8 @@ fn dump_and_load_round_trip_ids_and_order() {
 
 #[test]
 fn load_is_all_or_nothing() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
+    let h = harness();
+    let mut broker = h.broker();
     let id = broker.queue("q").unwrap().write("existing").unwrap();
     let rec = |id: i64, queue: &str| QueuedMessage {
         queue: queue.into(),
@@ -229,122 +229,152 @@ fn load_is_all_or_nothing() {
     let dup = vec![Ok(rec(id - 10, "q")), Ok(rec(id, "q"))];
     assert!(broker.load(&mut dup.into_iter()).is_err());
     let bad_name = vec![Ok(rec(id - 20, "q")), Ok(rec(id - 30, "-bad"))];
-    assert!(broker.load(&mut bad_name.into_iter()).is_err());
+    let err = broker.load(&mut bad_name.into_iter()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(broker.status().unwrap().total_messages, 1);
 }
 
 #[test]
 fn oversized_messages_are_refused() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
+    let h = harness();
+    let mut broker = h.broker();
     let max = "x".repeat(litebroker::message::MAX_MESSAGE_SIZE);
     broker.queue("q").unwrap().write(&max).unwrap();
     let over = format!("{max}y");
-    assert!(matches!(
-        broker.queue("q").unwrap().write(&over),
-        Err(Error::MessageTooLarge { .. })
-    ));
+    let err = broker.queue("q").unwrap().write(&over).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
     assert_eq!(broker.status().unwrap().total_messages, 1);
 }
 
 #[test]
-fn junk_file_is_refused_untouched() {
-    let (_dir, db) = temp_db();
-    std::fs::write(&db, b"this is not a database at all, just text").unwrap();
-    let before = std::fs::read(&db).unwrap();
-    assert!(matches!(
-        Broker::open(&db, &Settings::default()),
-        Err(Error::NotSqlite(_))
-    ));
-    assert!(std::fs::read(&db).unwrap() == before, "file was modified");
+fn deleting_messages_queues_and_everything() {
+    let h = harness();
+    let mut broker = h.broker();
+    let ids = broker
+        .queue("a")
+        .unwrap()
+        .write_many(&["a1", "a2", "a3"])
+        .unwrap();
+    broker.queue("b").unwrap().write("b1").unwrap();
+    assert!(broker.queue("a").unwrap().delete_message(ids[1]).unwrap());
+    assert!(
+        !broker.queue("a").unwrap().delete_message(ids[1]).unwrap(),
+        "already gone"
+    );
+    assert!(
+        !broker.queue("b").unwrap().delete_message(ids[0]).unwrap(),
+        "another queue's message"
+    );
+    let stats = broker.list().unwrap();
+    let counts: Vec<(&str, u64)> = stats.iter().map(|s| (s.name.as_str(), s.pending)).collect();
+    assert_eq!(counts, [("a", 2), ("b", 1)]);
+    assert_eq!(broker.queue("b").unwrap().delete().unwrap(), 1);
+    assert!(broker.queue("b").unwrap().read().unwrap().is_none());
+    assert!(broker.delete_all().unwrap() >= 2);
+    assert!(broker.list().unwrap().is_empty());
+    assert_eq!(broker.status().unwrap().total_messages, 0);
 }
 
 #[test]
-fn foreign_magic_is_refused_untouched() {
-    let (_dir, db) = temp_db();
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value); INSERT INTO meta VALUES ('magic', 'someone-else');").unwrap();
+fn invalid_queue_names_are_invalid_input() {
+    let h = harness();
+    let mut broker = h.broker();
+    for bad in ["", "-lead", ".dot", "has space", "@alias"] {
+        let err = broker.queue(bad).err().expect(bad);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}: {err}");
     }
-    let before = std::fs::read(&db).unwrap();
-    assert!(matches!(
-        Broker::open(&db, &Settings::default()),
-        Err(Error::ForeignDatabase { .. })
-    ));
-    assert!(std::fs::read(&db).unwrap() == before, "file was modified");
+    assert!(broker.list().unwrap().is_empty(), "nothing was written");
 }
 
 #[test]
-fn newer_schema_is_refused() {
-    let (_dir, db) = temp_db();
-    drop(open(&db));
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute("UPDATE meta SET value = 5 WHERE key = 'schema_version'", [])
-        .unwrap();
-    assert!(matches!(
-        Broker::open(&db, &Settings::default()),
-        Err(Error::ForeignDatabase { .. })
-    ));
-}
-
-#[test]
-fn plain_sqlite_file_is_adopted() {
-    let (_dir, db) = temp_db();
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch("CREATE TABLE notes (x);")
-        .unwrap();
-    let mut broker = open(&db);
-    broker.queue("q").unwrap().write("hello").unwrap();
+fn connections_of_one_connector_see_each_others_writes_at_once() {
+    let h = harness();
+    let connector = h.connector();
+    let mut a = litebroker::Broker::connect(connector.clone()).unwrap();
+    let mut b = litebroker::Broker::connect(connector).unwrap();
+    a.queue("q").unwrap().write("from a").unwrap();
     assert_eq!(
-        broker.queue("q").unwrap().read().unwrap().unwrap().body,
-        "hello"
+        b.queue("q").unwrap().read().unwrap().unwrap().body,
+        "from a"
+    );
+    assert!(
+        a.queue("q").unwrap().read().unwrap().is_none(),
+        "b consumed it"
+    );
+    b.alias_add("in", "q").unwrap();
+    assert_eq!(a.resolve("@in").unwrap(), "q");
+    b.configure_queue(
+        "q",
+        &litebroker::QueueConfig {
+            visibility: Some(Duration::from_secs(7)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        a.queue("q").unwrap().config().unwrap().visibility,
+        Some(Duration::from_secs(7))
     );
 }
 
 #[test]
-fn new_file_is_private_and_in_wal_mode() {
-    use std::os::unix::fs::PermissionsExt;
-    let (_dir, db) = temp_db();
-    drop(open(&db));
-    assert_eq!(
-        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    let vacuum: i64 = conn
-        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!((mode.as_str(), vacuum), ("wal", 2));
+fn now_ns_is_the_connectors_clock() {
+    let h = harness();
+    let clock = litebroker::clock::ManualClock::new();
+    let mut b = h.broker_with_clock(Arc::new(clock.clone()));
+    let start = b.now_ns().unwrap();
+    assert_eq!(start, clock.now_ns(), "the database's now is the clock's");
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(b.now_ns().unwrap() - start, 3_600_000_000_000);
+    // Another connection of a connector with the same clock agrees.
+    let mut other = h.broker_with_clock(Arc::new(clock.clone()));
+    assert_eq!(other.now_ns().unwrap(), b.now_ns().unwrap());
+    // Without a clock, the database's now is the real one.
+    let real = h.broker().now_ns().unwrap();
+    assert!((real - litebroker::id::now_ns()).abs() < 60_000_000_000);
 }
 
 #[test]
-fn vacuum_gives_the_space_back() {
-    let (_dir, db) = temp_db();
-    let mut broker = open(&db);
-    let body = "x".repeat(200);
-    let bodies: Vec<&str> = (0..20_000).map(|_| body.as_str()).collect();
-    broker.queue("q").unwrap().write_many(&bodies).unwrap();
-    while !broker
-        .queue("q")
-        .unwrap()
-        .read_many(&Filter::all(), 5000)
-        .unwrap()
-        .is_empty()
-    {}
-    broker.vacuum(false).unwrap();
-    let size = std::fs::metadata(&db).unwrap().len();
-    assert!(size < 200_000, "file still {size} bytes after vacuum");
+fn the_change_feed_wakes_a_waiter_when_another_connection_writes() {
+    let h = harness();
+    let broker = h.broker();
+    let feed = broker.changes();
+    let seen = feed.generation();
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        let now = feed.wait(seen, Duration::from_secs(20));
+        (now, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut writer = Broker::connect(h.connector()).unwrap();
+    writer.queue("q").unwrap().write("wake up").unwrap();
+    let (now, waited) = waiter.join().unwrap();
+    assert!(now > seen, "woken by the write, not by the timeout");
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+}
+
+#[test]
+fn a_change_feed_listener_hears_a_write() {
+    let h = harness();
+    let broker = h.broker();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let listener = broker.changes().listen(move || {
+        let _ = tx.lock().unwrap().send(());
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    while rx.try_recv().is_ok() {} // whatever starting the feed reported
+    let mut writer = Broker::connect(h.connector()).unwrap();
+    writer.queue("q").unwrap().write("hello").unwrap();
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the listener was called after the write");
+    drop(listener);
 }
 
 /// Writes `bodies` in one batch and reads them back, in order.
 fn batch_round_trip(bodies: &[String]) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut b = Broker::open(&dir.path().join(".broker.db"), &Settings::default()).unwrap();
+    let h = harness();
+    let mut b = h.broker();
     let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
     let ids = b.queue("q").unwrap().write_many(&refs).unwrap();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");

@@ -1,16 +1,14 @@
-//! Lossless delivery through the library: what a sink does not take stays
-//! queued in place, and messages held by a dead process are settled by the
-//! next reader according to its recorded progress.
+//! Lossless delivery through the library, on any backend (see `harness`):
+//! what a sink does not take stays queued in place. (How a dead holder's
+//! messages are settled by its recorded progress is SQLite's business:
+//! `tests/sqlite_backend.rs`.)
 
-use std::path::Path;
+mod harness;
 
+use harness::harness;
 use litebroker::delivery::{DeliveryError, Pacing, Sink};
 use litebroker::message::Filter;
-use litebroker::{Broker, Message, Settings};
-
-fn open(path: &Path) -> Broker {
-    Broker::open(path, &Settings::default()).expect("open database")
-}
+use litebroker::{Broker, Message};
 
 fn fill(broker: &mut Broker, queue: &str, n: usize) {
     let bodies: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
@@ -79,8 +77,8 @@ fn all_pacing(ack_every: usize) -> Pacing {
 
 #[test]
 fn failing_sink_leaves_the_rest_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = open(&dir.path().join("q.db"));
+    let h = harness();
+    let mut broker = h.broker();
     fill(&mut broker, "q", 20);
     let mut sink = FlakySink::failing_after(9);
     let out = broker
@@ -100,8 +98,8 @@ fn failing_sink_leaves_the_rest_in_order() {
 
 #[test]
 fn partial_flush_consumes_exactly_what_got_through() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = open(&dir.path().join("q.db"));
+    let h = harness();
+    let mut broker = h.broker();
     fill(&mut broker, "q", 10);
     let mut sink = FlakySink::failing_after(usize::MAX);
     sink.flush_keeps = Some(2); // the first flush gets 2 of its 4 messages out
@@ -119,8 +117,8 @@ fn partial_flush_consumes_exactly_what_got_through() {
 
 #[test]
 fn successful_delivery_consumes_everything_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = open(&dir.path().join("q.db"));
+    let h = harness();
+    let mut broker = h.broker();
     fill(&mut broker, "q", 50);
     let mut sink = FlakySink::failing_after(usize::MAX);
     let n = broker
@@ -131,16 +129,12 @@ fn successful_delivery_consumes_everything_once() {
     assert_eq!(n, 50);
     assert_eq!(sink.taken.len(), 50);
     assert!(drain(&mut broker, "q").is_empty());
-    assert!(
-        !dir.path().join("q.db.holder-1").exists(),
-        "progress file removed"
-    );
 }
 
 #[test]
 fn max_limits_the_delivery() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = open(&dir.path().join("q.db"));
+    let h = harness();
+    let mut broker = h.broker();
     fill(&mut broker, "q", 5);
     let mut sink = FlakySink::failing_after(usize::MAX);
     let n = broker
@@ -152,65 +146,10 @@ fn max_limits_the_delivery() {
     assert_eq!(drain(&mut broker, "q").len(), 4);
 }
 
-/// Simulates a reader that died mid-delivery: messages marked held by a
-/// holder whose process no longer exists, with a progress file.
-#[test]
-fn dead_holder_is_settled_by_its_progress() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("q.db");
-    let mut broker = open(&db);
-    fill(&mut broker, "q", 10);
-    drop(broker);
-
-    let dead_pid = {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        pid
-    };
-    let me = litebroker::backend::sqlite::holder::ProcessIdentity::current();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute(
-        "INSERT INTO lb_holders (token, pid, start_time, boot_id, host, created_ns) VALUES (5, ?1, 1, ?2, ?3, 0)",
-        rusqlite::params![dead_pid, me.boot_id, me.host],
-    )
-    .unwrap();
-    // The dead reader held m0..m5 and had delivered up to m2 (seq 3).
-    conn.execute("UPDATE messages SET claimed = -5 WHERE id <= 6", [])
-        .unwrap();
-    drop(conn);
-    // A progress record: the storage position, then the holder's tag (its created_ns).
-    let record = [3i64.to_le_bytes(), 0i64.to_le_bytes()].concat();
-    std::fs::write(dir.path().join("q.db.holder-5"), record).unwrap();
-
-    let mut broker = open(&db);
-    let left = drain(&mut broker, "q");
-    assert_eq!(left, (3..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
-    assert!(!dir.path().join("q.db.holder-5").exists());
-}
-
-#[test]
-fn live_holder_is_left_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("q.db");
-    let mut broker = open(&db);
-    fill(&mut broker, "q", 3);
-    let me = litebroker::backend::sqlite::holder::ProcessIdentity::current();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute(
-        "INSERT INTO lb_holders (token, pid, start_time, boot_id, host, created_ns) VALUES (9, ?1, ?2, ?3, ?4, 0)",
-        rusqlite::params![me.pid, me.start_time, me.boot_id, me.host],
-    )
-    .unwrap();
-    conn.execute("UPDATE messages SET claimed = -9 WHERE id = 1", [])
-        .unwrap();
-    assert_eq!(drain(&mut broker, "q"), ["m1", "m2"]);
-}
-
 #[test]
 fn read_iter_dropped_early_keeps_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = open(&dir.path().join("q.db"));
+    let h = harness();
+    let mut broker = h.broker();
     fill(&mut broker, "q", 250);
     let mut q = broker.queue("q").unwrap();
     let first: Vec<String> = q
@@ -232,8 +171,8 @@ fn read_iter_dropped_early_keeps_the_rest() {
 
 #[test]
 fn peek_iter_sees_everything_and_consumes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = open(&dir.path().join("q.db"));
+    let h = harness();
+    let mut broker = h.broker();
     fill(&mut broker, "q", 205);
     let mut q = broker.queue("q").unwrap();
     assert_eq!(q.peek_iter(&Filter::all()).count(), 205);

@@ -1,26 +1,20 @@
 //! Leases, receipts, nacks, dead letters, delays and headers through the
-//! library, on a real database file, with a hand-moved clock so that every
-//! expiry is exact.
+//! library, on any backend (see `harness`), with a hand-moved clock given to
+//! the connector so that every expiry is exact.
 
-use std::path::Path;
+mod harness;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use harness::{harness, Harness};
 use litebroker::clock::ManualClock;
-use litebroker::lease::ReceiptError;
+use litebroker::error::ErrorKind;
 use litebroker::message::Filter;
-use litebroker::{Broker, Error, Headers, NackOutcome, QueueConfig, Receipt, Settings};
+use litebroker::{Broker, Headers, NackOutcome, QueueConfig, Receipt};
 
-fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join(".broker.db");
-    (dir, db)
-}
-
-fn open_with(path: &Path, clock: &ManualClock) -> Broker {
-    let mut broker = Broker::open(path, &Settings::default()).expect("open database");
-    broker.set_clock(Arc::new(clock.clone()));
-    broker
+fn open_with(h: &dyn Harness, clock: &ManualClock) -> Broker {
+    h.broker_with_clock(Arc::new(clock.clone()))
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -41,9 +35,9 @@ fn bodies(broker: &mut Broker, queue: &str) -> Vec<String> {
 
 #[test]
 fn leased_message_is_invisible_until_acked() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     b.queue("q").unwrap().write_many(&["a", "b"]).unwrap();
     let m = lease_one(&mut b, "q", 30).unwrap();
     assert_eq!((m.body.as_str(), m.receives), ("a", 1));
@@ -51,7 +45,7 @@ fn leased_message_is_invisible_until_acked() {
     assert_eq!(receipt.id, m.id);
     // Invisible to peek, read and a second lease; b is next.
     assert_eq!(bodies(&mut b, "q"), ["b"]);
-    let mut other = open_with(&db, &clock);
+    let mut other = open_with(&*h, &clock);
     assert_eq!(other.queue("q").unwrap().read().unwrap().unwrap().body, "b");
     assert!(lease_one(&mut other, "q", 30).is_none());
     let stats = b.list().unwrap();
@@ -67,17 +61,14 @@ fn leased_message_is_invisible_until_acked() {
     );
     // Single use: a second ack is refused.
     let again = b.queue("q").unwrap().ack(&receipt).unwrap_err();
-    assert!(
-        matches!(again, Error::Receipt(ReceiptError::Unknown { .. })),
-        "{again}"
-    );
+    assert_eq!(again.kind(), ErrorKind::NotFound, "{again}");
 }
 
 #[test]
 fn expired_lease_returns_in_place_with_receives_raised_and_old_receipt_fenced() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     b.queue("q")
         .unwrap()
         .write_many(&["first", "second"])
@@ -95,10 +86,7 @@ fn expired_lease_returns_in_place_with_receives_raised_and_old_receipt_fenced() 
     assert_eq!((again.body.as_str(), again.receives), ("first", 2));
     let old = first.receipt.unwrap();
     let err = b.queue("q").unwrap().ack(&old).unwrap_err();
-    assert!(
-        matches!(err, Error::Receipt(ReceiptError::Stale(_))),
-        "{err}"
-    );
+    assert_eq!(err.kind(), ErrorKind::Stale, "{err}");
     // The stale receipt did not touch the new delivery.
     b.queue("q").unwrap().ack(&again.receipt.unwrap()).unwrap();
     assert_eq!(bodies(&mut b, "q"), ["second"]);
@@ -106,9 +94,9 @@ fn expired_lease_returns_in_place_with_receives_raised_and_old_receipt_fenced() 
 
 #[test]
 fn a_late_ack_before_redelivery_still_counts() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     b.queue("q").unwrap().write("x").unwrap();
     let m = lease_one(&mut b, "q", 5).unwrap();
     clock.advance(SECOND * 6);
@@ -119,9 +107,9 @@ fn a_late_ack_before_redelivery_still_counts() {
 
 #[test]
 fn nack_now_later_and_extend() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     b.queue("q").unwrap().write_many(&["a", "b"]).unwrap();
     let a = lease_one(&mut b, "q", 30).unwrap();
     let out = b
@@ -142,7 +130,7 @@ fn nack_now_later_and_extend() {
     assert_eq!(bodies(&mut b, "q"), ["b"]);
     // A nacked receipt is spent.
     let err = b.queue("q").unwrap().nack(&a.receipt.unwrap(), None);
-    assert!(matches!(err, Err(Error::Receipt(ReceiptError::Stale(_)))));
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::Stale);
     clock.advance(SECOND * 5);
     assert_eq!(bodies(&mut b, "q"), ["a", "b"]);
 
@@ -154,30 +142,29 @@ fn nack_now_later_and_extend() {
     assert_eq!(bodies(&mut b, "q"), ["b"], "extended: still leased at 17 s");
     clock.advance(SECOND);
     assert_eq!(bodies(&mut b, "q"), ["a", "b"], "expired at 18 s");
-    assert!(matches!(
-        b.queue("q").unwrap().extend(&r, SECOND),
-        Err(Error::Receipt(ReceiptError::Stale(_)))
-    ));
+    let err = b.queue("q").unwrap().extend(&r, SECOND).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Stale, "{err}");
 }
 
 #[test]
 fn receipts_of_another_queue_or_unknown_ids_are_refused() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     b.queue("q").unwrap().write("x").unwrap();
     let m = lease_one(&mut b, "q", 30).unwrap();
     let r = m.receipt.unwrap();
     let err = b.queue("other").unwrap().ack(&r).unwrap_err();
-    assert!(matches!(err, Error::Receipt(ReceiptError::Unknown { .. })));
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let forged = Receipt {
         nonce: r.nonce ^ 1,
         ..r
     };
     let err = b.queue("q").unwrap().ack(&forged).unwrap_err();
-    assert!(matches!(err, Error::Receipt(ReceiptError::Stale(_))));
+    assert_eq!(err.kind(), ErrorKind::Stale, "{err}");
     let missing = Receipt { id: 12345, ..r };
-    assert!(b.queue("q").unwrap().ack(&missing).is_err());
+    let err = b.queue("q").unwrap().ack(&missing).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let results = b.queue("q").unwrap().ack_many(&[forged, r]).unwrap();
     assert!(results[0].is_err() && results[1].is_ok());
     assert!(bodies(&mut b, "q").is_empty());
@@ -185,9 +172,9 @@ fn receipts_of_another_queue_or_unknown_ids_are_refused() {
 
 #[test]
 fn max_receives_dead_letters_with_reason_and_redrive_brings_back() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     let config = QueueConfig {
         visibility: Some(SECOND * 10),
         max_receives: Some(2),
@@ -254,57 +241,57 @@ fn max_receives_dead_letters_with_reason_and_redrive_brings_back() {
 
 #[test]
 fn bad_queue_configs_are_refused() {
-    let (_d, db) = temp_db();
-    let mut b = Broker::open(&db, &Settings::default()).unwrap();
+    let h = harness();
+    let mut b = h.broker();
     let own = QueueConfig {
         dead_letter: Some("q".into()),
         ..QueueConfig::default()
     };
-    assert!(matches!(
-        b.configure_queue("q", &own),
-        Err(Error::QueueConfig(_))
-    ));
+    assert_eq!(
+        b.configure_queue("q", &own).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     let no_dlq = QueueConfig {
         max_receives: Some(3),
         ..QueueConfig::default()
     };
-    assert!(matches!(
-        b.configure_queue("q", &no_dlq),
-        Err(Error::QueueConfig(_))
-    ));
+    assert_eq!(
+        b.configure_queue("q", &no_dlq).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     let zero = QueueConfig {
         max_receives: Some(0),
         dead_letter: Some("d".into()),
         ..QueueConfig::default()
     };
-    assert!(matches!(
-        b.configure_queue("q", &zero),
-        Err(Error::QueueConfig(_))
-    ));
+    assert_eq!(
+        b.configure_queue("q", &zero).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     let bad_name = QueueConfig {
         dead_letter: Some("-x".into()),
         ..QueueConfig::default()
     };
-    assert!(matches!(
-        b.configure_queue("q", &bad_name),
-        Err(Error::InvalidQueueName(_))
-    ));
+    assert_eq!(
+        b.configure_queue("q", &bad_name).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     let zero_lease = QueueConfig {
         visibility: Some(Duration::ZERO),
         ..QueueConfig::default()
     };
-    assert!(matches!(
-        b.configure_queue("q", &zero_lease),
-        Err(Error::QueueConfig(_))
-    ));
+    assert_eq!(
+        b.configure_queue("q", &zero_lease).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     assert!(b.queue_configs().unwrap().is_empty(), "nothing stored");
 }
 
 #[test]
 fn delayed_write_is_invisible_until_due_and_keeps_headers() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     let headers = Headers::from_assignments(&["kind=job", "try=1"]).unwrap();
     b.queue("q")
         .unwrap()
@@ -328,9 +315,9 @@ fn delayed_write_is_invisible_until_due_and_keeps_headers() {
 
 #[test]
 fn headers_survive_move_lease_and_dump() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     let headers =
         Headers::from_assignments(&["p=high", "n=3", "f=1.5", "ok=true", "z=null"]).unwrap();
     b.queue("a")
@@ -360,27 +347,145 @@ fn headers_survive_move_lease_and_dump() {
 
 #[test]
 fn deleting_a_queue_forgets_its_leases() {
-    let (_d, db) = temp_db();
+    let h = harness();
     let clock = ManualClock::new();
-    let mut b = open_with(&db, &clock);
+    let mut b = open_with(&*h, &clock);
     b.queue("q").unwrap().write("x").unwrap();
     let m = lease_one(&mut b, "q", 30).unwrap();
     b.queue("q").unwrap().delete().unwrap();
-    assert!(b.queue("q").unwrap().ack(&m.receipt.unwrap()).is_err());
+    let err = b.queue("q").unwrap().ack(&m.receipt.unwrap()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert_eq!(b.status().unwrap().leased, 0);
 }
 
 #[test]
 fn zero_or_huge_leases_are_refused() {
-    let (_d, db) = temp_db();
-    let mut b = Broker::open(&db, &Settings::default()).unwrap();
+    let h = harness();
+    let mut b = h.broker();
     b.queue("q").unwrap().write("x").unwrap();
     let mut q = b.queue("q").unwrap();
-    assert!(q.lease(&Filter::all(), 1, Some(Duration::ZERO)).is_err());
-    assert!(q.lease(&Filter::all(), 1, Some(SECOND * 86_400)).is_err());
+    for refused in [Duration::ZERO, SECOND * 86_400] {
+        let err = q.lease(&Filter::all(), 1, Some(refused)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{refused:?}: {err}");
+    }
     assert_eq!(
         q.peek(&Filter::all()).unwrap().unwrap().body,
         "x",
         "untouched"
     );
+}
+
+#[test]
+fn give_back_dead_letter_and_the_wait_for_a_lease() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    b.queue("q").unwrap().write_many(&["a", "b"]).unwrap();
+    let a = lease_one(&mut b, "q", 30).unwrap();
+    let until = |b: &mut Broker| b.queue("q").unwrap().until_visible().unwrap();
+    assert_eq!(until(&mut b), Some(SECOND * 30), "the lease's end");
+    clock.advance(SECOND * 10);
+    assert_eq!(until(&mut b), Some(SECOND * 20));
+    b.queue("q")
+        .unwrap()
+        .give_back(&a.receipt.unwrap())
+        .unwrap();
+    assert_eq!(until(&mut b), None, "nothing is waiting");
+    assert_eq!(bodies(&mut b, "q"), ["a", "b"], "back in place");
+    let a = lease_one(&mut b, "q", 30).unwrap();
+    assert_eq!(a.receives, 1, "a give-back is not counted");
+
+    let receipt = a.receipt.unwrap();
+    b.queue("q")
+        .unwrap()
+        .dead_letter(&receipt, "q.dead", "operator said so")
+        .unwrap();
+    assert_eq!(bodies(&mut b, "q"), ["b"]);
+    let dead = b.queue("q.dead").unwrap().read().unwrap().unwrap();
+    let record = dead.dead_letter.expect("a dead-letter record");
+    assert_eq!(
+        (
+            dead.body.as_str(),
+            record.source.as_str(),
+            record.reason.as_str()
+        ),
+        ("a", "q", "operator said so")
+    );
+    let err = b
+        .queue("q")
+        .unwrap()
+        .dead_letter(&receipt, "q.dead", "again")
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Stale),
+        "a spent receipt: {err}"
+    );
+    let other = lease_one(&mut b, "q", 30).unwrap().receipt.unwrap();
+    let err = b
+        .queue("q")
+        .unwrap()
+        .dead_letter(&other, "q", "itself")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[test]
+fn one_batch_can_mix_delays() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    let out = |body, delay| litebroker::Outgoing {
+        body,
+        headers: None,
+        delay,
+    };
+    let batch = [
+        out("now", None),
+        out("soon", Some(SECOND * 5)),
+        out("later", Some(SECOND * 50)),
+    ];
+    let ids = b.queue("q").unwrap().write_batch(&batch).unwrap();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(bodies(&mut b, "q"), ["now"]);
+    assert_eq!(
+        b.queue("q").unwrap().until_visible().unwrap(),
+        Some(SECOND * 5)
+    );
+    clock.advance(SECOND * 5);
+    assert_eq!(bodies(&mut b, "q"), ["now", "soon"]);
+    clock.advance(SECOND * 45);
+    assert_eq!(bodies(&mut b, "q"), ["now", "soon", "later"], "id order");
+}
+
+#[test]
+fn deliver_leased_leaves_what_it_delivered_leased() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    b.queue("q")
+        .unwrap()
+        .write_many(&["a", "b", "c", "d", "e"])
+        .unwrap();
+    let mut receipts = Vec::new();
+    let mut sink = litebroker::watch::HandlerSink::new(|m: &litebroker::Message| {
+        receipts.push(m.receipt.expect("a leased message has a receipt"));
+        Ok::<(), ()>(())
+    });
+    let pacing = litebroker::delivery::Pacing {
+        max: Some(3),
+        batch: 2,
+        ack_every: 1,
+    };
+    let n = b
+        .queue("q")
+        .unwrap()
+        .deliver_leased(&Filter::all(), pacing, Some(SECOND * 30), &mut sink)
+        .unwrap();
+    assert_eq!((n, receipts.len()), (3, 3));
+    assert_eq!(bodies(&mut b, "q"), ["d", "e"]);
+    assert_eq!(b.status().unwrap().leased, 3);
+    let acked = b.queue("q").unwrap().ack_many(&receipts).unwrap();
+    assert!(acked.iter().all(Result::is_ok));
+    clock.advance(SECOND * 60);
+    assert_eq!(bodies(&mut b, "q"), ["d", "e"], "acked: gone for good");
 }

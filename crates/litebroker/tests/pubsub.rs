@@ -1,22 +1,21 @@
-//! Publish/subscribe through the library on a real database file: fan-out,
-//! offsets, consumer groups, replay, retention, request/reply, bad input.
+//! Publish/subscribe through the library, on any backend (see `harness`):
+//! fan-out, offsets, consumer groups, replay, retention, request/reply, bad
+//! input.
 
-use std::path::Path;
+mod harness;
+
 use std::time::Duration;
 
+use harness::{harness, Harness};
+use litebroker::error::ErrorKind;
 use litebroker::message::Filter;
 use litebroker::pubsub::{NewSubscription, Retention, StartFrom};
 use litebroker::watch::StopHandle;
-use litebroker::{Broker, Error, Headers, Settings, Subscription};
+use litebroker::{Broker, Headers, Subscription};
 
-fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join(".broker.db");
-    (dir, db)
-}
-
-fn open(path: &Path) -> Broker {
-    Broker::open(path, &Settings::default()).unwrap()
+/// A new connection to the test database.
+fn open(db: &dyn Harness) -> Broker {
+    db.broker()
 }
 
 fn subscribe(b: &mut Broker, name: &str, pattern: &str, from: StartFrom) -> u64 {
@@ -44,7 +43,7 @@ fn publish(b: &mut Broker, topic: &str, body: &str) -> litebroker::Published {
 
 #[test]
 fn fan_out_follows_patterns_and_offsets_are_per_topic_and_gap_free() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     subscribe(&mut b, "all-news", "news.+", StartFrom::Latest);
     subscribe(&mut b, "one-level", "news.=", StartFrom::Latest);
@@ -83,7 +82,7 @@ fn fan_out_follows_patterns_and_offsets_are_per_topic_and_gap_free() {
 
 #[test]
 fn delivered_messages_carry_topic_offset_and_headers() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     subscribe(&mut b, "s", "orders.+", StartFrom::Latest);
     let headers = Headers::from_assignments(&["region=eu", "qty=3", "rush=true"]).unwrap();
@@ -99,7 +98,7 @@ fn delivered_messages_carry_topic_offset_and_headers() {
 
 #[test]
 fn a_consumer_group_shares_a_subscription_and_subscriptions_each_get_everything() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     subscribe(&mut b, "group", "jobs", StartFrom::Latest);
     subscribe(&mut b, "audit", "jobs", StartFrom::Latest);
@@ -123,7 +122,7 @@ fn a_consumer_group_shares_a_subscription_and_subscriptions_each_get_everything(
 
 #[test]
 fn replay_from_earliest_offset_and_time() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     for i in 0..5 {
         publish(&mut b, "t.a", &format!("a{i}"));
@@ -170,7 +169,7 @@ fn replay_from_earliest_offset_and_time() {
 
 #[test]
 fn retention_by_count_and_by_age() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     b.set_retention("logs.+", &Retention::parse("3").unwrap())
         .unwrap();
@@ -203,8 +202,28 @@ fn retention_by_count_and_by_age() {
 }
 
 #[test]
+fn retention_settings_are_stored_per_pattern_and_removed_when_unbounded() {
+    let db = harness();
+    let mut b = open(&db);
+    assert!(b.retention_setting("logs.+").unwrap().is_unbounded());
+    let three = Retention::parse("3").unwrap();
+    b.set_retention("logs.+", &three).unwrap();
+    let week = Retention::parse("7d").unwrap();
+    b.set_retention("audit", &week).unwrap();
+    assert_eq!(b.retention_setting("logs.+").unwrap(), three);
+    assert_eq!(b.retention_setting("audit").unwrap(), week);
+    assert!(
+        b.retention_setting("logs.app").unwrap().is_unbounded(),
+        "exactly the pattern"
+    );
+    b.set_retention("logs.+", &Retention::default()).unwrap();
+    assert!(b.retention_setting("logs.+").unwrap().is_unbounded());
+    assert_eq!(b.retention_setting("audit").unwrap(), week);
+}
+
+#[test]
 fn subscription_names_and_patterns_are_checked() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     b.queue("busy").unwrap().write("x").unwrap();
     fn sub<'a>(name: &'a str, pattern: &'a str) -> NewSubscription<'a> {
@@ -215,46 +234,38 @@ fn subscription_names_and_patterns_are_checked() {
             ephemeral: None,
         }
     }
-    assert!(matches!(
-        b.create_subscription(&sub("busy", "t")),
-        Err(Error::Subscription(_))
-    ));
+    let kind = |r: litebroker::Result<u64>| r.unwrap_err().kind();
+    assert_eq!(
+        kind(b.create_subscription(&sub("busy", "t"))),
+        ErrorKind::Conflict,
+        "a queue's name"
+    );
     subscribe(&mut b, "s", "t", StartFrom::Latest);
-    assert!(matches!(
-        b.create_subscription(&sub("s", "t")),
-        Err(Error::Subscription(_))
-    ));
-    assert!(matches!(
-        b.create_subscription(&sub("-bad", "t")),
-        Err(Error::InvalidQueueName(_))
-    ));
-    assert!(matches!(
-        b.create_subscription(&sub("p", "a..b")),
-        Err(Error::Topic(_))
-    ));
-    assert!(matches!(
-        b.create_subscription(&sub("p", "a.*")),
-        Err(Error::Topic(_))
-    ));
-    assert!(matches!(
-        b.publish("news.=", "x", &Headers::new()),
-        Err(Error::Topic(_))
-    ));
-    assert!(matches!(
-        b.publish("a_b", "x", &Headers::new()),
-        Err(Error::Topic(_))
-    ));
+    assert_eq!(
+        kind(b.create_subscription(&sub("s", "t"))),
+        ErrorKind::Conflict,
+        "a subscription's name"
+    );
+    for (name, pattern) in [("-bad", "t"), ("p", "a..b"), ("p", "a.*")] {
+        assert_eq!(
+            kind(b.create_subscription(&sub(name, pattern))),
+            ErrorKind::InvalidInput,
+            "{name} {pattern}"
+        );
+    }
+    for topic in ["news.=", "a_b"] {
+        let err = b.publish(topic, "x", &Headers::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{topic}: {err}");
+    }
     assert!(b.topics().unwrap().is_empty(), "nothing was published");
     assert!(!b.delete_subscription("unknown").unwrap());
-    assert!(matches!(
-        Subscription::open(sqlite(&db, &Settings::default()), "unknown"),
-        Err(Error::Subscription(_))
-    ));
+    let err = Subscription::open(db.connector(), "unknown").err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
 
 #[test]
 fn unsubscribe_removes_the_subscription_and_its_pending_messages() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     subscribe(&mut b, "s", "t", StartFrom::Latest);
     publish(&mut b, "t", "pending");
@@ -271,10 +282,9 @@ fn unsubscribe_removes_the_subscription_and_its_pending_messages() {
 
 #[test]
 fn subscription_handle_fetches_and_subscribes_with_a_timeout() {
-    let (_d, db) = temp_db();
-    let settings = Settings::default();
+    let db = harness();
     let mut sub =
-        Subscription::create(sqlite(&db, &settings), "inbox", "mail.+", StartFrom::Latest).unwrap();
+        Subscription::create(db.connector(), "inbox", "mail.+", StartFrom::Latest).unwrap();
     assert!(sub.fetch().unwrap().is_none(), "non-blocking");
     let mut b = open(&db);
     publish(&mut b, "mail.in", "one");
@@ -300,18 +310,12 @@ fn subscription_handle_fetches_and_subscribes_with_a_timeout() {
 
 #[test]
 fn request_gets_the_first_reply_or_times_out() {
-    let (_d, db) = temp_db();
-    let settings = Settings::default();
-    let mut server = Subscription::create(
-        sqlite(&db, &settings),
-        "rpc-server",
-        "rpc.echo",
-        StartFrom::Latest,
-    )
-    .unwrap();
-    let db2 = db.clone();
+    let db = harness();
+    let mut server =
+        Subscription::create(db.connector(), "rpc-server", "rpc.echo", StartFrom::Latest).unwrap();
+    let connector = db.connector();
     let responder = std::thread::spawn(move || {
-        let mut b = open(&db2);
+        let mut b = Broker::connect(connector).unwrap();
         let stop = StopHandle::new();
         let done = stop.clone();
         server
@@ -360,53 +364,11 @@ fn request_gets_the_first_reply_or_times_out() {
 
 #[test]
 fn reply_needs_a_reply_to_header() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     let plain = litebroker::Message::new(1, "x", 1);
-    assert!(matches!(
-        b.reply(&plain, "answer", &Headers::new()),
-        Err(Error::InvalidRequest(_))
-    ));
-}
-
-#[test]
-fn an_ephemeral_subscription_whose_owner_cannot_be_seen_lives_while_touched() {
-    let (_d, db) = temp_db();
-    let clock = litebroker::clock::ManualClock::new();
-    let mut b = open(&db);
-    b.set_clock(std::sync::Arc::new(clock.clone()));
-    b.create_subscription(&NewSubscription {
-        name: "remote",
-        pattern: "t",
-        from: StartFrom::Latest,
-        ephemeral: Some(Duration::from_secs(10)),
-    })
-    .unwrap();
-    // Its owner runs on another machine: liveness cannot be checked there.
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute(
-            "UPDATE lb_subscriptions SET host = 'elsewhere' WHERE name = 'remote'",
-            [],
-        )
-        .unwrap();
-    let names = |b: &mut Broker| -> Vec<String> {
-        b.subscriptions()
-            .unwrap()
-            .into_iter()
-            .map(|s| s.name)
-            .collect()
-    };
-    clock.advance(Duration::from_secs(8));
-    assert!(b.backend().touch_subscription("remote").unwrap());
-    clock.advance(Duration::from_secs(8));
-    assert_eq!(names(&mut b), ["remote"], "touched 8 s ago: alive");
-    clock.advance(Duration::from_secs(3));
-    assert!(
-        names(&mut b).is_empty(),
-        "untouched for 11 s: expired and removed"
-    );
-    assert!(!b.backend().touch_subscription("remote").unwrap());
+    let err = b.reply(&plain, "answer", &Headers::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
 /// Reads (consumes) up to `n` messages of `queue`.
@@ -468,7 +430,7 @@ fn publish_batches(b: &mut Broker, n: i64, batch: usize) {
 
 #[test]
 fn batched_copies_keep_order_origin_and_headers_through_read_lease_move_and_replay() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     for name in ["a", "b", "c"] {
         subscribe(&mut b, name, "t", StartFrom::Latest);
@@ -519,32 +481,47 @@ fn batched_copies_keep_order_origin_and_headers_through_read_lease_move_and_repl
 }
 
 #[test]
-fn vacuum_forgets_copy_records_only_when_every_copy_is_consumed() {
-    let (_d, db) = temp_db();
+fn vacuum_keeps_copies_still_waiting_with_their_origin() {
+    let db = harness();
     let mut b = open(&db);
     subscribe(&mut b, "done", "t", StartFrom::Latest);
     subscribe(&mut b, "waiting", "t", StartFrom::Latest);
     publish_batches(&mut b, 6, 3);
-    let spans = |db: &Path| -> i64 {
-        let conn = rusqlite::Connection::open(db).unwrap();
-        conn.query_row("SELECT COUNT(*) FROM lb_copy_spans", [], |r| r.get(0))
-            .unwrap()
-    };
-    assert_eq!(spans(&db), 4, "one record per batch and subscription");
     assert_eq!(drain(&mut b, "done").len(), 6);
-    // One copy of the second batch of "waiting" is still there.
     assert_eq!(read_up_to(&mut b, "waiting", 5).len(), 5);
     b.vacuum(false).unwrap();
-    assert_eq!(spans(&db), 1);
     let last = b.queue("waiting").unwrap().read().unwrap().unwrap();
     assert_eq!(origins(&[last]), expected(5..6));
     b.vacuum(false).unwrap();
-    assert_eq!(spans(&db), 0);
+    assert_eq!(publish(&mut b, "t", "m6").offset, 6, "offsets go on");
+}
+
+#[test]
+fn an_ephemeral_subscription_lives_while_its_owner_does() {
+    let db = harness();
+    let clock = litebroker::clock::ManualClock::new();
+    let connector = db.connector_with_clock(std::sync::Arc::new(clock.clone()));
+    let mut sub =
+        Subscription::create_ephemeral(connector.clone(), "mine", "t", Duration::from_secs(10))
+            .unwrap();
+    let mut b = Broker::connect(connector).unwrap();
+    let listed = b.subscriptions().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].ephemeral);
+    // Untouched for longer than its expiry, but its owner (this process) is alive.
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(b.subscriptions().unwrap().len(), 1);
+    publish(&mut b, "t", "still here");
+    assert_eq!(sub.fetch().unwrap().unwrap().body, "still here");
+    assert!(sub.touch().unwrap());
+    sub.delete().unwrap();
+    assert!(b.subscriptions().unwrap().is_empty());
+    assert!(!b.backend().touch_subscription("mine").unwrap());
 }
 
 #[test]
 fn a_plain_batch_reaches_every_subscription_byte_for_byte_with_offsets() {
-    let (_d, db) = temp_db();
+    let db = harness();
     let mut b = open(&db);
     subscribe(&mut b, "one", "t", StartFrom::Latest);
     subscribe(&mut b, "two", "t", StartFrom::Latest);
@@ -592,46 +569,4 @@ fn a_plain_batch_reaches_every_subscription_byte_for_byte_with_offsets() {
         .collect();
     assert_eq!(replayed, bodies);
     assert!(b.last_timestamp().unwrap() < litebroker::id::now_ns());
-}
-
-#[test]
-fn replay_of_a_hand_edited_log_with_a_gap_keeps_every_offset() {
-    let (_d, db) = temp_db();
-    let mut b = open(&db);
-    for i in 0..5 {
-        publish(&mut b, "t", &format!("m{i}"));
-    }
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute("DELETE FROM lb_topic_log WHERE topic_offset = 2", [])
-        .unwrap();
-    assert_eq!(subscribe(&mut b, "r", "t", StartFrom::Earliest), 4);
-    let got: Vec<(String, i64)> = read_up_to(&mut b, "r", 10)
-        .into_iter()
-        .map(|m| (m.body, m.origin.unwrap().offset))
-        .collect();
-    let want: Vec<(String, i64)> = [0, 1, 3, 4]
-        .into_iter()
-        .map(|o| (format!("m{o}"), o))
-        .collect();
-    assert_eq!(got, want);
-    // New publishes go on from the topic's next offset.
-    assert_eq!(publish(&mut b, "t", "m5").offset, 5);
-    assert_eq!(
-        read_up_to(&mut b, "r", 10)[0]
-            .origin
-            .clone()
-            .unwrap()
-            .offset,
-        5
-    );
-}
-
-fn sqlite(
-    db: &std::path::Path,
-    settings: &Settings,
-) -> std::sync::Arc<dyn litebroker::backend::Connector> {
-    std::sync::Arc::new(litebroker::backend::sqlite::SqliteConnector::new(
-        db, settings,
-    ))
 }

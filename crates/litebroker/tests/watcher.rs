@@ -1,27 +1,32 @@
-//! The library Watcher: handlers, failures, background threads, several queues.
+//! The library Watcher, on any backend (see `harness`): handlers, failures,
+//! background threads, several queues. Writes come through connections of
+//! their own, as another part of the process would make them.
+
+mod harness;
 
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use harness::{harness, Harness};
+use litebroker::error::ErrorKind;
 use litebroker::message::Filter;
 use litebroker::watch::{Mode, Watcher};
-use litebroker::{Broker, Settings};
 
-fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("w.db");
-    drop(Broker::open(&db, &Settings::default()).unwrap());
-    (dir, db)
+/// A fresh test database, created before the watcher starts.
+fn setup() -> Box<dyn Harness> {
+    let db = harness();
+    drop(db.broker());
+    db
 }
 
-fn write(db: &std::path::Path, queue: &str, body: &str) {
-    let mut broker = Broker::open(db, &Settings::default()).unwrap();
+fn write(db: &dyn Harness, queue: &str, body: &str) {
+    let mut broker = db.broker();
     broker.queue(queue).unwrap().write(body).unwrap();
 }
 
-fn pending(db: &std::path::Path, queue: &str) -> Vec<String> {
-    let mut broker = Broker::open(db, &Settings::default()).unwrap();
+fn pending(db: &dyn Harness, queue: &str) -> Vec<String> {
+    let mut broker = db.broker();
     let mut q = broker.queue(queue).unwrap();
     q.peek_iter(&Filter::all())
         .map(|m| m.unwrap().body)
@@ -38,9 +43,9 @@ fn wait_until(mut done: impl FnMut() -> bool) {
 
 #[test]
 fn background_watcher_consumes_and_stops_when_dropped() {
-    let (_dir, db) = setup();
+    let db = setup();
     let (tx, rx) = channel();
-    let guard = Watcher::new(sqlite(&db), "jobs", Mode::Consume)
+    let guard = Watcher::new(db.connector(), "jobs", Mode::Consume)
         .unwrap()
         .spawn(
             move |m| tx.send(m.body.clone()),
@@ -60,14 +65,14 @@ fn background_watcher_consumes_and_stops_when_dropped() {
 
 #[test]
 fn failing_handler_leaves_the_message_in_place() {
-    let (_dir, db) = setup();
+    let db = setup();
     write(&db, "q", "good");
     write(&db, "q", "poison");
     write(&db, "q", "later");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(Vec::new()));
     let (s, e) = (seen.clone(), errors.clone());
-    let watcher = Watcher::new(sqlite(&db), "q", Mode::Consume).unwrap();
+    let watcher = Watcher::new(db.connector(), "q", Mode::Consume).unwrap();
     watcher
         .run_with(
             move |m| {
@@ -95,10 +100,10 @@ fn failing_handler_leaves_the_message_in_place() {
 
 #[test]
 fn one_watcher_serves_several_queues() {
-    let (_dir, db) = setup();
+    let db = setup();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let guard = Watcher::on_queues(sqlite(&db), &["a", "b"], Mode::Consume)
+    let guard = Watcher::on_queues(db.connector(), &["a", "b"], Mode::Consume)
         .unwrap()
         .spawn(
             move |m| {
@@ -118,10 +123,10 @@ fn one_watcher_serves_several_queues() {
 
 #[test]
 fn peek_watcher_sees_without_consuming() {
-    let (_dir, db) = setup();
+    let db = setup();
     write(&db, "q", "x");
     let (tx, rx) = channel();
-    let guard = Watcher::new(sqlite(&db), "q", Mode::Peek)
+    let guard = Watcher::new(db.connector(), "q", Mode::Peek)
         .unwrap()
         .spawn(move |m| tx.send(m.body.clone()), |_, _| false);
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "x");
@@ -131,16 +136,48 @@ fn peek_watcher_sees_without_consuming() {
 
 #[test]
 fn move_watcher_refuses_since_and_its_own_queue() {
-    let (_dir, db) = setup();
-    assert!(Watcher::new(sqlite(&db), "q", Mode::Move("q".into())).is_err());
-    let w = Watcher::new(sqlite(&db), "q", Mode::Move("d".into())).unwrap();
-    assert!(w.since(5).is_err());
-    assert!(Watcher::new(sqlite(&db), "-bad", Mode::Consume).is_err());
+    let db = setup();
+    let kind = |r: litebroker::Result<Watcher>| r.err().expect("refused").kind();
+    assert_eq!(
+        kind(Watcher::new(db.connector(), "q", Mode::Move("q".into()))),
+        ErrorKind::InvalidInput
+    );
+    let w = Watcher::new(db.connector(), "q", Mode::Move("d".into())).unwrap();
+    assert_eq!(kind(w.since(5)), ErrorKind::InvalidInput);
+    assert_eq!(
+        kind(Watcher::new(db.connector(), "-bad", Mode::Consume)),
+        ErrorKind::InvalidInput
+    );
 }
 
-fn sqlite(db: &std::path::Path) -> std::sync::Arc<dyn litebroker::backend::Connector> {
-    std::sync::Arc::new(litebroker::backend::sqlite::SqliteConnector::new(
-        db,
-        &Settings::default(),
-    ))
+#[test]
+fn move_watcher_moves_then_delivers() {
+    let db = setup();
+    write(&db, "in", "x");
+    let (tx, rx) = channel();
+    let guard = Watcher::new(db.connector(), "in", Mode::Move("out".into()))
+        .unwrap()
+        .spawn(move |m| tx.send(m.body.clone()), |_, _| false);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "x");
+    drop(guard);
+    assert!(pending(&db, "in").is_empty());
+    assert_eq!(pending(&db, "out"), ["x"]);
+}
+
+#[test]
+fn a_watcher_since_a_bound_leaves_older_messages() {
+    let db = setup();
+    write(&db, "q", "old");
+    let bound = db.broker().last_timestamp().unwrap();
+    write(&db, "q", "new");
+    let (tx, rx) = channel();
+    let guard = Watcher::new(db.connector(), "q", Mode::Consume)
+        .unwrap()
+        .since(bound)
+        .unwrap()
+        .batch(1)
+        .spawn(move |m| tx.send(m.body.clone()), |_, _| false);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "new");
+    drop(guard);
+    assert_eq!(pending(&db, "q"), ["old"]);
 }

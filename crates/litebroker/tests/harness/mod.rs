@@ -1,0 +1,155 @@
+//! The backend harness of the conformance suite: every library-behaviour
+//! test (queues, leases, delivery, watch, pub/sub, workers) gets its database
+//! from [`harness()`], never from a path, so the same tests run on every
+//! backend.
+//!
+//! The backend is chosen by the environment variable [`BACKEND_VAR`]
+//! (`LITEBROKER_TEST_BACKEND`): `sqlite` (the default) gives a
+//! [`SqliteHarness`], a fresh `.broker.db` in a temporary directory per test.
+//! An unknown name fails every test at once with the list of known ones.
+//!
+//! Adding a backend (PostgreSQL, an in-memory test backend) is one more
+//! `impl Harness` below and one more arm in [`harness()`] (and its name in
+//! [`KNOWN`]); no test changes. Its `connector` must give a fresh, empty
+//! database per harness (e.g. a schema of its own) and its
+//! `connector_with_clock` must measure leases, delays and expiry on the clock
+//! given.
+//!
+//! Tests that are about SQLite itself (the file format, `-wal` and holder
+//! files, raw table access, PRAGMAs) live in `tests/sqlite_backend.rs` and do
+//! not use this module.
+//!
+//! Each test file includes it with `mod harness;`; not every file uses every
+//! item, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use litebroker::backend::sqlite::SqliteConnector;
+use litebroker::backend::Connector;
+use litebroker::clock::Clock;
+use litebroker::{Broker, Settings};
+
+/// The environment variable that names the backend the suite runs on.
+pub const BACKEND_VAR: &str = "LITEBROKER_TEST_BACKEND";
+
+/// The backends [`harness()`] knows, the default first.
+pub const KNOWN: &[&str] = &["sqlite"];
+
+/// One fresh database on one backend, for one test.
+pub trait Harness {
+    /// A connector to this harness's database: fresh and empty when the
+    /// harness was made; every call returns connectors to that same database.
+    fn connector(&self) -> Arc<dyn Connector>;
+
+    /// The same database, with leases, delays and expiry measured on `clock`
+    /// (on every connection of the returned connector).
+    fn connector_with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn Connector>;
+
+    /// A connection to the database (each call a new one).
+    fn broker(&self) -> Broker {
+        Broker::connect(self.connector())
+            .unwrap_or_else(|e| panic!("connect to the {} test database: {e}", self.name()))
+    }
+
+    /// A connection whose leases and delays are measured on `clock`.
+    fn broker_with_clock(&self, clock: Arc<dyn Clock>) -> Broker {
+        Broker::connect(self.connector_with_clock(clock))
+            .unwrap_or_else(|e| panic!("connect to the {} test database: {e}", self.name()))
+    }
+
+    /// The backend's name, as [`BACKEND_VAR`] spells it.
+    fn name(&self) -> &'static str;
+}
+
+/// A boxed harness is one too, so helpers can take `&dyn Harness` and be
+/// called with `&harness()`'s box.
+impl<H: Harness + ?Sized> Harness for Box<H> {
+    fn connector(&self) -> Arc<dyn Connector> {
+        (**self).connector()
+    }
+
+    fn connector_with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn Connector> {
+        (**self).connector_with_clock(clock)
+    }
+
+    fn broker(&self) -> Broker {
+        (**self).broker()
+    }
+
+    fn broker_with_clock(&self, clock: Arc<dyn Clock>) -> Broker {
+        (**self).broker_with_clock(clock)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+/// A fresh database on the backend [`BACKEND_VAR`] names (default `sqlite`).
+pub fn harness() -> Box<dyn Harness> {
+    let chosen = match std::env::var(BACKEND_VAR) {
+        Ok(name) if !name.is_empty() => name,
+        Ok(_) | Err(std::env::VarError::NotPresent) => KNOWN[0].to_owned(),
+        Err(std::env::VarError::NotUnicode(raw)) => {
+            panic!("{BACKEND_VAR}={raw:?} is not a backend name; known: {KNOWN:?}")
+        }
+    };
+    match chosen.as_str() {
+        "sqlite" => Box::new(SqliteHarness::new()),
+        other => panic!(
+            "{BACKEND_VAR}={other:?} names no test backend; known: {}",
+            KNOWN.join(", ")
+        ),
+    }
+}
+
+/// The default backend: a SimpleBroker-format file, `.broker.db` in a
+/// temporary directory that lives as long as the harness.
+pub struct SqliteHarness {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+    /// Shared by every `connector()` call, as one process shares one
+    /// connector (and so one change feed) per database.
+    connector: Arc<SqliteConnector>,
+}
+
+impl SqliteHarness {
+    /// A new, empty database file (created on first connect).
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join(".broker.db");
+        let connector = Arc::new(SqliteConnector::new(&path, &Settings::default()));
+        SqliteHarness {
+            dir,
+            path,
+            connector,
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Default for SqliteHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Harness for SqliteHarness {
+    fn connector(&self) -> Arc<dyn Connector> {
+        self.connector.clone()
+    }
+
+    fn connector_with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn Connector> {
+        Arc::new(SqliteConnector::new(&self.path, &Settings::default()).with_clock(clock))
+    }
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+}
