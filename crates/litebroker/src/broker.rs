@@ -92,8 +92,10 @@ impl Broker {
         self.connector.changes()
     }
 
-    /// Measures this connection's leases and delays on `clock` from now on
-    /// (tests move time by hand; a connector can carry a clock for all).
+    /// Measures this connection's leases and delays on `clock` from now on.
+    /// Only this connection: watchers, workers and subscriptions open their
+    /// own through the connector, so a test that moves time for all of them
+    /// gives the connector the clock (`SqliteConnector::with_clock`).
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
         self.backend.set_clock(clock);
     }

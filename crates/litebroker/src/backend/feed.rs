@@ -123,12 +123,12 @@ impl ChangeFeed {
     /// returns the generation then.
     pub fn wait(&self, seen: u64, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
+        self.ensure_driver();
         let mut state = self.lock();
         if state.generation != seen {
             return state.generation;
         }
         state.waiting += 1;
-        self.ensure_driver(&mut state);
         self.shared.wanted.notify_all();
         while state.generation == seen && !state.closed {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -153,9 +153,8 @@ impl ChangeFeed {
     /// Starts watching now (a waiter calls this before its first look, so
     /// that a commit between that look and its first wait is seen).
     pub fn start(&self) {
-        let mut state = self.lock();
-        state.last_wait = Some(Instant::now());
-        self.ensure_driver(&mut state);
+        self.ensure_driver();
+        self.lock().last_wait = Some(Instant::now());
         self.shared.wanted.notify_all();
     }
 
@@ -163,11 +162,12 @@ impl ChangeFeed {
     /// every change, until the returned guard is dropped. While any listener
     /// is registered the feed keeps watching.
     pub fn listen(&self, on_change: impl Fn() + Send + Sync + 'static) -> Listener {
+        self.ensure_driver();
         let mut state = self.lock();
         let id = state.next_listener;
         state.next_listener += 1;
         state.listeners.push((id, Arc::new(on_change)));
-        self.ensure_driver(&mut state);
+        drop(state);
         self.shared.wanted.notify_all();
         Listener {
             feed: Arc::downgrade(&self.shared),
@@ -180,11 +180,16 @@ impl ChangeFeed {
     }
 
     /// Starts the driver thread if it is not running. The source is opened
-    /// here, on the caller's thread, so that it starts from the database as
-    /// the caller is about to see it (no commit falls between the two).
-    fn ensure_driver(&self, state: &mut State) {
+    /// here, on the caller's thread and outside the feed's lock (opening may
+    /// take a network round trip), so that it starts from the database as
+    /// the caller is about to see it: no commit falls between the two.
+    fn ensure_driver(&self) {
+        if self.lock().driver.is_some() {
+            return;
+        }
+        let source = (self.shared.factory)().ok();
+        let mut state = self.lock();
         if state.driver.is_none() && !state.closed {
-            let source = (self.shared.factory)().ok();
             let weak = Arc::downgrade(&self.shared);
             state.driver = std::thread::Builder::new()
                 .name("litebroker-feed".into())
