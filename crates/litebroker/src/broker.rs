@@ -15,7 +15,7 @@ use crate::name::{alias_reference, validate_queue_name};
 use crate::queue::Queue;
 
 /// Counts for one queue, as `list --stats` reports them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
     /// Queue name.
     pub name: String,
@@ -44,7 +44,7 @@ pub struct Status {
     /// Every stored row.
     pub total_messages: u64,
     /// The id high-water mark (0 for a new database).
-    pub last_timestamp: i64,
+    pub last_id: i64,
     /// Size of the main database file in bytes (not counting the WAL).
     pub db_size: u64,
     /// Messages leased to consumers right now.
@@ -136,9 +136,8 @@ impl Broker {
     /// leased and delayed counts and settings.
     pub fn list(&mut self) -> Result<Vec<QueueStats>> {
         let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
-        for c in self.backend.queue_counts()? {
-            let q = stats_entry(&mut queues, c.queue);
-            (q.pending, q.total) = (c.pending, c.total);
+        for counted in self.backend.queue_counts()? {
+            queues.insert(counted.name.clone(), counted);
         }
         for d in self.backend.deferred_counts()? {
             let q = stats_entry(&mut queues, d.queue);
@@ -254,7 +253,7 @@ impl Broker {
         let deferred = self.backend.deferred_counts()?;
         Ok(Status {
             total_messages: counters.total_messages,
-            last_timestamp: counters.last_id,
+            last_id: counters.last_id,
             db_size,
             leased: deferred.iter().map(|d| d.leased).sum(),
             delayed: deferred.iter().map(|d| d.delayed).sum(),
@@ -288,12 +287,12 @@ impl Broker {
     }
 
     /// A new id, reserved in the database's sequence, without writing a message.
-    pub fn generate_timestamp(&mut self) -> Result<i64> {
+    pub fn generate_id(&mut self) -> Result<i64> {
         self.backend.generate_id()
     }
 
     /// The id high-water mark as stored now.
-    pub fn last_timestamp(&mut self) -> Result<i64> {
+    pub fn last_id(&mut self) -> Result<i64> {
         self.backend.last_id()
     }
 }
@@ -302,11 +301,7 @@ impl Broker {
 fn stats_entry(map: &mut BTreeMap<String, QueueStats>, name: String) -> &mut QueueStats {
     map.entry(name.clone()).or_insert_with(|| QueueStats {
         name,
-        pending: 0,
-        total: 0,
-        leased: 0,
-        delayed: 0,
-        config: QueueConfig::default(),
+        ..QueueStats::default()
     })
 }
 

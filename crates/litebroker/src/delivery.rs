@@ -172,7 +172,7 @@ pub fn deliver_leased<S: Sink>(
             Ok(()) => Ok(leased.len()),
             Err((through, e)) => {
                 let unsent: Vec<_> = leased[through..].iter().filter_map(|m| m.receipt).collect();
-                backend.unlease(queue, &unsent)?;
+                backend.give_back(queue, &unsent)?;
                 Err(DeliveryError::Sink(e))
             }
         }

@@ -1,35 +1,86 @@
 //! litebroker: a message broker library that is file-compatible with SimpleBroker.
 //!
-//! The library never prints and never exits; the `broker` binary and the server
-//! are thin layers over it. Storage sits behind [`backend::Backend`] so that a
-//! PostgreSQL backend can be added without touching callers.
+//! The library never prints and never exits; the `broker` binary and the
+//! servers are thin layers over it. Storage sits behind a seam
+//! ([`backend::Connector`] opens connections, [`backend::Backend`] is one
+//! connection's transactions, [`backend::ChangeFeed`] wakes waiters), so a
+//! backend or a transport is added without touching the callers. The rules
+//! that must not differ between backends live in [`policy`].
+//! `ARCHITECTURE.md` at the repository root is the map; the glossary there
+//! fixes one name per idea.
+//!
+//! # Layout, in reading order
+//!
+//! **The model** — what a message and a queue are:
+//! - [`message`]: [`Message`], [`Outgoing`], [`message::Filter`].
+//! - [`id`]: 64-bit hybrid-timestamp ids, shared with the reference.
+//! - [`name`], [`topic`], [`glob`]: the naming rules and the matchers.
+//! - [`headers`], [`lease`] (receipts, queue settings), [`error`] (kinds).
+//!
+//! **The API** — what a caller uses:
+//! - [`broker`]: [`Broker`], one connection plus its connector; cross-queue
+//!   operations, aliases, vacuum, dump/load.
+//! - [`queue`]: [`Queue`], the operations on one queue (write, read, peek,
+//!   move, lease, ack, nack, ...).
+//! - [`pubsub`]: topics, subscriptions, request/reply.
+//! - [`delivery`]: lossless delivery into a [`delivery::Sink`] (hold,
+//!   deliver, settle).
+//! - [`iter`]: paged iterators over a queue.
+//!
+//! **The rules** — decided once, above the seam:
+//! - [`policy`]: dead letters and their reasons, lease deadlines, receipt
+//!   fencing, retention, retry backoff.
+//!
+//! **Running things** — loops that wait for messages, given a connector:
+//! - [`watch`]: [`watch::Watcher`] and the [`watch::Waiter`] on the change feed.
+//! - [`worker`]: [`worker::Worker`], the loop behind `broker run`.
+//! - [`ticker`]: timeouts and heartbeats on their own thread/connection.
+//!
+//! **Parsing user input**:
+//! - [`timebound`] (`--since`), [`duration`] (`30s`, `1h30m`), [`config`]
+//!   (`BROKER_*` settings and database location).
+//!
+//! **The seam and the backends**:
+//! - [`backend`]: `Connector`, `Backend`, `ChangeFeed`;
+//!   [`backend::sqlite`]: the file (pragmas, `data_version` + inotify,
+//!   holder files, the schema shared with the reference).
+//! - [`clock`]: the clock deadlines are measured on (tests move it by hand).
 
-pub mod backend;
-pub mod broker;
-pub mod clock;
-pub mod config;
-pub mod delivery;
-pub mod duration;
+#![warn(missing_docs)]
+
+// The model.
 pub mod error;
 pub mod glob;
 pub mod headers;
 pub mod id;
-pub mod iter;
 pub mod lease;
 pub mod message;
 pub mod name;
-pub mod policy;
+pub mod topic;
+// The API.
+pub mod broker;
+pub mod delivery;
+pub mod iter;
 pub mod pubsub;
 pub mod queue;
+// The rules.
+pub mod policy;
+// Running things.
 pub mod ticker;
-pub mod timebound;
-pub mod topic;
 pub mod watch;
 pub mod worker;
+// Parsing user input.
+pub mod config;
+pub mod duration;
+pub mod timebound;
+// The seam and the backends.
+pub mod backend;
+pub mod clock;
 
+pub use backend::{ChangeFeed, Connector};
 pub use broker::{Broker, QueueStats, Status, VacuumReport};
 pub use config::Settings;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use headers::{HeaderValue, Headers};
 pub use lease::{NackOutcome, QueueConfig, Receipt};
 pub use message::{Message, Outgoing};

@@ -18,7 +18,7 @@ const PEEK_PAGE: usize = 1000;
 pub struct Queue<'b> {
     broker: &'b mut Broker,
     name: String,
-    last_ts: Option<i64>,
+    last_id: Option<i64>,
 }
 
 impl<'b> Queue<'b> {
@@ -26,7 +26,7 @@ impl<'b> Queue<'b> {
         Queue {
             broker,
             name,
-            last_ts: None,
+            last_id: None,
         }
     }
 
@@ -66,7 +66,7 @@ impl<'b> Queue<'b> {
     pub fn write_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {
         batch.iter().try_for_each(|m| check_size(m.body))?;
         let ids = self.broker.backend().write(&self.name, batch)?;
-        self.last_ts = ids.last().copied().or(self.last_ts);
+        self.last_id = ids.last().copied().or(self.last_id);
         Ok(ids)
     }
 
@@ -131,7 +131,7 @@ impl<'b> Queue<'b> {
     pub fn give_back(&mut self, receipt: &Receipt) -> Result<()> {
         self.broker
             .backend()
-            .unlease(&self.name, std::slice::from_ref(receipt))
+            .give_back(&self.name, std::slice::from_ref(receipt))
     }
 
     /// Moves a leased message to `dlq` now, with `reason` recorded.
@@ -168,7 +168,7 @@ impl<'b> Queue<'b> {
 
     /// Removes and returns up to `limit` of the oldest messages passing `filter`.
     pub fn read_many(&mut self, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
-        self.broker.backend().claim(&self.name, filter, limit)
+        self.broker.backend().read(&self.name, filter, limit)
     }
 
     /// Delivers messages into `sink` with custody: each is consumed only once
@@ -246,16 +246,16 @@ impl<'b> Queue<'b> {
     }
 
     /// A new id from the database's sequence, without writing a message.
-    pub fn generate_timestamp(&mut self) -> Result<i64> {
-        let id = self.broker.generate_timestamp()?;
-        self.last_ts = Some(id);
+    pub fn generate_id(&mut self) -> Result<i64> {
+        let id = self.broker.generate_id()?;
+        self.last_id = Some(id);
         Ok(id)
     }
 
     /// The most recent id this handle has seen (`None` until it writes,
     /// generates or refreshes).
-    pub fn last_ts(&self) -> Option<i64> {
-        self.last_ts
+    pub fn last_id(&self) -> Option<i64> {
+        self.last_id
     }
 
     /// How long until the next leased or delayed message becomes visible by
@@ -265,9 +265,9 @@ impl<'b> Queue<'b> {
     }
 
     /// Re-reads the database's id high-water mark (detects other writers).
-    pub fn refresh_last_ts(&mut self) -> Result<i64> {
-        let id = self.broker.last_timestamp()?;
-        self.last_ts = Some(id);
+    pub fn refresh_last_id(&mut self) -> Result<i64> {
+        let id = self.broker.last_id()?;
+        self.last_id = Some(id);
         Ok(id)
     }
 }

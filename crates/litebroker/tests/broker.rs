@@ -22,7 +22,7 @@ fn ids_increase_across_handles_on_one_file() {
         assert!(id > last, "{id} after {last}");
         last = id;
     }
-    assert_eq!(a.last_timestamp().unwrap(), last);
+    assert_eq!(a.last_id().unwrap(), last);
     let read: Vec<String> = (0..200)
         .map(|_| b.queue("q").unwrap().read().unwrap().unwrap().body)
         .collect();
@@ -34,11 +34,11 @@ fn generate_timestamp_reserves_without_writing() {
     let h = harness();
     let mut broker = h.broker();
     let mut q = broker.queue("q").unwrap();
-    let t1 = q.generate_timestamp().unwrap();
+    let t1 = q.generate_id().unwrap();
     let id = q.write("x").unwrap();
     assert!(id > t1);
-    assert_eq!(q.last_ts(), Some(id));
-    assert_eq!(q.refresh_last_ts().unwrap(), id);
+    assert_eq!(q.last_id(), Some(id));
+    assert_eq!(q.refresh_last_id().unwrap(), id);
     assert_eq!(broker.status().unwrap().total_messages, 1);
 }
 
@@ -212,7 +212,7 @@ fn dump_and_load_round_trip_ids_and_order() {
             .collect::<Vec<_>>()
     };
     assert_eq!(key(&again), key(&dumped));
-    assert!(dst.last_timestamp().unwrap() >= dumped[1].message.id);
+    assert!(dst.last_id().unwrap() >= dumped[1].message.id);
     let next = dst.queue("b").unwrap().write("new").unwrap();
     assert!(next > dumped[1].message.id);
 }
@@ -379,10 +379,10 @@ fn batch_round_trip(bodies: &[String]) -> Vec<String> {
     let ids = b.queue("q").unwrap().write_many(&refs).unwrap();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
     assert!(
-        *ids.last().unwrap() <= b.last_timestamp().unwrap(),
+        *ids.last().unwrap() <= b.last_id().unwrap(),
         "the high-water mark covers the batch"
     );
-    assert!(b.last_timestamp().unwrap() < litebroker::id::now_ns());
+    assert!(b.last_id().unwrap() < litebroker::id::now_ns());
     let got = b
         .queue("q")
         .unwrap()

@@ -128,7 +128,7 @@ fn replay_from_earliest_offset_and_time() {
         publish(&mut b, "t.a", &format!("a{i}"));
         publish(&mut b, "t.b", &format!("b{i}"));
     }
-    let midpoint = b.last_timestamp().unwrap();
+    let midpoint = b.last_id().unwrap();
     publish(&mut b, "t.a", "a5");
     assert_eq!(
         subscribe(&mut b, "from-start", "t.=", StartFrom::Earliest),
@@ -157,14 +157,14 @@ fn replay_from_earliest_offset_and_time() {
         &Headers::from_assignments(&["k=v"]).unwrap(),
     )
     .unwrap();
-    let before = b.last_timestamp().unwrap();
+    let before = b.last_id().unwrap();
     assert_eq!(subscribe(&mut b, "copy", "t.h", StartFrom::Earliest), 1);
     let copy = b.queue("copy").unwrap().read().unwrap().unwrap();
     assert!(copy.id > before);
     assert_eq!(copy.headers.get_str("k"), Some("v"));
     let origin = copy.origin.unwrap();
     assert_eq!((origin.topic.as_str(), origin.offset), ("t.h", 0));
-    assert!(b.last_timestamp().unwrap() < litebroker::id::now_ns());
+    assert!(b.last_id().unwrap() < litebroker::id::now_ns());
 }
 
 #[test]
@@ -568,5 +568,5 @@ fn a_plain_batch_reaches_every_subscription_byte_for_byte_with_offsets() {
         .map(|m| m.body)
         .collect();
     assert_eq!(replayed, bodies);
-    assert!(b.last_timestamp().unwrap() < litebroker::id::now_ns());
+    assert!(b.last_id().unwrap() < litebroker::id::now_ns());
 }

@@ -168,7 +168,7 @@ fn move_watcher_moves_then_delivers() {
 fn a_watcher_since_a_bound_leaves_older_messages() {
     let db = setup();
     write(&db, "q", "old");
-    let bound = db.broker().last_timestamp().unwrap();
+    let bound = db.broker().last_id().unwrap();
     write(&db, "q", "new");
     let (tx, rx) = channel();
     let guard = Watcher::new(db.connector(), "q", Mode::Consume)

@@ -64,11 +64,11 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<Outcome> {
         let tail: String = extra.map(|(k, n)| format!(", \"{k}\": {n}")).collect();
         println!(
             "{{\"total_messages\": {}, \"last_timestamp\": {}, \"db_size\": {}{tail}}}",
-            s.total_messages, s.last_timestamp, s.db_size
+            s.total_messages, s.last_id, s.db_size
         );
     } else {
         println!("total_messages: {}", s.total_messages);
-        println!("last_timestamp: {}", s.last_timestamp);
+        println!("last_timestamp: {}", s.last_id);
         println!("db_size: {}", s.db_size);
         extra.for_each(|(k, n)| println!("{k}: {n}"));
     }

@@ -33,6 +33,7 @@ pub trait Connector: Send + Sync {
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broker::QueueStats;
 use crate::clock::Clock;
 use crate::error::Result;
 use crate::lease::{NackOutcome, QueueConfig, Receipt, ReceiptError};
@@ -41,17 +42,6 @@ use crate::pubsub::{NewSubscription, Published, Retention, SubscriptionInfo, Top
 
 /// An inclusive range of storage positions ([`Message::seq`]).
 pub type SeqRange = std::ops::RangeInclusive<i64>;
-
-/// Per-queue counts, as `list --stats` shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueCounts {
-    /// Queue name.
-    pub queue: String,
-    /// Messages visible to readers.
-    pub pending: u64,
-    /// Every stored row of the queue: pending, consumed-but-not-vacuumed and held.
-    pub total: u64,
-}
 
 /// Whole-database counters for `--status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +87,7 @@ pub trait Backend: Send {
 
     /// Consumes up to `limit` visible messages (oldest first) and returns them:
     /// exactly-once, committed before they are returned.
-    fn claim(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>>;
+    fn read(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>>;
 
     /// Takes up to `limit` visible messages (oldest first) into this handle's
     /// custody: invisible to everyone else until [`Backend::settle`] consumes or
@@ -145,8 +135,10 @@ pub trait Backend: Send {
     /// Consumes the visible message `id` of `queue`; false if there is none.
     fn delete_message(&mut self, queue: &str, id: i64) -> Result<bool>;
 
-    /// Names and counts of every queue that has rows, sorted by name (bytes).
-    fn queue_counts(&mut self) -> Result<Vec<QueueCounts>>;
+    /// Every queue that has rows, sorted by name (bytes), with its pending
+    /// and total counts filled in (the rest is left to [`Backend::deferred_counts`]
+    /// and [`Backend::queue_configs`]).
+    fn queue_counts(&mut self) -> Result<Vec<QueueStats>>;
 
     /// Writes `body` to every queue that has rows and whose name passes `accept`,
     /// in name order, in one transaction. Returns the number of queues reached.
@@ -222,7 +214,7 @@ pub trait Backend: Send {
 
     /// Gives back deliveries that never reached their consumer: visible again
     /// in place, their receives not counted.
-    fn unlease(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()>;
+    fn give_back(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()>;
 
     /// Sets a live lease to expire `visibility` from now.
     fn extend(&mut self, queue: &str, receipt: &Receipt, visibility: Duration) -> Result<()>;

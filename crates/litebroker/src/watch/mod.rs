@@ -5,7 +5,7 @@
 //! message is consumed only after the sink or handler took it, a failure puts
 //! it back in place, and a killed watcher costs at most a redelivery. Waiting
 //! is cheap: every waiter of a database blocks on its one
-//! [`ChangeFeed`](crate::backend::ChangeFeed) (see [`Waiter`]).
+//! [`ChangeFeed`] (see [`Waiter`]).
 
 mod thread;
 

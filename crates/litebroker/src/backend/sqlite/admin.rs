@@ -3,7 +3,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::messages;
-use crate::backend::{DbCounters, QueueCounts};
+use crate::backend::DbCounters;
+use crate::broker::QueueStats;
 use crate::error::{AliasError, Result};
 use crate::message::Outgoing;
 
@@ -32,16 +33,17 @@ pub fn delete_message(conn: &Connection, queue: &str, id: i64) -> Result<bool> {
 }
 
 /// Per-queue pending and total counts, by name in byte order.
-pub fn queue_counts(conn: &Connection) -> Result<Vec<QueueCounts>> {
+pub fn queue_counts(conn: &Connection) -> Result<Vec<QueueStats>> {
     let mut stmt = conn.prepare_cached(
         "SELECT queue, SUM(CASE WHEN claimed = 0 THEN 1 ELSE 0 END), COUNT(*) \
          FROM messages GROUP BY queue ORDER BY queue",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(QueueCounts {
-            queue: r.get(0)?,
+        Ok(QueueStats {
+            name: r.get(0)?,
             pending: r.get(1)?,
             total: r.get(2)?,
+            ..QueueStats::default()
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -213,7 +213,7 @@ pub fn dead_letter_lease(
 
 /// Returns deliveries that never reached their consumer (output failed):
 /// visible again in place, their receive not counted.
-pub fn unlease(conn: &Connection, queue: &str, receipt: &Receipt) -> Result<()> {
+pub fn give_back(conn: &Connection, queue: &str, receipt: &Receipt) -> Result<()> {
     let (seq, _) = find_lease(conn, queue, receipt)?;
     make_visible(conn, seq, 1)
 }

@@ -24,7 +24,8 @@ use rusqlite::Connection;
 use self::holder::ProcessIdentity;
 use self::retry::with_retry;
 use self::select::States;
-use super::{Backend, DbCounters, DeferredCounts, QueueCounts, SeqRange};
+use super::{Backend, DbCounters, DeferredCounts, SeqRange};
+use crate::broker::QueueStats;
 use crate::clock::{self, Clock};
 use crate::config::{Settings, SyncMode};
 use crate::error::{Error, Result};
@@ -310,7 +311,7 @@ impl Backend for SqliteBackend {
         messages::last_id(&self.conn)
     }
 
-    fn claim(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
+    fn read(&mut self, queue: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
         let take = self.prepare_take();
         self.immediate(|c| {
             take.before(c, &self.after_commit)?;
@@ -429,7 +430,7 @@ impl Backend for SqliteBackend {
         self.immediate(|c| admin::delete_message(c, queue, id))
     }
 
-    fn queue_counts(&mut self) -> Result<Vec<QueueCounts>> {
+    fn queue_counts(&mut self) -> Result<Vec<QueueStats>> {
         self.promote_if_due()?;
         admin::queue_counts(&self.conn)
     }
@@ -563,11 +564,11 @@ impl Backend for SqliteBackend {
         self.immediate_relaxed(|c| deferred::dead_letter_lease(c, queue, receipt, dlq, reason))
     }
 
-    fn unlease(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()> {
+    fn give_back(&mut self, queue: &str, receipts: &[Receipt]) -> Result<()> {
         self.immediate_relaxed(|c| {
             receipts
                 .iter()
-                .try_for_each(|r| deferred::unlease(c, queue, r))
+                .try_for_each(|r| deferred::give_back(c, queue, r))
         })
     }
 
