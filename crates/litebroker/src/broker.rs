@@ -180,11 +180,7 @@ impl Broker {
         validate_queue_name(dlq)?;
         if let Some(t) = target {
             validate_queue_name(t)?;
-            if t == dlq {
-                return Err(Error::InvalidRequest(
-                    "Source and target queues cannot be the same".into(),
-                ));
-            }
+            crate::name::check_distinct(dlq, t)?;
         }
         self.backend.redrive(dlq, target)
     }

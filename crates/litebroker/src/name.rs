@@ -32,6 +32,17 @@ pub fn validate_queue_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a move (or redrive) of a queue onto itself: the one place this
+/// rule and its wording (the reference's) live. Names are checked apart.
+pub fn check_distinct(source: &str, target: &str) -> Result<()> {
+    if source == target {
+        return Err(Error::InvalidRequest(
+            "Source and destination queues cannot be the same".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Splits an `@alias` operand into the alias name, or returns `None` for a plain queue name.
 pub fn alias_reference(operand: &str) -> Option<&str> {
     operand.strip_prefix('@')

@@ -224,11 +224,7 @@ impl<'b> Queue<'b> {
     /// With an exact id (`filter.id`), a consumed message is moved too and so revived.
     pub fn move_to(&mut self, dst: &str, filter: &Filter, limit: usize) -> Result<Vec<Message>> {
         crate::name::validate_queue_name(dst)?;
-        if dst == self.name {
-            return Err(Error::InvalidRequest(
-                "Source and target queues cannot be the same".into(),
-            ));
-        }
+        crate::name::check_distinct(&self.name, dst)?;
         let revive = filter.id.is_some();
         self.broker
             .backend()

@@ -1,6 +1,6 @@
 //! `broker move <source> <dest> [--all | -m ID] [--since TS] [--before TS] [--json] [-t]`
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use litebroker::message::Filter;
 use litebroker::Queue;
 
@@ -17,9 +17,7 @@ const MOVE_BATCH: usize = 1000;
 /// Moves messages and prints each one moved. A move is complete when it
 /// commits, so a closed stdout afterwards loses nothing.
 pub fn run(ctx: &Ctx, args: &MoveArgs) -> Result<Outcome> {
-    if args.source == args.dest {
-        bail!("Source and target queues cannot be the same");
-    }
+    litebroker::name::check_distinct(&args.source, &args.dest)?;
     let Some(filter) = selection_filter(&args.select, args.all)? else {
         return Ok(Outcome::Nothing);
     };
