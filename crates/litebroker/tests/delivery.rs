@@ -5,25 +5,10 @@
 
 mod harness;
 
-use harness::harness;
+use harness::{drain, fill, harness};
 use litebroker::delivery::{DeliveryError, Pacing, Sink};
 use litebroker::message::Filter;
-use litebroker::{Broker, Message};
-
-fn fill(broker: &mut Broker, queue: &str, n: usize) {
-    let bodies: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
-    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    broker.queue(queue).unwrap().write_many(&refs).unwrap();
-}
-
-fn drain(broker: &mut Broker, queue: &str) -> Vec<String> {
-    let msgs = broker
-        .queue(queue)
-        .unwrap()
-        .read_many(&Filter::all(), usize::MAX)
-        .unwrap();
-    msgs.into_iter().map(|m| m.body).collect()
-}
+use litebroker::Message;
 
 /// A sink that takes `accept_limit` messages and then fails; `flushed_through`
 /// lets a flush report a partial write.

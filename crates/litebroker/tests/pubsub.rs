@@ -6,7 +6,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{harness, Harness};
+use harness::{drain, harness, publish, read_up_to, Harness};
 use litebroker::error::ErrorKind;
 use litebroker::message::Filter;
 use litebroker::pubsub::{NewSubscription, Retention, StartFrom};
@@ -26,19 +26,6 @@ fn subscribe(b: &mut Broker, name: &str, pattern: &str, from: StartFrom) -> u64 
         ephemeral: None,
     })
     .unwrap()
-}
-
-fn drain(b: &mut Broker, queue: &str) -> Vec<String> {
-    let mut q = b.queue(queue).unwrap();
-    q.read_many(&Filter::all(), usize::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|m| m.body)
-        .collect()
-}
-
-fn publish(b: &mut Broker, topic: &str, body: &str) -> litebroker::Published {
-    b.publish(topic, body, &Headers::new()).unwrap()
 }
 
 #[test]
@@ -369,14 +356,6 @@ fn reply_needs_a_reply_to_header() {
     let plain = litebroker::Message::new(1, "x", 1);
     let err = b.reply(&plain, "answer", &Headers::new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-}
-
-/// Reads (consumes) up to `n` messages of `queue`.
-fn read_up_to(b: &mut Broker, queue: &str, n: usize) -> Vec<litebroker::Message> {
-    b.queue(queue)
-        .unwrap()
-        .read_many(&Filter::all(), n)
-        .unwrap()
 }
 
 /// (body, topic, offset, value of header "k") of every message, in order.

@@ -4,6 +4,9 @@
 //! progress files and process-liveness of holders, the internal tables seen
 //! with raw `rusqlite`, and giving disk space back to the file system.
 
+mod harness;
+
+use harness::{drain, fill, publish, read_up_to};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,21 +24,6 @@ fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join(".broker.db");
     (dir, db)
-}
-
-fn fill(broker: &mut Broker, queue: &str, n: usize) {
-    let bodies: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
-    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    broker.queue(queue).unwrap().write_many(&refs).unwrap();
-}
-
-fn drain(broker: &mut Broker, queue: &str) -> Vec<String> {
-    let msgs = broker
-        .queue(queue)
-        .unwrap()
-        .read_many(&Filter::all(), usize::MAX)
-        .unwrap();
-    msgs.into_iter().map(|m| m.body).collect()
 }
 
 // --- The file format (from tests/broker.rs) ---
@@ -227,18 +215,6 @@ fn subscribe(b: &mut Broker, name: &str, pattern: &str, from: StartFrom) -> u64 
         ephemeral: None,
     })
     .unwrap()
-}
-
-fn publish(b: &mut Broker, topic: &str, body: &str) -> litebroker::Published {
-    b.publish(topic, body, &Headers::new()).unwrap()
-}
-
-/// Reads (consumes) up to `n` messages of `queue`.
-fn read_up_to(b: &mut Broker, queue: &str, n: usize) -> Vec<litebroker::Message> {
-    b.queue(queue)
-        .unwrap()
-        .read_many(&Filter::all(), n)
-        .unwrap()
 }
 
 /// (body, topic, offset, value of header "k") of every message, in order.

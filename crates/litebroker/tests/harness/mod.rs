@@ -29,7 +29,8 @@ use std::sync::Arc;
 use litebroker::backend::sqlite::SqliteConnector;
 use litebroker::backend::Connector;
 use litebroker::clock::Clock;
-use litebroker::{Broker, Settings};
+use litebroker::message::Filter;
+use litebroker::{Broker, Headers, Message, Published, Settings};
 
 /// The environment variable that names the backend the suite runs on.
 pub const BACKEND_VAR: &str = "LITEBROKER_TEST_BACKEND";
@@ -152,4 +153,33 @@ impl Harness for SqliteHarness {
     fn name(&self) -> &'static str {
         "sqlite"
     }
+}
+
+/// Writes `m0`..`m{n-1}` to `queue` in one batch.
+pub fn fill(broker: &mut Broker, queue: &str, n: usize) {
+    let bodies: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    broker.queue(queue).unwrap().write_many(&refs).unwrap();
+}
+
+/// Reads (consumes) up to `n` messages of `queue`.
+pub fn read_up_to(broker: &mut Broker, queue: &str, n: usize) -> Vec<Message> {
+    broker
+        .queue(queue)
+        .unwrap()
+        .read_many(&Filter::all(), n)
+        .unwrap()
+}
+
+/// Reads (consumes) every message of `queue`; their bodies, in order.
+pub fn drain(broker: &mut Broker, queue: &str) -> Vec<String> {
+    read_up_to(broker, queue, usize::MAX)
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
+}
+
+/// Publishes `body` to `topic` without headers.
+pub fn publish(broker: &mut Broker, topic: &str, body: &str) -> Published {
+    broker.publish(topic, body, &Headers::new()).unwrap()
 }
