@@ -15,7 +15,8 @@ use std::ffi::OsString;
 
 use anyhow::{anyhow, bail, Result};
 use clap::{CommandFactory, Parser};
-use litebroker::config::{PathRequest, Settings};
+use litebroker::location::PathRequest;
+use litebroker::Settings;
 
 use crate::args::{Cli, Command, COMPAT_VERSION};
 use crate::cmd::Ctx;

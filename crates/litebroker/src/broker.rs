@@ -243,6 +243,11 @@ impl Broker {
             .collect())
     }
 
+    /// Consumed rows still stored (awaiting vacuum), database-wide.
+    pub fn consumed_count(&mut self) -> Result<u64> {
+        self.backend.consumed_count()
+    }
+
     /// Deletes consumed rows and gives the space back.
     pub fn vacuum(&mut self, compact: bool) -> Result<VacuumReport> {
         let consumed_before = self.backend.consumed_count()?;
@@ -250,7 +255,7 @@ impl Broker {
             0
         } else {
             self.backend
-                .vacuum(self.settings.vacuum_batch_size, compact)?
+                .vacuum(self.settings.sqlite.vacuum_batch_size, compact)?
         };
         Ok(VacuumReport {
             consumed_before,

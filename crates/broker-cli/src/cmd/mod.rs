@@ -26,8 +26,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use litebroker::config::{self, PathRequest, Settings};
+use litebroker::location::{self, PathRequest};
 use litebroker::message::{Filter, MAX_MESSAGE_SIZE};
+use litebroker::Settings;
 use litebroker::{name, timebound, Broker};
 
 use crate::args::Selection;
@@ -46,9 +47,9 @@ impl Ctx {
     /// The database file this invocation works on.
     pub fn db_path(&self) -> Result<PathBuf> {
         let cwd = std::env::current_dir().context("cannot determine the current directory")?;
-        Ok(config::resolve_db_path(
+        Ok(location::resolve_db_path(
             &self.path_request,
-            &self.settings,
+            &self.settings.location,
             &cwd,
         )?)
     }
@@ -56,7 +57,7 @@ impl Ctx {
     /// Opens (creating if needed) the database.
     pub fn open(&self) -> Result<Broker> {
         let path = self.db_path()?;
-        config::ensure_parent_dir(&path)?;
+        location::ensure_parent_dir(&path)?;
         Ok(Broker::open(&path, &self.settings)?)
     }
 

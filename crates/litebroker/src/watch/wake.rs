@@ -111,10 +111,10 @@ impl Schedule {
             }
         };
         Schedule {
-            initial_checks: s.initial_checks,
-            max_interval: secs(s.max_interval_s, 0.1),
-            burst_sleep: secs(s.burst_sleep_s, 0.00001),
-            jitter: s.jitter_factor.clamp(0.0, 1.0),
+            initial_checks: s.poll.initial_checks,
+            max_interval: secs(s.poll.max_interval_s, 0.1),
+            burst_sleep: secs(s.poll.burst_sleep_s, 0.00001),
+            jitter: s.poll.jitter_factor.clamp(0.0, 1.0),
         }
     }
 
@@ -228,12 +228,10 @@ mod tests {
 
     #[test]
     fn settings_are_clamped() {
-        let settings = Settings {
-            max_interval_s: f64::NAN,
-            burst_sleep_s: -1.0,
-            jitter_factor: 7.0,
-            ..Settings::default()
-        };
+        let mut settings = Settings::default();
+        settings.poll.max_interval_s = f64::NAN;
+        settings.poll.burst_sleep_s = -1.0;
+        settings.poll.jitter_factor = 7.0;
         let s = Schedule::from_settings(&settings);
         assert_eq!(s.max_interval, Duration::from_millis(100));
         assert_eq!(s.jitter, 1.0);

@@ -92,7 +92,7 @@ impl SqliteBackend {
     /// to a power failure means a redelivery, never a loss. New messages are
     /// still written FULL.
     fn immediate_relaxed<T>(&self, body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
-        self.set_relaxed(self.settings.sync_mode == SyncMode::Full)?;
+        self.set_relaxed(self.settings.sqlite.sync_mode == SyncMode::Full)?;
         self.transaction(body)
     }
 
@@ -358,7 +358,7 @@ impl Backend for SqliteBackend {
     }
 
     fn vacuum(&mut self, batch_size: u64, compact: bool) -> Result<u64> {
-        let timeout = std::time::Duration::from_secs(self.settings.vacuum_lock_timeout_s);
+        let timeout = std::time::Duration::from_secs(self.settings.sqlite.vacuum_lock_timeout_s);
         let Some(_lock) = vacuum_lock::VacuumLock::acquire(&self.path, timeout)? else {
             return Ok(0); // someone else is vacuuming this file
         };
