@@ -308,7 +308,7 @@ impl Settings {
 
     /// `BROKER_WAL_AUTOCHECKPOINT`, with the reference's negative-value fallback.
     fn wal_checkpoint(&mut self, env: Lookup) -> Result<u32, ConfigError> {
-        let Some((raw, value)) = int_var(env, "BROKER_WAL_AUTOCHECKPOINT")? else {
+        let Some((_, value)) = int_var(env, "BROKER_WAL_AUTOCHECKPOINT")? else {
             return Ok(1000);
         };
         if value < 0 {
@@ -317,8 +317,9 @@ impl Settings {
             ));
             return Ok(1000);
         }
-        u32::try_from(value)
-            .map_err(|_| out_of_range("BROKER_WAL_AUTOCHECKPOINT", raw, "too large"))
+        // SQLite reads the pragma as a C int: larger values mean "never", as
+        // they do for the reference, which accepts any integer here.
+        Ok(u32::try_from(value.min(i128::from(i32::MAX))).unwrap_or(u32::MAX))
     }
 
     /// Automatic vacuum variables.
@@ -387,13 +388,15 @@ fn parse_scope_bool(raw: &str) -> bool {
     )
 }
 
-/// `BROKER_VACUUM_BATCH_SIZE`: a negative value means "no limit" (`i64::MAX`).
+/// `BROKER_VACUUM_BATCH_SIZE`: a negative value means "no limit" (`i64::MAX`),
+/// and so does anything above it.
 fn vacuum_batch_size(env: Lookup) -> Result<u64, ConfigError> {
     const VAR: &str = "BROKER_VACUUM_BATCH_SIZE";
     match int_var(env, VAR)? {
         None => Ok(1000),
+        // Negative: no limit. Huge: SQLite's LIMIT is an i64.
         Some((_, v)) if v < 0 => Ok(i64::MAX as u64),
-        Some((raw, v)) => u64::try_from(v).map_err(|_| out_of_range(VAR, raw, "too large")),
+        Some((_, v)) => Ok(saturate(v).min(i64::MAX as u64)),
     }
 }
 
@@ -405,9 +408,7 @@ fn read_commit_interval(env: Lookup) -> Result<Option<u64>, ConfigError> {
     match int_var(env, VAR)? {
         None => Ok(None),
         Some((_, v)) if v < 1 => Ok(Some(1)),
-        Some((raw, v)) => u64::try_from(v)
-            .map(Some)
-            .map_err(|_| out_of_range(VAR, raw, "too large")),
+        Some((_, v)) => Ok(Some(saturate(v))),
     }
 }
 
@@ -429,7 +430,7 @@ fn non_negative(env: Lookup, var: &'static str, default: u64) -> Result<u64, Con
     match int_var(env, var)? {
         None => Ok(default),
         Some((raw, v)) if v < 0 => Err(out_of_range(var, raw, "must be >= 0")),
-        Some((raw, v)) => u64::try_from(v).map_err(|_| out_of_range(var, raw, "too large")),
+        Some((_, v)) => Ok(saturate(v)),
     }
 }
 
@@ -437,7 +438,7 @@ fn non_negative(env: Lookup, var: &'static str, default: u64) -> Result<u64, Con
 fn clamped(env: Lookup, var: &'static str, default: u64) -> Result<u64, ConfigError> {
     match int_var(env, var)? {
         None => Ok(default),
-        Some((raw, v)) => u64::try_from(v.max(0)).map_err(|_| out_of_range(var, raw, "too large")),
+        Some((_, v)) => Ok(saturate(v.max(0))),
     }
 }
 
@@ -451,6 +452,13 @@ fn float_var(env: Lookup, var: &'static str, default: f64) -> Result<f64, Config
         value: raw,
         kind: "number",
     })
+}
+
+/// A non-negative integer as `u64`; larger values saturate. The reference
+/// takes any Python integer, so a huge value means "as much as possible"
+/// (an effectively endless timeout or interval) rather than an error.
+fn saturate(v: i128) -> u64 {
+    u64::try_from(v.max(0)).unwrap_or(u64::MAX)
 }
 
 /// Builds an [`ConfigError::OutOfRange`].
@@ -812,32 +820,35 @@ mod tests {
     }
 
     #[test]
-    fn huge_integers_are_out_of_range() {
-        let err = settings_err(&[("BROKER_BUSY_TIMEOUT", "99999999999999999999999999")]);
-        assert!(
-            matches!(
-                err,
-                ConfigError::OutOfRange {
-                    var: "BROKER_BUSY_TIMEOUT",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        let err = settings_err(&[("BROKER_WAL_AUTOCHECKPOINT", "4294967296")]);
-        assert!(matches!(
-            err,
-            ConfigError::OutOfRange {
-                var: "BROKER_WAL_AUTOCHECKPOINT",
-                ..
-            }
-        ));
-        let way_too_big = "9".repeat(60);
+    fn huge_integers_saturate_like_unbounded_python_ints() {
+        // The reference accepts any int() here and runs (exit 0); so do we.
+        let huge = "99999999999999999999999999";
+        let s = settings(&[
+            ("BROKER_BUSY_TIMEOUT", huge),
+            ("BROKER_CACHE_MB", huge),
+            ("BROKER_AUTO_VACUUM_INTERVAL", huge),
+            ("BROKER_VACUUM_LOCK_TIMEOUT", huge),
+            ("BROKER_INITIAL_CHECKS", huge),
+            ("BROKER_GENERATOR_BATCH_SIZE", huge),
+            ("BROKER_MAX_MESSAGE_SIZE", huge),
+            ("BROKER_READ_COMMIT_INTERVAL", huge),
+            ("BROKER_VACUUM_BATCH_SIZE", huge),
+            ("BROKER_WAL_AUTOCHECKPOINT", "4294967296"),
+        ]);
+        assert_eq!(s.sqlite.busy_timeout_ms, u64::MAX);
+        assert_eq!(s.sqlite.cache_mb, u64::MAX);
+        assert_eq!(s.auto_vacuum_interval, u64::MAX);
+        assert_eq!(s.sqlite.vacuum_lock_timeout_s, u64::MAX);
+        assert_eq!(s.poll.initial_checks, u64::MAX);
+        assert_eq!(s.generator_batch_size, u64::MAX);
+        assert_eq!(s.max_message_size, u64::MAX);
+        assert_eq!(s.read_commit_interval, Some(u64::MAX));
+        assert_eq!(s.sqlite.vacuum_batch_size, i64::MAX as u64);
+        assert_eq!(s.sqlite.wal_autocheckpoint, i32::MAX as u32);
+        // Past CPython's 4300-digit limit int() itself fails.
+        let way_too_big = "9".repeat(4301);
         let err = settings_err(&[("BROKER_CACHE_MB", way_too_big.as_str())]);
-        assert!(matches!(
-            err,
-            ConfigError::InvalidNumber { .. } | ConfigError::OutOfRange { .. }
-        ));
+        assert!(matches!(err, ConfigError::InvalidNumber { .. }));
     }
 
     #[test]

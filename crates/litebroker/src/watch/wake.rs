@@ -114,7 +114,11 @@ impl Schedule {
             initial_checks: s.poll.initial_checks,
             max_interval: secs(s.poll.max_interval_s, 0.1),
             burst_sleep: secs(s.poll.burst_sleep_s, 0.00001),
-            jitter: s.poll.jitter_factor.clamp(0.0, 1.0),
+            // NaN means no jitter (clamp would keep it, and mul_f64 panics on it).
+            jitter: match s.poll.jitter_factor {
+                j if j.is_nan() => 0.0,
+                j => j.clamp(0.0, 1.0),
+            },
         }
     }
 
