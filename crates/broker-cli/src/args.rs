@@ -439,13 +439,7 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub all: bool,
     /// Delete only the message with this ID
-    #[arg(
-        short = 'm',
-        long = "message",
-        value_name = "ID",
-        requires = "queue",
-        conflicts_with = "all"
-    )]
+    #[arg(short = 'm', long = "message", value_name = "ID")]
     pub message: Option<String>,
 }
 

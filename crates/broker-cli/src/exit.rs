@@ -26,8 +26,29 @@ impl Outcome {
 /// Exit code for any error.
 pub const ERROR: i32 = 1;
 
+/// The name SimpleBroker puts before every error (`simplebroker: error: ...`);
+/// scripts match on it, so it is kept although the binary is `broker`.
+pub const PROG: &str = "simplebroker";
+
+/// An error SimpleBroker prints as `simplebroker: <message>`, without
+/// `error:` (its checks after parsing, such as `--message requires a queue
+/// name`, fall into its generic handler).
+#[derive(Debug)]
+pub struct Bare(pub String);
+
+impl std::fmt::Display for Bare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Bare {}
+
 /// Prints `err` the way every error is shown, and returns the error exit code.
 pub fn report(err: &anyhow::Error) -> i32 {
-    eprintln!("broker: error: {err:#}");
+    match err.downcast_ref::<Bare>() {
+        Some(bare) => eprintln!("{PROG}: {bare}"),
+        None => eprintln!("{PROG}: error: {err:#}"),
+    }
     ERROR
 }

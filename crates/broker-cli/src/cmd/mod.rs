@@ -32,6 +32,7 @@ use litebroker::Settings;
 use litebroker::{name, timebound, Broker};
 
 use crate::args::Selection;
+use crate::exit::Bare;
 
 /// What every command needs: the settings and where the database is.
 pub struct Ctx {
@@ -118,8 +119,11 @@ pub fn selection_filter(sel: &Selection, all: bool) -> Result<Option<Filter>> {
         let Some(id) = timebound::parse_message_id(text) else {
             return Ok(None);
         };
-        if all || sel.since.is_some() || sel.before.is_some() {
-            bail!("--message cannot be used with --all, --since or --before");
+        if sel.before.is_some() {
+            bail!("--message cannot be used with --before");
+        }
+        if all || sel.since.is_some() {
+            return Err(Bare("--message cannot be used with --all or --since".into()).into());
         }
         filter.id = Some(id);
     }
