@@ -1040,3 +1040,33 @@ fn move_of_a_multiline_body_warns() {
     assert_eq!(ok(&out), "a\nb\n");
     assert!(!out.stderr.is_empty());
 }
+
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let sb = Sandbox::new();
+    let body = "x".repeat(100_000);
+    for _ in 0..3 {
+        ok(&sb.run(&["write", "q", &body]));
+    }
+    for args in [
+        &["peek", "q", "--all"][..],
+        &["dump"],
+        &["move", "q", "r", "--all"],
+        &["read", "r", "--all"],
+    ] {
+        let mut child = sb
+            .broker()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then closed
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use litebroker::message::Filter;
 use litebroker::{timebound, Queue};
 
-use super::read::{io_to_lib, is_closed_stdout, Printer};
+use super::read::{io_to_lib, Printer};
 use super::{precheck_queue, selection_filter, Ctx};
 use crate::args::MoveArgs;
 use crate::exit::{Bare, Outcome};
@@ -46,7 +46,6 @@ pub fn run(ctx: &Ctx, args: &MoveArgs) -> Result<Outcome> {
     };
     match moved {
         Ok(n) => printer.finish(n),
-        Err(e) if is_closed_stdout(&e) => Ok(Outcome::Done),
         Err(e) => Err(e.into()),
     }
 }

@@ -10,7 +10,7 @@ use super::{precheck_queue, Ctx};
 use crate::args::{ListenArgs, SubscribeArgs, UnsubscribeArgs};
 use crate::exit::Outcome;
 use crate::interrupt;
-use crate::output::{is_broken_pipe, Format, StdoutSink};
+use crate::output::{Format, StdoutSink};
 
 /// Creates a durable subscription, replaying the log from `--from`.
 pub fn subscribe(ctx: &Ctx, args: &SubscribeArgs) -> Result<Outcome> {
@@ -103,7 +103,6 @@ pub fn listen(ctx: &Ctx, args: &ListenArgs) -> Result<Outcome> {
             Ok(Outcome::Nothing)
         }
         Ok(()) => Ok(Outcome::Done),
-        Err(WatchError::Sink(e)) if is_broken_pipe(&e) => Ok(Outcome::Done),
         Err(WatchError::Sink(e)) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
         Err(WatchError::Backend(e)) => Err(e.into()),
     }
