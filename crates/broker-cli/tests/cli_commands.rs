@@ -1070,3 +1070,26 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
         assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn dangling_symlink_file_creates_its_target_like_the_reference() {
+    let sb = Sandbox::new();
+    std::os::unix::fs::symlink("target.db", sb.path().join("link.db")).unwrap();
+    let out = sb.run(&["-f", "link.db", "write", "q", "m"]);
+    assert_code(&out, 0);
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert!(sb.path().join("target.db").is_file());
+    assert_eq!(ok(&sb.run(&["-f", "link.db", "read", "q"])), "m\n");
+    assert_eq!(
+        ok(&sb.run(&["-f", "target.db", "list", "--stats"])),
+        "q: 0 (1 total, 1 claimed)\n\nTotal claimed messages: 1/1\n"
+    );
+    // A link out of the directory is still refused, once.
+    std::os::unix::fs::symlink("/nonexistent-7f3a/x.db", sb.path().join("out.db")).unwrap();
+    let out = sb.run(&["-f", "out.db", "write", "q", "m"]);
+    assert_code(&out, 1);
+    assert_eq!(
+        stderr(&out),
+        "simplebroker: error: Database file must be within the working directory\n"
+    );
+}

@@ -236,14 +236,37 @@ pub fn resolve_db_path(
     let base = working_dir(dir.as_deref(), settings, cwd);
     check_working_dir(&base, cwd)?;
     if Path::new(name).is_absolute() {
-        return absolute_file(Path::new(name), dir.as_deref(), cwd);
+        return absolute_file(Path::new(name), dir.as_deref(), cwd).map(|f| follow_dangling(&f));
     }
     if settings.project_scope && dir.is_none() && req.file.is_none() {
         return find_project_database(name, cwd);
     }
     let db = base.join(name);
     check_containment(&db, &base, cwd)?;
-    Ok(db)
+    Ok(follow_dangling_in(&db, cwd))
+}
+
+/// A symbolic link to a file that does not exist yet stands for that file,
+/// as in the reference (SQLite follows the link and creates the target):
+/// the link's resolved target is returned so it can be created (the link
+/// itself cannot be opened with `O_EXCL`). Anything else is returned as is.
+fn follow_dangling(db: &Path) -> PathBuf {
+    let is_link = fs::symlink_metadata(db).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && fs::metadata(db).is_err() {
+        resolve_lenient(db)
+    } else {
+        db.to_path_buf()
+    }
+}
+
+/// [`follow_dangling`] for a path relative to `cwd`; keeps it as given
+/// unless it is a dangling link.
+fn follow_dangling_in(db: &Path, cwd: &Path) -> PathBuf {
+    let full = cwd.join(db);
+    match follow_dangling(&full) {
+        followed if followed != full => followed,
+        _ => db.to_path_buf(),
+    }
 }
 
 /// Normalizes a `-d` value like Python's `Path()` (drops empty and `.`
@@ -893,6 +916,31 @@ mod tests {
             resolve_db_path(&r, &s, &cwd).unwrap(),
             cwd.join(".cfg/broker.db")
         );
+    }
+
+    #[test]
+    fn dangling_symlink_stands_for_its_target_inside_the_directory() {
+        let dir = tmp();
+        let cwd = real(&dir);
+        fs::create_dir(cwd.join("sub")).unwrap();
+        symlink("target.db", cwd.join("link.db")).unwrap();
+        symlink("sub/t.db", cwd.join("link2.db")).unwrap();
+        let opts = LocationOptions::default();
+        let p = resolve_db_path(&req(None, Some("link.db")), &opts, &cwd).unwrap();
+        assert_eq!(p, cwd.join("target.db"));
+        let p = resolve_db_path(&req(None, Some("link2.db")), &opts, &cwd).unwrap();
+        assert_eq!(p, cwd.join("sub/t.db"));
+        let abs = cwd.join("link.db");
+        let p = resolve_db_path(&req(None, abs.to_str()), &opts, &cwd).unwrap();
+        assert_eq!(p, cwd.join("target.db"));
+        // A link to an existing file is left alone (SQLite opens through it).
+        fs::write(cwd.join("target.db"), b"").unwrap();
+        let p = resolve_db_path(&req(None, Some("link.db")), &opts, &cwd).unwrap();
+        assert_eq!(p, cwd.join("link.db"));
+        // Outside the directory: still refused.
+        symlink("/nonexistent-dir-7f3a/x.db", cwd.join("out.db")).unwrap();
+        let err = resolve_db_path(&req(None, Some("out.db")), &opts, &cwd).unwrap_err();
+        assert!(matches!(err, ConfigError::OutsideWorkingDir), "{err:?}");
     }
 
     // ---------------------------------------------------------- project scope
