@@ -70,6 +70,14 @@ impl Ctx {
     }
 }
 
+/// `1 message`, `2 messages`: a count with its noun in the right number.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// Validates a plain queue operand before anything is opened, so bad input
 /// never creates or touches a database. `@alias` operands are checked on resolution.
 pub fn precheck_queue(operand: &str) -> Result<()> {

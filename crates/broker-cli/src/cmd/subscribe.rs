@@ -25,8 +25,10 @@ pub fn subscribe(ctx: &Ctx, args: &SubscribeArgs) -> Result<Outcome> {
         ephemeral: None,
     })?;
     ctx.info(&format!(
-        "Subscribed '{}' to '{}' ({replayed} messages replayed)",
-        args.name, args.pattern
+        "Subscribed '{}' to '{}' ({} replayed)",
+        args.name,
+        args.pattern,
+        super::count(replayed, "message")
     ));
     Ok(Outcome::Done)
 }
