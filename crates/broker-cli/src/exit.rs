@@ -55,8 +55,8 @@ pub const ERROR: i32 = 1;
 pub const PROG: &str = "simplebroker";
 
 /// An error SimpleBroker prints as `simplebroker: <message>`, without
-/// `error:` (its checks after parsing, such as `--message requires a queue
-/// name`, fall into its generic handler).
+/// `error:`, and not at all under `-q` (its checks after parsing, such as
+/// `--message requires a queue name`, fall into its generic handler).
 #[derive(Debug)]
 pub struct Bare(pub String);
 
@@ -68,6 +68,15 @@ impl std::fmt::Display for Bare {
 
 impl std::error::Error for Bare {}
 
+/// `-q` was given: [`Bare`] errors are not printed (the reference's generic
+/// handler prints them only without `-q`).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records whether `-q` was given, for [`report`].
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Prints `err` the way every error is shown, and returns the exit code.
 ///
 /// A reader that went away (a broken pipe anywhere in the error's chain,
@@ -78,6 +87,7 @@ pub fn report(err: &anyhow::Error) -> i32 {
         return 0;
     }
     match err.downcast_ref::<Bare>() {
+        Some(_) if QUIET.load(std::sync::atomic::Ordering::Relaxed) => {}
         Some(bare) => eprintln!("{PROG}: {bare}"),
         None => eprintln!("{PROG}: error: {}", chain_text(err)),
     }

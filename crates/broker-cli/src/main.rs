@@ -84,6 +84,7 @@ fn utf8_args(raw: Vec<OsString>) -> Result<Vec<String>> {
 fn parse(args: &[String]) -> Result<(Cli, bool), Failure> {
     let hoisted = hoist::hoist(args).map_err(|e| anyhow!(e))?;
     let status = hoisted.globals.iter().any(|g| g == "--status");
+    exit::set_quiet(hoisted.globals.iter().any(|g| g == "--quiet"));
     let mut rest = hoisted.rest;
     let status_json = status && rest.iter().any(|a| a == "--json");
     if status {

@@ -133,3 +133,21 @@ fn a_dash_body_needs_double_dash_and_negative_numbers_are_bodies() {
     let all = common::ok(&sb.run(&["read", "q", "--all"]));
     assert_eq!(all, "-x\n--x\nfrom stdin\n-5\n-1.5\n-x y\n");
 }
+
+#[test]
+fn quiet_hides_the_errors_the_reference_hides() {
+    let sb = Sandbox::new();
+    for args in [
+        &["-q", "read", "q", "-m", "1234567890123456789", "--all"][..],
+        &["-q", "delete", "--all", "-m", "1234567890123456789"],
+        &["alias", "-q"],
+    ] {
+        let out = sb.run(args);
+        assert_eq!((code(&out), stderr(&out)), (1, String::new()), "{args:?}");
+    }
+    let out = sb.run(&["-q", "move", "q", "q"]);
+    assert_eq!(
+        stderr(&out),
+        "simplebroker: error: Source and destination queues cannot be the same\n"
+    );
+}
