@@ -34,7 +34,7 @@
 //!                    of --replay-batch, no subscription).
 //!   replay_lib       `Subscription::create(.., StartFrom::Earliest)`: copies
 //!                    the whole log into a new subscription.
-//!   replay_lib_big_cache  the same with Settings::cache_mb = 512 (default 10).
+//!   replay_lib_big_cache  the same with Settings::sqlite.cache_mb = 512 (default 10).
 //!                    Every replay variant runs on its own copy of the filled file.
 
 use std::io::{BufRead, BufReader};
@@ -691,10 +691,8 @@ fn replay(db: &Path, settings: &Settings, n: usize, batch: usize) -> BoxResult<(
     drop(broker); // the last connection: checkpoints, so the file alone holds the log
 
     // Each variant replays into its own copy of the filled file.
-    let big = Settings {
-        cache_mb: REPLAY_BIG_CACHE_MB,
-        ..settings.clone()
-    };
+    let mut big = settings.clone();
+    big.sqlite.cache_mb = REPLAY_BIG_CACHE_MB;
     for (name, s) in [("replay_lib", settings), ("replay_lib_big_cache", &big)] {
         let copy = copy_db(db, name)?;
         let start = Instant::now();
@@ -711,7 +709,7 @@ fn replay(db: &Path, settings: &Settings, n: usize, batch: usize) -> BoxResult<(
             name,
             count,
             elapsed,
-            json!({"expected": n, "in_order_and_equal": ok, "cache_mb": s.cache_mb}),
+            json!({"expected": n, "in_order_and_equal": ok, "cache_mb": s.sqlite.cache_mb}),
         );
         remove_db(&copy);
     }

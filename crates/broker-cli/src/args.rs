@@ -36,7 +36,7 @@ pub struct Cli {
     /// With --vacuum: also rebuild the file to its smallest size
     #[arg(long)]
     pub compact: bool,
-    /// Show global message count, last timestamp, and DB size
+    /// Show global message count, last timestamp, and DB size (`--status --json`: as JSON)
     #[arg(long)]
     pub status: bool,
     #[command(subcommand)]
@@ -236,8 +236,23 @@ pub enum QueueAction {
 pub struct QueueConfigArgs {
     /// Queue name
     pub queue: String,
-    /// Default lease length for `read --lease` and `run`
-    #[arg(long, value_name = "DURATION")]
+    #[command(flatten)]
+    pub delivery: DeliveryFlags,
+    /// Forget every setting first (then apply the ones given)
+    #[arg(long)]
+    pub clear: bool,
+    /// Print the settings as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The delivery settings `queue config` stores for a queue and `run` applies
+/// to one run (declared once so the two commands cannot drift apart).
+#[derive(Debug, Args)]
+pub struct DeliveryFlags {
+    /// Lease length (visibility timeout): how long a delivered message stays
+    /// hidden before it is delivered again (`read --lease` and `run` default)
+    #[arg(long = "visibility", visible_alias = "lease", value_name = "DURATION")]
     pub visibility: Option<String>,
     /// Deliveries after which an unacknowledged message goes to the dead-letter queue
     #[arg(long, value_name = "N")]
@@ -245,12 +260,6 @@ pub struct QueueConfigArgs {
     /// Where messages go after --max-receives deliveries
     #[arg(long, value_name = "QUEUE")]
     pub dead_letter: Option<String>,
-    /// Forget every setting first (then apply the ones given)
-    #[arg(long)]
-    pub clear: bool,
-    /// Print the settings as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `redrive <dlq> [<queue>]`
@@ -267,15 +276,10 @@ pub struct RedriveArgs {
 pub struct RunArgs {
     /// Queue to work on (or @alias)
     pub queue: String,
-    /// Lease length; the lease is kept alive while the command runs (default: the queue's)
-    #[arg(long, value_name = "DURATION")]
-    pub lease: Option<String>,
-    /// Dead-letter a message once it has failed on this many deliveries
-    #[arg(long, value_name = "N")]
-    pub max_receives: Option<u32>,
-    /// Where such messages go (default: the queue's configured dead-letter queue)
-    #[arg(long, value_name = "QUEUE")]
-    pub dead_letter: Option<String>,
+    /// Delivery settings for this run (default: the queue's; the lease is kept
+    /// alive while the command runs)
+    #[command(flatten)]
+    pub delivery: DeliveryFlags,
     /// Exit once no message is visible instead of waiting for more
     #[arg(long)]
     pub drain: bool,
@@ -439,13 +443,7 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub all: bool,
     /// Delete only the message with this ID
-    #[arg(
-        short = 'm',
-        long = "message",
-        value_name = "ID",
-        requires = "queue",
-        conflicts_with = "all"
-    )]
+    #[arg(short = 'm', long = "message", value_name = "ID")]
     pub message: Option<String>,
 }
 

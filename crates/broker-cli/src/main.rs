@@ -10,12 +10,14 @@ mod hoist;
 mod interrupt;
 mod output;
 mod progress;
+mod usage;
 
 use std::ffi::OsString;
 
 use anyhow::{anyhow, bail, Result};
-use clap::{CommandFactory, Parser};
-use litebroker::config::{PathRequest, Settings};
+use clap::CommandFactory;
+use litebroker::location::PathRequest;
+use litebroker::Settings;
 
 use crate::args::{Cli, Command, COMPAT_VERSION};
 use crate::cmd::Ctx;
@@ -25,16 +27,13 @@ fn main() {
     interrupt::install();
     let code = match run(std::env::args_os().skip(1).collect()) {
         Ok(outcome) => outcome.code(),
-        Err(Failure::Usage(text)) => {
-            eprint!("{text}");
-            exit::ERROR
-        }
+        Err(Failure::Usage(text)) => exit::report(&anyhow!(text)),
         Err(Failure::Error(e)) => exit::report(&e),
     };
     std::process::exit(code);
 }
 
-/// Why a run failed: a usage message already formatted by clap, or an error.
+/// Why a run failed: a usage message (argparse's wording, see [`usage`]), or an error.
 enum Failure {
     Usage(String),
     Error(anyhow::Error),
@@ -85,6 +84,7 @@ fn utf8_args(raw: Vec<OsString>) -> Result<Vec<String>> {
 fn parse(args: &[String]) -> Result<(Cli, bool), Failure> {
     let hoisted = hoist::hoist(args).map_err(|e| anyhow!(e))?;
     let status = hoisted.globals.iter().any(|g| g == "--status");
+    exit::set_quiet(hoisted.globals.iter().any(|g| g == "--quiet"));
     let mut rest = hoisted.rest;
     let status_json = status && rest.iter().any(|a| a == "--json");
     if status {
@@ -93,22 +93,23 @@ fn parse(args: &[String]) -> Result<(Cli, bool), Failure> {
     let argv = std::iter::once("broker".to_owned())
         .chain(hoisted.globals)
         .chain(rest);
-    match Cli::try_parse_from(argv) {
-        Ok(cli) => Ok((cli, status_json)),
-        Err(e) if !e.use_stderr() => {
-            print!("{e}");
+    match usage::parse(argv.collect()) {
+        usage::Parsed::Cli(cli) => Ok((*cli, status_json)),
+        usage::Parsed::Help(text) => {
+            print!("{text}");
             std::process::exit(0); // --help
         }
-        Err(e) => Err(Failure::Usage(e.render().to_string())),
+        usage::Parsed::Error(text) => Err(Failure::Usage(text)),
+        usage::Parsed::Bare(text) => Err(Failure::Error(exit::Bare(text).into())),
     }
 }
 
 fn check_exclusions(cli: &Cli) -> Result<()> {
     if cli.status && cli.command.is_some() {
-        bail!("--status cannot be used with a command");
+        bail!("--status cannot be used with commands");
     }
     if cli.vacuum && cli.command.is_some() {
-        bail!("--vacuum cannot be used with a command");
+        bail!("--vacuum cannot be used with commands");
     }
     if cli.compact && !cli.vacuum {
         bail!("--compact can only be used with --vacuum");

@@ -476,3 +476,151 @@ fn project_scope_is_off_for_other_values() {
     assert_code(&sb.run_in(&deep, &["write", "q", "m"], &env), 0);
     assert!(deep.join(".broker.db").exists());
 }
+
+// ------------------------------------------- NaN, infinities, overflow (D5)
+
+/// Polling variables take any Python float, as in the reference (which never
+/// fails on them): NaN, infinities, negatives and huge values are clamped
+/// (jitter to 0..=1, NaN jitter to none; intervals to their default when not
+/// finite and non-negative, and to an hour at most), never a panic.
+const ODD_FLOATS: &[&str] = &["nan", "-nan", "inf", "-inf", "1e400", "-1", "1e308"];
+
+#[test]
+fn odd_polling_floats_never_crash_watch() {
+    for var in [
+        "BROKER_JITTER_FACTOR",
+        "BROKER_MAX_INTERVAL",
+        "BROKER_BURST_SLEEP",
+    ] {
+        for value in ODD_FLOATS {
+            let sb = Sandbox::new();
+            ok(&sb.run(&["write", "q", "m"]));
+            let mut child = sb
+                .broker()
+                .args(["watch", "q"])
+                .env(var, value)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Long enough for the burst phase to end and back-off to start.
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            let status = child.try_wait().unwrap();
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                status.is_none(),
+                "{var}={value}: watch died with {status:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "m\n", "{var}={value}");
+        }
+    }
+}
+
+#[test]
+fn odd_polling_floats_never_crash_listen() {
+    let sb = Sandbox::new();
+    for var in [
+        "BROKER_JITTER_FACTOR",
+        "BROKER_MAX_INTERVAL",
+        "BROKER_BURST_SLEEP",
+    ] {
+        for value in ODD_FLOATS {
+            let out = sb.run_env(&["listen", "a.b", "--timeout", "300ms"], &[(var, value)]);
+            assert_code(&out, 2); // nothing arrived: a clean timeout
+        }
+    }
+}
+
+#[test]
+fn huge_integer_variables_saturate_like_the_reference() {
+    // SimpleBroker takes any Python int here and works (exit 0).
+    let sb = Sandbox::new();
+    let huge = "99999999999999999999999";
+    for var in [
+        "BROKER_BUSY_TIMEOUT",
+        "BROKER_CACHE_MB",
+        "BROKER_WAL_AUTOCHECKPOINT",
+        "BROKER_VACUUM_BATCH_SIZE",
+        "BROKER_VACUUM_LOCK_TIMEOUT",
+        "BROKER_AUTO_VACUUM_INTERVAL",
+        "BROKER_INITIAL_CHECKS",
+        "BROKER_READ_COMMIT_INTERVAL",
+    ] {
+        let env = [(var, huge)];
+        assert_code(&sb.run_env(&["write", "q", "m"], &env), 0);
+        assert_eq!(ok(&sb.run_env(&["read", "q"], &env)), "m\n", "{var}");
+        assert_code(&sb.run_env(&["--vacuum"], &env), 0);
+    }
+}
+
+#[test]
+fn non_finite_or_overflowing_durations_are_refused() {
+    let sb = Sandbox::new();
+    ok(&sb.run(&["write", "q", "m"]));
+    for value in [
+        "nan",
+        "inf",
+        "1e400",
+        "-1",
+        "99999999999999999999d",
+        "1.5e308s",
+    ] {
+        for args in [
+            vec!["write", "q", "x", "--delay", value],
+            vec!["read", "q", "--lease", value],
+            vec!["queue", "config", "q", "--visibility", value],
+            vec!["run", "q", "--lease", value, "--", "true"],
+            vec!["run", "q", "--backoff", value, "--", "true"],
+            vec!["request", "t", "m", "--timeout", value],
+            vec!["listen", "a.b", "--timeout", value],
+            vec!["listen", "a.b", "--expire", value],
+            vec!["topic", "config", "t", "--retain", value],
+        ] {
+            let out = sb.run(&args);
+            assert_refused(&out);
+        }
+    }
+    assert_eq!(ok(&sb.run(&["peek", "q"])), "m\n");
+}
+
+#[test]
+fn non_finite_or_huge_time_bounds_are_refused_like_the_reference() {
+    let sb = Sandbox::new();
+    ok(&sb.run(&["write", "q", "m"]));
+    for (value, message) in [
+        ("inf", "Invalid timestamp: inf"),
+        ("nan", "Invalid timestamp: nan"),
+        (
+            "1e30",
+            "Invalid timestamp: scientific notation not supported",
+        ),
+        (
+            "99999999999999999999",
+            "Invalid timestamp: exceeds maximum value",
+        ),
+        (
+            "18446744073709551616000ms",
+            "Invalid timestamp: too far in future",
+        ),
+        (
+            "99999999999.99999999s",
+            "Invalid timestamp: too far in future",
+        ),
+        (
+            "99999999999999999999.5",
+            "Invalid timestamp: 99999999999999999999.5",
+        ),
+    ] {
+        for flag in ["--since", "--before"] {
+            let out = sb.run(&["peek", "q", flag, value]);
+            assert_refused(&out);
+            assert!(
+                stderr(&out).contains(message),
+                "{flag} {value}: {}",
+                stderr(&out)
+            );
+        }
+    }
+}

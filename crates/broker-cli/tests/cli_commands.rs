@@ -1040,3 +1040,93 @@ fn move_of_a_multiline_body_warns() {
     assert_eq!(ok(&out), "a\nb\n");
     assert!(!out.stderr.is_empty());
 }
+
+#[test]
+fn dangling_symlink_file_creates_its_target_like_the_reference() {
+    let sb = Sandbox::new();
+    std::os::unix::fs::symlink("target.db", sb.path().join("link.db")).unwrap();
+    let out = sb.run(&["-f", "link.db", "write", "q", "m"]);
+    assert_code(&out, 0);
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert!(sb.path().join("target.db").is_file());
+    assert_eq!(ok(&sb.run(&["-f", "link.db", "read", "q"])), "m\n");
+    assert_eq!(
+        ok(&sb.run(&["-f", "target.db", "list", "--stats"])),
+        "q: 0 (1 total, 1 claimed)\n\nTotal claimed messages: 1/1\n"
+    );
+    // A link out of the directory is still refused, once.
+    std::os::unix::fs::symlink("/nonexistent-7f3a/x.db", sb.path().join("out.db")).unwrap();
+    let out = sb.run(&["-f", "out.db", "write", "q", "m"]);
+    assert_code(&out, 1);
+    assert_eq!(
+        stderr(&out),
+        "simplebroker: error: Database file must be within the working directory\n"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let sb = Sandbox::new();
+    let body = "x".repeat(100_000);
+    for _ in 0..3 {
+        ok(&sb.run(&["write", "q", &body]));
+    }
+    for args in [
+        &["peek", "q", "--all"][..],
+        &["dump"],
+        &["move", "q", "r", "--all"],
+        &["read", "r", "--all"],
+    ] {
+        let mut child = sb
+            .broker()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then closed
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn man_page_is_one_page_with_every_command() {
+    let sb = Sandbox::new();
+    let page = ok(&sb.run(&["man"]));
+    assert!(
+        !page.contains("broker\\-write(1)"),
+        "points to a page that does not exist"
+    );
+    for name in [
+        "broker write",
+        "broker queue config",
+        "broker topic config",
+        "broker run",
+    ] {
+        assert!(page.contains(&format!(".SS \"{name}\"")), "{name} missing");
+    }
+    assert!(page.contains("\\-\\-max\\-receives"));
+}
+
+#[test]
+fn counts_use_the_singular_for_one() {
+    let sb = Sandbox::new();
+    let dump = {
+        ok(&sb.run(&["write", "q", "m"]));
+        ok(&sb.run(&["dump"]))
+    };
+    let fresh = Sandbox::new();
+    let out = fresh.run_stdin(&["load"], dump.as_bytes());
+    assert_eq!(ok(&out), "Loaded 1 message\n");
+    ok(&fresh.run(&["publish", "t.a", "x"]));
+    assert_eq!(
+        ok(&fresh.run(&["subscribe", "s", "t.=", "--from", "earliest"])),
+        "Subscribed 's' to 't.=' (1 message replayed)\n"
+    );
+    assert!(ok(&fresh.run(&["topics"])).starts_with("t.a: 1 message ("));
+}

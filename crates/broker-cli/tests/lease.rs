@@ -194,7 +194,7 @@ fn max_receives_dead_letters_with_a_reason_and_redrive_brings_them_back() {
     );
     assert_eq!(
         ok(&sb.run(&["redrive", "q.dlq"])),
-        "Redrove 1 messages from 'q.dlq'\n"
+        "Redrove 1 message from 'q.dlq'\n"
     );
     assert_eq!(
         peek_all(&sb, "q"),

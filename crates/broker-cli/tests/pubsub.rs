@@ -70,9 +70,9 @@ fn publish_reaches_every_matching_subscription_and_says_how_many() {
     assert_eq!(drain(&sb, "errors"), ["boom"]);
     assert_eq!(
         ok(&sb.run(&["topics"])),
-        "logs.api.error: 1 messages (offsets 0-0)\nlogs.api.warn: 1 messages (offsets 0-0)\n\
-         news.sports: 1 messages (offsets 0-0)\nnews.sports.live: 1 messages (offsets 0-0)\n\
-         news.tech: 1 messages (offsets 0-0)\n"
+        "logs.api.error: 1 message (offsets 0-0)\nlogs.api.warn: 1 message (offsets 0-0)\n\
+         news.sports: 1 message (offsets 0-0)\nnews.sports.live: 1 message (offsets 0-0)\n\
+         news.tech: 1 message (offsets 0-0)\n"
     );
 }
 

@@ -228,6 +228,11 @@ impl Broker {
             .collect())
     }
 
+    /// Consumed rows still stored (awaiting vacuum), database-wide.
+    pub fn consumed_count(&mut self) -> Result<u64> {
+        self.backend.consumed_count()
+    }
+
     /// Deletes consumed rows and gives the space back.
     pub fn vacuum(&mut self, compact: bool) -> Result<VacuumReport> {
         let consumed_before = self.backend.consumed_count()?;

@@ -76,7 +76,7 @@ pub enum ReceiptError {
     /// The message exists but this receipt is no longer its lease: the lease
     /// expired and the message went back to the queue (and may have been
     /// delivered again), or it was already nacked.
-    #[error("Stale receipt {0}: its lease has ended (expired or nacked) and the message was returned to the queue")]
+    #[error("Stale receipt {0}: this lease has ended (it expired or was nacked), so the message is no longer held by it; it may be waiting in the queue or leased to another reader again")]
     Stale(String),
 }
 

@@ -37,8 +37,10 @@
 //! - [`ticker`]: timeouts and heartbeats on their own thread/connection.
 //!
 //! **Parsing user input**:
-//! - [`timebound`] (`--since`), [`duration`] (`30s`, `1h30m`), [`config`]
-//!   (`BROKER_*` settings and database location).
+//! - [`timebound`] (`--since`), [`duration`] (`30s`, `1h30m`), [`pynum`]
+//!   (the one port of Python's `int()`/`float()`), [`config`] (`BROKER_*`
+//!   settings: SQLite options, polling options), [`location`] (where the
+//!   database file is: `-d`/`-f`, project scope, like SimpleBroker).
 //!
 //! **The seam and the backends**:
 //! - [`backend`]: `Connector`, `Backend`, `ChangeFeed`;
@@ -72,6 +74,8 @@ pub mod worker;
 // Parsing user input.
 pub mod config;
 pub mod duration;
+pub mod location;
+pub mod pynum;
 pub mod timebound;
 // The seam and the backends.
 pub mod backend;
@@ -79,10 +83,11 @@ pub mod clock;
 
 pub use backend::{ChangeFeed, Connector};
 pub use broker::{Broker, QueueStats, Status, VacuumReport};
-pub use config::Settings;
+pub use config::{PollOptions, Settings, SqliteOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use headers::{HeaderValue, Headers};
 pub use lease::{NackOutcome, QueueConfig, Receipt};
+pub use location::LocationOptions;
 pub use message::{Message, Outgoing};
 pub use pubsub::{Published, StartFrom, Subscription};
 pub use queue::Queue;

@@ -8,9 +8,12 @@
 //! or Unix time picked by a digit-count heuristic) and finally a decimal number.
 //!
 //! Because the reference leans on Python's `int()`, `float()`, `str.strip()` and
-//! the C implementation of `fromisoformat`, this module carries small, faithful
-//! ports of those (including their quirks); every quirk is pinned by a unit test
-//! whose expected value was produced by the reference itself.
+//! the C implementation of `fromisoformat`, this module uses the shared port of
+//! the first three in [`crate::pynum`] and carries a small, faithful port of the
+//! last (including its quirks); every quirk is pinned by a unit test whose
+//! expected value was produced by the reference itself.
+
+use crate::pynum::{decimal_value, parse_float, parse_int, py_strip};
 
 /// Low 12 bits of an id hold the logical counter; Unix-time conversions clear them.
 const COUNTER_MASK: i64 = 0xFFF;
@@ -20,22 +23,10 @@ const NATIVE_BOUNDARY: u128 = 1 << 44;
 const I64_LIMIT: u128 = 1 << 63;
 /// 2^63 as a float, for range checks on float-derived nanoseconds.
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-/// CPython 3.11's default `sys.get_int_max_str_digits()`.
-const PY_MAX_STR_DIGITS: usize = 4300;
 /// Microseconds per day, the unit of Python's `timedelta` arithmetic.
 const US_PER_DAY: i64 = 86_400_000_000;
 /// Characters whose Python `str.upper()` contains `T` or `Z` (Unicode 14, as in CPython 3.11).
 const UPPER_HAS_T_OR_Z: [char; 7] = ['T', 'Z', 't', 'z', '\u{1E97}', '\u{FB05}', '\u{FB06}'];
-/// Code points of the digit zero of every Unicode `Nd` run (Unicode 14); each run is ten long.
-/// Python's `int()` and `float()` accept all of these digits.
-const DECIMAL_ZEROS: [u32; 66] = [
-    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
-    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
-    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
-    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
-    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
-    0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
-];
 
 /// Why a time bound was rejected.
 ///
@@ -194,7 +185,7 @@ fn split_unit(s: &str) -> Option<(&str, Unit)> {
 fn unit_number_to_bound(number: &str, unit: Unit, original: &str) -> Result<i64, TimeBoundError> {
     let invalid = || TimeBoundError::Unrecognized(original.to_owned());
     if number.contains('.') {
-        let value = py_float(number).ok_or_else(invalid)?;
+        let value = parse_float(number).ok_or_else(invalid)?;
         if value < 0.0 {
             return Err(TimeBoundError::Negative);
         }
@@ -204,7 +195,7 @@ fn unit_number_to_bound(number: &str, unit: Unit, original: &str) -> Result<i64,
         }
         return float_ns_to_bound(ns).ok_or(TimeBoundError::TooFarInFuture);
     }
-    let value = py_int(number).ok_or_else(invalid)?;
+    let value = parse_int(number).ok_or_else(invalid)?;
     if value.negative {
         return Err(TimeBoundError::Negative);
     }
@@ -217,7 +208,7 @@ fn unit_number_to_bound(number: &str, unit: Unit, original: &str) -> Result<i64,
 
 /// Step 5: an integer per Python's `int()`; `None` when it is not one.
 fn parse_native_or_unix(s: &str) -> Option<Result<i64, TimeBoundError>> {
-    let value = py_int(s)?;
+    let value = parse_int(s)?;
     if value.negative {
         return Some(Err(TimeBoundError::Negative));
     }
@@ -248,7 +239,7 @@ fn parse_unix_decimal(s: &str) -> Option<i64> {
     if !s.contains('.') {
         return None; // the reference's integer branch here always fails again
     }
-    let value = py_float(s)?;
+    let value = parse_float(s)?;
     if value < 0.0 || !value.is_finite() {
         return None;
     }
@@ -592,133 +583,6 @@ fn days_from_civil(year: i32, month: i32, day: i32) -> i64 {
     let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
-}
-
-// ---------------------------------------------------------------------------
-// Python text and number semantics.
-
-/// Python's `str.isspace()` (which `str.strip()` also uses).
-fn is_py_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t'..='\r'
-            | '\u{1C}'..=' '
-            | '\u{85}'
-            | '\u{A0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200A}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202F}'
-            | '\u{205F}'
-            | '\u{3000}'
-    )
-}
-
-/// Python's `str.strip()` with no arguments.
-fn py_strip(text: &str) -> &str {
-    text.trim_matches(is_py_space)
-}
-
-/// The value of a Unicode decimal digit (`Nd`), as Python's `int()` reads it.
-fn decimal_value(c: char) -> Option<u8> {
-    let code = u32::from(c);
-    let run = DECIMAL_ZEROS.partition_point(|&zero| zero <= code);
-    let offset = code - DECIMAL_ZEROS.get(run.checked_sub(1)?)?;
-    u8::try_from(offset).ok().filter(|&d| d < 10)
-}
-
-/// CPython's `_PyUnicode_TransformDecimalAndSpaceToASCII`, then its C-level
-/// whitespace trim: the ASCII text `int()`/`float()` really parse. `None` when
-/// a character is neither ASCII, whitespace, nor a decimal digit.
-fn py_number_text(text: &str) -> Option<String> {
-    let mut ascii = String::with_capacity(text.len());
-    for c in text.chars() {
-        let mapped = match c {
-            '\0'..='\u{7E}' => c,
-            _ if is_py_space(c) => ' ',
-            _ => char::from(b'0' + decimal_value(c)?),
-        };
-        ascii.push(mapped);
-    }
-    let is_c_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\u{B}' | '\u{C}' | '\r');
-    Some(ascii.trim_matches(is_c_space).to_owned())
-}
-
-/// An integer as Python's `int()` parsed it; `magnitude` saturates (only
-/// comparisons against 2^44 and 2^63 matter).
-struct PyInt {
-    negative: bool,
-    magnitude: u128,
-}
-
-/// Python's `int(text)` (base 10): sign, digits with single `_` between them,
-/// Unicode digits, surrounding whitespace, at most 4300 digits.
-fn py_int(text: &str) -> Option<PyInt> {
-    let ascii = py_number_text(text)?;
-    let (negative, body) = split_sign(&ascii);
-    let mut magnitude: u128 = 0;
-    let mut digits = 0;
-    let mut previous = b'_'; // a leading '_' is as invalid as a doubled one
-    for &byte in body.as_bytes() {
-        if byte.is_ascii_digit() {
-            digits += 1;
-            magnitude = magnitude
-                .saturating_mul(10)
-                .saturating_add(u128::from(byte - b'0'));
-        } else if byte != b'_' || previous == b'_' {
-            return None;
-        }
-        previous = byte;
-    }
-    if previous == b'_' || digits > PY_MAX_STR_DIGITS {
-        return None;
-    }
-    Some(PyInt {
-        negative: negative && magnitude > 0,
-        magnitude,
-    })
-}
-
-/// Python's `float(text)` restricted to what can reach it here (no exponent,
-/// no `inf`/`nan`: callers only pass texts containing `.`).
-fn py_float(text: &str) -> Option<f64> {
-    let ascii = py_number_text(text)?;
-    let (negative, body) = split_sign(&ascii);
-    let cleaned = strip_underscores(body)?;
-    let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
-    let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() && fraction.is_empty() || !all_digits(whole) || !all_digits(fraction) {
-        return None;
-    }
-    let value: f64 = format!("0{whole}.{fraction}0").parse().ok()?;
-    Some(if negative { -value } else { value })
-}
-
-/// Removes `_` that sit between two digits; `None` for any other `_` (PEP 515 rule).
-fn strip_underscores(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    for (i, &byte) in b.iter().enumerate() {
-        if byte != b'_' {
-            out.push(char::from(byte));
-            continue;
-        }
-        let before = i > 0 && b[i - 1].is_ascii_digit();
-        if !before || !at(b, i + 1).is_ascii_digit() {
-            return None;
-        }
-    }
-    Some(out)
-}
-
-/// Splits a leading `+`/`-`; returns (is negative, rest).
-fn split_sign(text: &str) -> (bool, &str) {
-    match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    }
 }
 
 #[cfg(test)]
@@ -1197,36 +1061,6 @@ mod tests {
             let _ = parse_time_bound(&input);
             let _ = parse_message_id(&input);
         }
-    }
-
-    #[test]
-    fn decimal_digit_table() {
-        assert_eq!(decimal_value('0'), Some(0));
-        assert_eq!(decimal_value('9'), Some(9));
-        assert_eq!(decimal_value('/'), None);
-        assert_eq!(decimal_value(':'), None);
-        assert_eq!(decimal_value('\u{669}'), Some(9));
-        assert_eq!(decimal_value('\u{66A}'), None);
-        assert_eq!(decimal_value('\u{1FBF9}'), Some(9));
-        assert_eq!(decimal_value('\u{B2}'), None);
-        assert!(DECIMAL_ZEROS.windows(2).all(|w| w[1] >= w[0] + 10));
-    }
-
-    #[test]
-    fn python_number_helpers() {
-        let int = |s: &str| py_int(s).map(|v| (v.negative, v.magnitude));
-        assert_eq!(int(" +12 "), Some((false, 12)));
-        assert_eq!(int("-0"), Some((false, 0)));
-        assert_eq!(int("-1_2"), Some((true, 12)));
-        assert_eq!(int("1\u{B}"), Some((false, 1)));
-        assert_eq!(int("1\u{1C}"), None);
-        assert_eq!(int("- 1"), None);
-        assert_eq!(int(""), None);
-        assert_eq!(py_float("1_0.2_5"), Some(10.25));
-        assert_eq!(py_float("-.5"), Some(-0.5));
-        assert_eq!(py_float("1_.5"), None);
-        assert_eq!(py_float("1._5"), None);
-        assert_eq!(py_float("inf."), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use litebroker::timebound;
 
 use super::{precheck_queue, Ctx};
 use crate::args::DeleteArgs;
-use crate::exit::Outcome;
+use crate::exit::{Bare, Outcome};
 
 /// Deletes a queue, one message, or everything.
 pub fn run(ctx: &Ctx, args: &DeleteArgs) -> Result<Outcome> {
@@ -16,6 +16,9 @@ pub fn run(ctx: &Ctx, args: &DeleteArgs) -> Result<Outcome> {
         },
         None => None,
     };
+    if message_id.is_some() && args.queue.is_none() {
+        return Err(Bare("--message requires a queue name".into()).into());
+    }
     if let Some(q) = &args.queue {
         precheck_queue(q)?;
     }

@@ -7,7 +7,7 @@ use std::io::{BufWriter, Write};
 use anyhow::Result;
 use litebroker::message::QueuedMessage;
 
-use super::read::{io_to_lib, is_closed_stdout};
+use super::read::io_to_lib;
 use super::{precheck_queue, Ctx};
 use crate::args::DumpArgs;
 use crate::exit::Outcome;
@@ -32,7 +32,6 @@ pub fn run(ctx: &Ctx, args: &DumpArgs) -> Result<Outcome> {
     let result = result.and_then(|()| out.flush().map_err(io_to_lib));
     match result {
         Ok(()) => Ok(Outcome::Done),
-        Err(e) if is_closed_stdout(&e) => Ok(Outcome::Done),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,7 +1,8 @@
 //! `broker init [--force]`: create the project database in the current directory.
 
 use anyhow::{bail, Context, Result};
-use litebroker::{config, Broker};
+use litebroker::location::{self, InitState};
+use litebroker::Broker;
 
 use super::Ctx;
 use crate::exit::Outcome;
@@ -10,22 +11,23 @@ use crate::exit::Outcome;
 /// is left as it is, anything else at that path is refused untouched.
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
-    let path = cwd.join(&ctx.settings.default_db_name);
-    if path.exists() {
-        if !litebroker::backend::sqlite::is_broker_database(&path) {
-            bail!(
-                "File exists but is not a SimpleBroker database: {}\n\
-                 Remove it or choose another name with BROKER_DEFAULT_DB_NAME.",
-                path.display()
-            );
-        }
-        ctx.info(&format!(
-            "SimpleBroker database already exists: {}",
+    let path = location::init_path(&ctx.settings.location, &cwd)?;
+    match location::init_state(&path) {
+        InitState::Foreign => bail!(
+            "File exists but is not a SimpleBroker database: {}\n\
+             Remove it or choose another name with BROKER_DEFAULT_DB_NAME.",
             path.display()
-        ));
-        return Ok(Outcome::Done);
+        ),
+        InitState::BrokerDatabase => {
+            ctx.info(&format!(
+                "SimpleBroker database already exists: {}",
+                path.display()
+            ));
+            return Ok(Outcome::Done);
+        }
+        InitState::Absent => {}
     }
-    config::ensure_parent_dir(&path)?;
+    location::ensure_parent_dir(&path)?;
     Broker::open(&path, &ctx.settings)?;
     ctx.info(&format!(
         "Initialized SimpleBroker database: {}",

@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<Outcome> {
         }
     }
     if args.stats {
-        let consumed = broker.backend().consumed_count()?;
+        let consumed = broker.consumed_count()?;
         // Every row belongs to some queue: the database-wide total is already here.
         let total: u64 = queues.iter().map(|q| q.total).sum();
         if consumed > 0 {

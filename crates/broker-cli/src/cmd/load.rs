@@ -37,7 +37,10 @@ pub fn run(ctx: &Ctx, args: &LoadArgs) -> Result<Outcome> {
         });
     let loaded = broker.load(&mut records)?;
     progress.finish();
-    ctx.info(&format!("Loaded {loaded} messages"));
+    ctx.info(&format!(
+        "Loaded {}",
+        super::count(loaded as u64, "message")
+    ));
     Ok(Outcome::Done)
 }
 

@@ -26,11 +26,13 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use litebroker::config::{self, PathRequest, Settings};
+use litebroker::location::{self, PathRequest};
 use litebroker::message::{Filter, MAX_MESSAGE_SIZE};
+use litebroker::Settings;
 use litebroker::{name, timebound, Broker};
 
 use crate::args::Selection;
+use crate::exit::Bare;
 
 /// What every command needs: the settings and where the database is.
 pub struct Ctx {
@@ -46,9 +48,9 @@ impl Ctx {
     /// The database file this invocation works on.
     pub fn db_path(&self) -> Result<PathBuf> {
         let cwd = std::env::current_dir().context("cannot determine the current directory")?;
-        Ok(config::resolve_db_path(
+        Ok(location::resolve_db_path(
             &self.path_request,
-            &self.settings,
+            &self.settings.location,
             &cwd,
         )?)
     }
@@ -56,7 +58,7 @@ impl Ctx {
     /// Opens (creating if needed) the database.
     pub fn open(&self) -> Result<Broker> {
         let path = self.db_path()?;
-        config::ensure_parent_dir(&path)?;
+        location::ensure_parent_dir(&path)?;
         Ok(Broker::open(&path, &self.settings)?)
     }
 
@@ -65,6 +67,14 @@ impl Ctx {
         if !self.quiet {
             println!("{line}");
         }
+    }
+}
+
+/// `1 message`, `2 messages`: a count with its noun in the right number.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
     }
 }
 
@@ -117,8 +127,11 @@ pub fn selection_filter(sel: &Selection, all: bool) -> Result<Option<Filter>> {
         let Some(id) = timebound::parse_message_id(text) else {
             return Ok(None);
         };
-        if all || sel.since.is_some() || sel.before.is_some() {
-            bail!("--message cannot be used with --all, --since or --before");
+        if sel.before.is_some() {
+            bail!("--message cannot be used with --before");
+        }
+        if all || sel.since.is_some() {
+            return Err(Bare("--message cannot be used with --all or --since".into()).into());
         }
         filter.id = Some(id);
     }

@@ -2,12 +2,12 @@
 
 use anyhow::Result;
 use litebroker::message::Filter;
-use litebroker::Queue;
+use litebroker::{timebound, Queue};
 
-use super::read::{io_to_lib, is_closed_stdout, Printer};
+use super::read::{io_to_lib, Printer};
 use super::{precheck_queue, selection_filter, Ctx};
 use crate::args::MoveArgs;
-use crate::exit::Outcome;
+use crate::exit::{Bare, Outcome};
 use crate::output::Format;
 use crate::progress::Progress;
 
@@ -18,6 +18,14 @@ const MOVE_BATCH: usize = 1000;
 /// commits, so a closed stdout afterwards loses nothing.
 pub fn run(ctx: &Ctx, args: &MoveArgs) -> Result<Outcome> {
     litebroker::name::check_distinct(&args.source, &args.dest)?;
+    let valid_id = args
+        .select
+        .message
+        .as_deref()
+        .and_then(timebound::parse_message_id);
+    if valid_id.is_some() && args.select.since.is_some() {
+        return Err(Bare("--message cannot be used with --since".into()).into());
+    }
     let Some(filter) = selection_filter(&args.select, args.all)? else {
         return Ok(Outcome::Nothing);
     };
@@ -36,7 +44,6 @@ pub fn run(ctx: &Ctx, args: &MoveArgs) -> Result<Outcome> {
     };
     match moved {
         Ok(n) => printer.finish(n),
-        Err(e) if is_closed_stdout(&e) => Ok(Outcome::Done),
         Err(e) => Err(e.into()),
     }
 }

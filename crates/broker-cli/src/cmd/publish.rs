@@ -76,10 +76,7 @@ fn print_one(msg: &Message, format: Format) -> Result<()> {
     use std::io::Write;
     let mut out = Vec::new();
     format_message(&mut out, msg, format);
-    match raw_stdout().write_all(&out) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("cannot write to stdout"))
-        }
-        _ => Ok(()),
-    }
+    raw_stdout()
+        .write_all(&out)
+        .context("cannot write to stdout")
 }

@@ -13,10 +13,15 @@ use crate::output::push_json_string;
 /// prints the settings in force.
 pub fn run(ctx: &Ctx, args: &QueueConfigArgs) -> Result<Outcome> {
     precheck_queue(&args.queue)?;
-    if let Some(dlq) = &args.dead_letter {
+    if let Some(dlq) = &args.delivery.dead_letter {
         precheck_queue(dlq)?;
     }
-    let visibility = args.visibility.as_deref().map(parse_duration).transpose()?;
+    let visibility = args
+        .delivery
+        .visibility
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?;
     let mut broker = ctx.open()?;
     let queue = broker.resolve(&args.queue)?;
     let mut config = if args.clear {
@@ -26,12 +31,12 @@ pub fn run(ctx: &Ctx, args: &QueueConfigArgs) -> Result<Outcome> {
     };
     let changing = args.clear
         || visibility.is_some()
-        || args.max_receives.is_some()
-        || args.dead_letter.is_some();
+        || args.delivery.max_receives.is_some()
+        || args.delivery.dead_letter.is_some();
     if changing {
         config.visibility = visibility.or(config.visibility);
-        config.max_receives = args.max_receives.or(config.max_receives);
-        if let Some(dlq) = &args.dead_letter {
+        config.max_receives = args.delivery.max_receives.or(config.max_receives);
+        if let Some(dlq) = &args.delivery.dead_letter {
             config.dead_letter = Some(broker.resolve(dlq)?);
         }
         broker.configure_queue(&queue, &config)?;

@@ -48,7 +48,6 @@ pub fn read(ctx: &Ctx, cmd: &ReadCmdArgs) -> Result<Outcome> {
     match delivered {
         Ok(0) => Ok(Outcome::Nothing),
         Ok(_) => Ok(Outcome::Done),
-        Err(DeliveryError::Sink(e)) if is_broken_pipe(&e) => Ok(Outcome::Done),
         Err(DeliveryError::Sink(e)) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
         Err(DeliveryError::Backend(e)) => Err(e.into()),
     }
@@ -92,7 +91,6 @@ pub fn peek(ctx: &Ctx, args: &ReadArgs) -> Result<Outcome> {
     };
     match shown {
         Ok(n) => printer.finish(n),
-        Err(e) if is_closed_stdout(&e) => Ok(Outcome::Done),
         Err(e) => Err(e.into()),
     }
 }
@@ -150,9 +148,4 @@ impl Printer {
             _ => Ok(Outcome::Done),
         }
     }
-}
-
-/// Whether a library error is really a reader that went away.
-pub fn is_closed_stdout(e: &litebroker::Error) -> bool {
-    matches!(e, litebroker::Error::Io { source, .. } if is_broken_pipe(source))
 }

@@ -20,6 +20,9 @@ pub fn run(ctx: &Ctx, args: &RedriveArgs) -> Result<Outcome> {
     if moved == 0 {
         return Ok(Outcome::Nothing);
     }
-    ctx.info(&format!("Redrove {moved} messages from '{dlq}'"));
+    ctx.info(&format!(
+        "Redrove {} from '{dlq}'",
+        super::count(moved, "message")
+    ));
     Ok(Outcome::Done)
 }

@@ -29,19 +29,24 @@ use crate::interrupt;
 /// cannot be started at all (the message is given back untouched).
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome> {
     precheck_queue(&args.queue)?;
-    if let Some(d) = &args.dead_letter {
+    if let Some(d) = &args.delivery.dead_letter {
         precheck_queue(d)?;
     }
     let options = WorkerOptions {
-        visibility: args.lease.as_deref().map(parse_duration).transpose()?,
-        max_receives: args.max_receives,
+        visibility: args
+            .delivery
+            .visibility
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?,
+        max_receives: args.delivery.max_receives,
         dead_letter: None,
         backoff: parse_duration(&args.backoff)?,
         drain: args.drain,
     };
     let mut broker = ctx.open()?;
     let (queue, dead_letter) = {
-        let dlq = super::resolve_optional(&mut broker, args.dead_letter.as_deref())?;
+        let dlq = super::resolve_optional(&mut broker, args.delivery.dead_letter.as_deref())?;
         (broker.resolve(&args.queue)?, dlq)
     };
     let options = WorkerOptions {

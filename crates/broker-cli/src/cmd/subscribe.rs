@@ -10,7 +10,7 @@ use super::{precheck_queue, Ctx};
 use crate::args::{ListenArgs, SubscribeArgs, UnsubscribeArgs};
 use crate::exit::Outcome;
 use crate::interrupt;
-use crate::output::{is_broken_pipe, Format, StdoutSink};
+use crate::output::{Format, StdoutSink};
 
 /// Creates a durable subscription, replaying the log from `--from`.
 pub fn subscribe(ctx: &Ctx, args: &SubscribeArgs) -> Result<Outcome> {
@@ -25,8 +25,10 @@ pub fn subscribe(ctx: &Ctx, args: &SubscribeArgs) -> Result<Outcome> {
         ephemeral: None,
     })?;
     ctx.info(&format!(
-        "Subscribed '{}' to '{}' ({replayed} messages replayed)",
-        args.name, args.pattern
+        "Subscribed '{}' to '{}' ({} replayed)",
+        args.name,
+        args.pattern,
+        super::count(replayed, "message")
     ));
     Ok(Outcome::Done)
 }
@@ -102,7 +104,6 @@ pub fn listen(ctx: &Ctx, args: &ListenArgs) -> Result<Outcome> {
             Ok(Outcome::Nothing)
         }
         Ok(()) => Ok(Outcome::Done),
-        Err(WatchError::Sink(e)) if is_broken_pipe(&e) => Ok(Outcome::Done),
         Err(WatchError::Sink(e)) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
         Err(WatchError::Backend(e)) => Err(e.into()),
     }

@@ -18,7 +18,11 @@ pub fn list(ctx: &Ctx) -> Result<Outcome> {
             Some(first) => format!("offsets {first}-{}", t.next_offset - 1),
             None => format!("next offset {}", t.next_offset),
         };
-        out += &format!("{}: {} messages ({range})", t.topic, t.retained);
+        out += &format!(
+            "{}: {} ({range})",
+            t.topic,
+            super::count(t.retained, "message")
+        );
         if !t.retention.is_unbounded() {
             out += &format!(" [retain {}]", describe(&t.retention));
         }
@@ -46,7 +50,7 @@ pub fn config(ctx: &Ctx, args: &TopicConfigArgs) -> Result<Outcome> {
 fn describe(r: &Retention) -> String {
     let mut parts = Vec::new();
     if let Some(n) = r.max_count {
-        parts.push(format!("{n} messages"));
+        parts.push(super::count(n, "message"));
     }
     if let Some(d) = r.max_age {
         parts.push(format_duration(d));

@@ -8,7 +8,7 @@ use super::{precheck_queue, Ctx};
 use crate::args::WatchArgs;
 use crate::exit::Outcome;
 use crate::interrupt;
-use crate::output::{is_broken_pipe, Format, StdoutSink};
+use crate::output::{Format, StdoutSink};
 
 /// Prints messages as they arrive until Ctrl-C or SIGTERM (exit 0). A reader
 /// that went away ends the watch quietly; the message it missed stays queued.
@@ -43,7 +43,6 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> Result<Outcome> {
     let mut sink = StdoutSink::new(Format::from_flags(args.json, args.timestamps), true);
     match watcher.run(&mut sink) {
         Ok(()) => Ok(Outcome::Done),
-        Err(WatchError::Sink(e)) if is_broken_pipe(&e) => Ok(Outcome::Done),
         Err(WatchError::Sink(e)) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
         Err(WatchError::Backend(e)) => Err(e.into()),
     }

@@ -113,14 +113,13 @@ impl Schedule {
             }
         };
         Schedule {
-            initial_checks: s.initial_checks,
-            max_interval: secs(s.max_interval_s, 0.1),
-            burst_sleep: secs(s.burst_sleep_s, 0.00001),
-            // NaN would survive a clamp and poison every pause (D5).
-            jitter: if s.jitter_factor.is_nan() {
-                0.15
-            } else {
-                s.jitter_factor.clamp(0.0, 1.0)
+            initial_checks: s.poll.initial_checks,
+            max_interval: secs(s.poll.max_interval_s, 0.1),
+            burst_sleep: secs(s.poll.burst_sleep_s, 0.00001),
+            // NaN means no jitter (clamp would keep it, and mul_f64 panics on it).
+            jitter: match s.poll.jitter_factor {
+                j if j.is_nan() => 0.0,
+                j => j.clamp(0.0, 1.0),
             },
         }
     }
@@ -235,23 +234,17 @@ mod tests {
 
     #[test]
     fn settings_are_clamped() {
-        let settings = Settings {
-            max_interval_s: f64::NAN,
-            burst_sleep_s: -1.0,
-            jitter_factor: 7.0,
-            ..Settings::default()
-        };
+        let mut settings = Settings::default();
+        settings.poll.max_interval_s = f64::NAN;
+        settings.poll.burst_sleep_s = -1.0;
+        settings.poll.jitter_factor = 7.0;
         let s = Schedule::from_settings(&settings);
         assert_eq!(s.max_interval, Duration::from_millis(100));
         assert_eq!(s.jitter, 1.0);
-        let nan = Settings {
-            jitter_factor: f64::NAN,
-            ..Settings::default()
-        };
-        let s = Schedule::from_settings(&nan);
-        assert_eq!(s.jitter, 0.15);
-        let d = s.delay(1_000);
-        assert!(d <= Duration::from_millis(115), "{d:?}");
+        settings.poll.jitter_factor = f64::NAN;
+        let s = Schedule::from_settings(&settings);
+        assert_eq!(s.jitter, 0.0, "NaN means no jitter");
+        assert_eq!(s.delay(1_000), Duration::from_millis(100));
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl SqliteBackend {
     /// to a power failure means a redelivery, never a loss. New messages are
     /// still written FULL.
     fn immediate_relaxed<T>(&self, body: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
-        self.set_relaxed(self.settings.sync_mode == SyncMode::Full)?;
+        self.set_relaxed(self.settings.sqlite.sync_mode == SyncMode::Full)?;
         self.transaction(body)
     }
 
@@ -449,8 +449,8 @@ impl Backend for SqliteBackend {
     }
 
     fn vacuum(&mut self, compact: bool) -> Result<u64> {
-        let batch_size = self.settings.vacuum_batch_size;
-        let timeout = std::time::Duration::from_secs(self.settings.vacuum_lock_timeout_s);
+        let batch_size = self.settings.sqlite.vacuum_batch_size;
+        let timeout = std::time::Duration::from_secs(self.settings.sqlite.vacuum_lock_timeout_s);
         let Some(_lock) = vacuum_lock::VacuumLock::acquire(&self.path, timeout)? else {
             return Ok(0); // someone else is vacuuming this file
         };

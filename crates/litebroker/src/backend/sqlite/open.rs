@@ -120,13 +120,13 @@ fn create_private_file(path: &Path) -> Result<()> {
 fn apply_settings(conn: &Connection, settings: &Settings) -> Result<()> {
     super::busy::install(
         conn,
-        std::time::Duration::from_millis(settings.busy_timeout_ms),
+        std::time::Duration::from_millis(settings.sqlite.busy_timeout_ms),
     )?;
-    let cache_kib = settings.cache_mb.saturating_mul(1024);
+    let cache_kib = settings.sqlite.cache_mb.saturating_mul(1024);
     conn.execute_batch(&format!(
         "PRAGMA cache_size=-{cache_kib}; PRAGMA wal_autocheckpoint={}; PRAGMA synchronous={};",
-        settings.wal_autocheckpoint,
-        settings.sync_mode.as_pragma()
+        settings.sqlite.wal_autocheckpoint,
+        settings.sqlite.sync_mode.as_pragma()
     ))?;
     Ok(())
 }
