@@ -205,12 +205,12 @@ impl Sink for StdoutSink {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), (usize, io::Error)> {
+    fn flush(&mut self) -> Result<usize, (usize, io::Error)> {
         let mut out = raw_stdout();
         let mut written = 0;
         let result = loop {
             if written == self.buffer.len() {
-                break Ok(());
+                break Ok(0);
             }
             match out.write(&self.buffer[written..]) {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
