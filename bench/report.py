@@ -5,6 +5,7 @@ usage: report.py RESULTS_JSON OUTPUT_MD
 """
 
 import json
+import pathlib
 import sys
 
 # Thresholds from the performance issue. Sizes are decimal: 1 MB = 10^6 bytes.
@@ -1038,7 +1039,15 @@ class Report:
         self.limits_section()
         self.lease_section()
         self.pubsub_section()
+        self.manual_sections()
         return "\n".join(self.lines).rstrip() + "\n"
+
+    def manual_sections(self):
+        """Sections measured outside the harness (bench/manual/*.md, each
+        with the script that measures it), kept verbatim across regenerations."""
+        for path in sorted((pathlib.Path(__file__).parent / "manual").glob("*.md")):
+            self.out(path.read_text().rstrip())
+            self.out()
 
 
 def main():

@@ -9,6 +9,7 @@ mod exit;
 mod hoist;
 mod interrupt;
 mod output;
+mod pipe;
 mod progress;
 mod usage;
 

@@ -7,6 +7,8 @@ use std::io::{self, Write};
 use litebroker::delivery::Sink;
 use litebroker::Message;
 
+use crate::pipe::Pipe;
+
 /// The three output layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -174,12 +176,21 @@ pub fn is_broken_pipe(e: &io::Error) -> bool {
 
 /// A [`Sink`] on stdout that records where each message ends, so that after a
 /// failed write it can say precisely which messages got through in full.
+///
+/// When stdout is a pipe, a message written is only in transit until the
+/// reader has read it, and only so many may be in transit at once (see
+/// [`crate::pipe`]): `flush` writes as far as the window allows, waiting for
+/// the reader as needed, and `confirm` waits until the reader has read
+/// everything or went away. Anything else (a file, a terminal, `/dev/null`)
+/// has a message once it is written.
 pub struct StdoutSink {
     format: Format,
     buffer: Vec<u8>,
     /// End offset in `buffer` of each message accepted since the last flush.
     ends: Vec<usize>,
     newline_warning: NewlineWarning,
+    /// Stdout as a pipe, when it is one.
+    pipe: Option<Pipe>,
 }
 
 impl StdoutSink {
@@ -191,8 +202,86 @@ impl StdoutSink {
             buffer: Vec::with_capacity(64 * 1024),
             ends: Vec::new(),
             newline_warning: NewlineWarning::new(warn_newlines && format == Format::Plain),
+            pipe: Pipe::open(1),
         }
     }
+
+    /// Writes the whole buffer; on failure, how many messages got out in full.
+    fn write_buffer(&mut self) -> Result<(), (usize, io::Error)> {
+        let written = write_fully(&self.buffer);
+        let result = written.1.map_or(Ok(()), Err);
+        let through = self
+            .ends
+            .iter()
+            .take_while(|&&end| end <= written.0)
+            .count();
+        self.buffer.clear();
+        self.ends.clear();
+        result.map_err(|e| (through, e))
+    }
+
+    /// Writes the buffer into the pipe as the window allows, waiting for the
+    /// reader whenever the window is full. `Ok`: how many messages are in
+    /// transit; `Err`: how many of those not confirmed before reached the
+    /// reader in full (what is in transit then is forgotten).
+    fn write_into_pipe(&mut self) -> Result<usize, (usize, io::Error)> {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Ok(0);
+        };
+        let mut confirmed = 0;
+        let mut next: usize = 0; // self.ends[..next] are admitted
+        let result = loop {
+            let from = next;
+            let start = from.checked_sub(1).map_or(0, |i| self.ends[i]);
+            let mut end = start;
+            while next < self.ends.len() && pipe.transit.admit(self.ends[next] - end) {
+                end = self.ends[next];
+                next += 1;
+            }
+            if next == from {
+                if next == self.ends.len() {
+                    break Ok(());
+                }
+                match pipe.wait_for_reader() {
+                    Ok(n) => confirmed += n,
+                    Err(e) => break Err(e),
+                }
+                continue;
+            }
+            let (written, error) = write_fully(&self.buffer[start..end]);
+            pipe.transit.wrote(written);
+            if let Some(e) = error {
+                break Err(e);
+            }
+            match pipe.look() {
+                Ok(n) => confirmed += n,
+                Err(e) => break Err(e),
+            }
+        };
+        self.buffer.clear();
+        self.ends.clear();
+        result.map(|()| pipe.transit.len()).map_err(|e| {
+            confirmed += pipe.look().unwrap_or(0);
+            pipe.transit.abandon();
+            (confirmed, e)
+        })
+    }
+}
+
+/// Writes `bytes` to stdout, retrying short writes; how many bytes went out,
+/// and the error that stopped it short.
+fn write_fully(bytes: &[u8]) -> (usize, Option<io::Error>) {
+    let mut out = raw_stdout();
+    let mut written = 0;
+    while written < bytes.len() {
+        match out.write(&bytes[written..]) {
+            Ok(0) => return (written, Some(io::Error::from(io::ErrorKind::WriteZero))),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (written, Some(e)),
+        }
+    }
+    (written, None)
 }
 
 impl Sink for StdoutSink {
@@ -205,24 +294,28 @@ impl Sink for StdoutSink {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), (usize, io::Error)> {
-        let mut out = raw_stdout();
-        let mut written = 0;
-        let result = loop {
-            if written == self.buffer.len() {
-                break Ok(());
-            }
-            match out.write(&self.buffer[written..]) {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
+    fn flush(&mut self) -> Result<usize, (usize, io::Error)> {
+        if self.pipe.is_some() {
+            return self.write_into_pipe();
+        }
+        self.write_buffer().map(|()| 0)
+    }
+
+    fn confirm(&mut self) -> Result<(), (usize, io::Error)> {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Ok(());
         };
-        let through = self.ends.iter().take_while(|&&end| end <= written).count();
-        self.buffer.clear();
-        self.ends.clear();
-        result.map_err(|e| (through, e))
+        let mut confirmed = 0;
+        while !pipe.transit.is_empty() {
+            match pipe.wait_for_reader() {
+                Ok(n) => confirmed += n,
+                Err(e) => {
+                    pipe.transit.abandon();
+                    return Err((confirmed, e));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -277,10 +277,12 @@ fn sigkill_during_read_all_loses_nothing() {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
+    // On a pipe only what the reader is known to have read is recorded: what
+    // it read since the writer last looked, at most one window, comes again.
     let twice = received.len() + rest.len() - N;
     assert!(
-        twice <= 1,
-        "{twice} messages delivered twice (at most 1 allowed): received {} (last {:?}), then {} (first {:?})",
+        twice <= 8192,
+        "{twice} messages delivered twice (at most one window allowed): received {} (last {:?}), then {} (first {:?})",
         received.len(),
         received.last(),
         rest.len(),

@@ -14,6 +14,12 @@ use crate::error::Error;
 use crate::message::{Filter, Message};
 
 /// Where delivered messages go (stdout, a handler, a socket).
+///
+/// A message the sink has pushed out may still be *in transit*: written, but
+/// not yet known to have been taken by the receiver (bytes in a pipe that its
+/// reader has not read). Delivery consumes a message only once the sink
+/// confirms it, so a sink with a receiver that can vanish keeps the messages in
+/// transit few and reports them.
 pub trait Sink {
     /// The sink's own failure type.
     type Error;
@@ -21,9 +27,23 @@ pub trait Sink {
     /// Takes `msg` for delivery; may buffer it.
     fn accept(&mut self, msg: &Message) -> Result<(), Self::Error>;
 
-    /// Pushes out everything accepted since the last flush. On failure, says
-    /// how many of those messages got through in full, in order.
-    fn flush(&mut self) -> Result<(), (usize, Self::Error)>;
+    /// Pushes out everything accepted since the last flush, and returns how
+    /// many of the messages pushed out so far are still in transit: always
+    /// the latest ones, all earlier ones being confirmed. A sink whose receiver
+    /// has a message as soon as it is written returns 0.
+    ///
+    /// On failure, says how many of the messages not yet confirmed when it was
+    /// called (those in transit, then those accepted since the last flush)
+    /// reached the receiver in full, in order; the others never will, and the
+    /// sink forgets them.
+    fn flush(&mut self) -> Result<usize, (usize, Self::Error)>;
+
+    /// Waits until no message is in transit: each has been confirmed, or the
+    /// receiver went away, which fails saying how many of those in transit
+    /// reached it in full, in order. The default has nothing to wait for.
+    fn confirm(&mut self) -> Result<(), (usize, Self::Error)> {
+        Ok(())
+    }
 }
 
 /// How a delivery run is paced.
@@ -108,40 +128,65 @@ fn in_batches<E>(
 }
 
 /// Delivers one held batch: flushes the sink every `ack_every` messages and
-/// records progress after each flush, then settles the whole batch in one
-/// transaction. A kill in between is covered by the progress record.
+/// records progress for what the sink confirmed, waits until the sink has
+/// confirmed the rest, then settles the whole batch in one transaction:
+/// consumed as far as confirmed, the rest released in place. A kill in
+/// between is covered by the progress record.
 fn deliver_batch<S: Sink>(
     backend: &mut dyn Backend,
     held: &[Message],
     ack_every: usize,
     sink: &mut S,
 ) -> Result<usize, DeliveryError<S::Error>> {
-    let mut flushed = 0; // held[..flushed] are confirmed delivered
+    let mut flushed = 0; // held[..flushed] are pushed out
+    let mut confirmed = 0; // held[..confirmed] reached the receiver
+    let mut recorded = 0; // progress is recorded through held[..recorded]
     for (i, msg) in held.iter().enumerate() {
         if let Err(e) = sink.accept(msg) {
-            let through = match sink.flush() {
-                Ok(()) => i,
-                Err((n, _)) => flushed + n,
-            };
+            let through = wind_down(sink, confirmed, i);
             finish_batch(backend, held, through)?;
             return Err(DeliveryError::Sink(e));
         }
         let accepted = i + 1;
         if accepted - flushed == ack_every || accepted == held.len() {
-            if let Err((n, e)) = sink.flush() {
-                finish_batch(backend, held, flushed + n)?;
-                return Err(DeliveryError::Sink(e));
+            match sink.flush() {
+                Ok(in_transit) => confirmed = accepted.saturating_sub(in_transit),
+                Err((n, e)) => {
+                    finish_batch(backend, held, confirmed + n)?;
+                    return Err(DeliveryError::Sink(e));
+                }
             }
             flushed = accepted;
-            if flushed < held.len() {
-                // The batch's last flush needs no record: the settle follows at once,
-                // and a kill in between redelivers at most this last chunk anyway.
-                backend.record_progress(held[flushed - 1].seq)?;
+            if confirmed > recorded && confirmed < held.len() {
+                // With everything confirmed the settle follows at once and needs
+                // no record: a kill in between redelivers at most the last chunk.
+                backend.record_progress(held[confirmed - 1].seq)?;
+                recorded = confirmed;
             }
         }
     }
+    if let Err((n, e)) = sink.confirm() {
+        finish_batch(backend, held, confirmed + n)?;
+        return Err(DeliveryError::Sink(e));
+    }
     finish_batch(backend, held, held.len())?;
     Ok(held.len())
+}
+
+/// After the sink refused a message, with `accepted` taken before it and
+/// `confirmed` of those confirmed: pushes out and confirms what it can, and
+/// returns how many reached the receiver.
+fn wind_down<S: Sink>(sink: &mut S, confirmed: usize, accepted: usize) -> usize {
+    match sink.flush() {
+        Err((n, _)) => confirmed + n,
+        Ok(in_transit) => {
+            let confirmed = accepted.saturating_sub(in_transit);
+            match sink.confirm() {
+                Ok(()) => accepted,
+                Err((n, _)) => confirmed + n,
+            }
+        }
+    }
 }
 
 /// Settles a batch: `held[..through]` got out and are consumed, the rest
@@ -179,13 +224,15 @@ pub fn deliver_leased<S: Sink>(
     })
 }
 
-/// Accepts and flushes every message; on failure, how many got through in full.
+/// Accepts, flushes and confirms every message; on failure, how many reached
+/// the receiver in full.
 fn write_all<S: Sink>(messages: &[Message], sink: &mut S) -> Result<(), (usize, S::Error)> {
     for (i, msg) in messages.iter().enumerate() {
         if let Err(e) = sink.accept(msg) {
-            let through = sink.flush().map_or_else(|(n, _)| n, |()| i);
-            return Err((through, e));
+            return Err((wind_down(sink, 0, i), e));
         }
     }
-    sink.flush()
+    let in_transit = sink.flush()?;
+    let confirmed = messages.len().saturating_sub(in_transit);
+    sink.confirm().map_err(|(n, e)| (confirmed + n, e))
 }

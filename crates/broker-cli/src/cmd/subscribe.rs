@@ -124,12 +124,16 @@ impl litebroker::delivery::Sink for CountingSink {
         self.inner.accept(msg)
     }
 
-    fn flush(&mut self) -> Result<(), (usize, Self::Error)> {
+    fn flush(&mut self) -> Result<usize, (usize, Self::Error)> {
         let result = self.inner.flush();
         self.printed += 1;
         if self.limit.is_some_and(|l| self.printed >= l) {
             self.stop.stop();
         }
         result
+    }
+
+    fn confirm(&mut self) -> Result<(), (usize, Self::Error)> {
+        self.inner.confirm()
     }
 }

@@ -45,8 +45,8 @@ where
         })
     }
 
-    fn flush(&mut self) -> std::result::Result<(), (usize, Self::Error)> {
-        Ok(())
+    fn flush(&mut self) -> std::result::Result<usize, (usize, Self::Error)> {
+        Ok(0)
     }
 }
 
