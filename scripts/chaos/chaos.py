@@ -516,7 +516,7 @@ def actor(sc, name, step, max_iter):
     rng = random.Random(f"{sc.seed}-{name}")
 
     def loop():
-        for i in range(max_iter):
+        for i in range(max_iter * sc.args.iter_scale):
             if sc.stop.is_set() or sc.time_left() <= 0:
                 return
             try:
@@ -948,6 +948,45 @@ def sc_pubsub(sc):
     sc.drain(list(subs), wait_hidden=10)
 
 
+@scenario("pipe-close", ["D1"], doc="`read --all | head -n K`: K delivered, exit 0 quietly, every other message left in the queue")
+def sc_pipe_close(sc):
+    q = "q"
+    rng = random.Random(f"{sc.seed}-pipe")
+    sc.loss_defect = "D1"
+    for trial in range(sc.args.pipe_trials):
+        if sc.time_left() <= 0:
+            break
+        preload(sc, q, 3000, f"h{trial}x")
+        before, _ = sc.pending(q)
+        k = rng.choice([1, 1, 3, 10, 100])
+        path = sc.out_path("head")
+        proc = Proc("read-all|head", sc.lb_cmd("read", q, "--all"), stream=q, bound=0)
+        proc.out = path
+        reader_p = sc.spawn(proc.argv, stdout=subprocess.PIPE)
+        with open(path, "wb") as f:
+            head = subprocess.Popen(["head", "-n", str(k)], stdin=reader_p.stdout, stdout=f)
+            reader_p.stdout.close()
+            head.wait(timeout=HARD_TIMEOUT)
+        try:
+            proc.rc = reader_p.wait(timeout=HARD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            sc.kill_group(reader_p)
+            proc.rc = reader_p.wait()
+            sc.fail("read --all | head: the reader hung after head exited")
+        err = reader_p.stderr.read()
+        reader_p.stderr.close()
+        with sc.lock:
+            sc.procs.append(proc)
+            sc.counters["processes"] += 2
+        after, _ = sc.pending(q)
+        if proc.rc != 0 or err.strip():
+            sc.fail(f"read --all | head -n {k}: exit {proc.rc}, stderr {err.decode(errors='replace').strip()[:100]!r}"
+                    " (README: quietly, status 0)", "D1")
+        if before - after != k:
+            sc.fail(f"read --all | head -n {k}: {before - after} messages consumed (README: {k})", "D1")
+        sc.drain([q])
+
+
 @scenario("vacuum", ["D7"], doc="`--vacuum` (and --compact) killed at random among readers and writers")
 def sc_vacuum(sc):
     q = "q"
@@ -1347,6 +1386,49 @@ def sc_foreign(sc):
     sc.counters["foreign_files"] = len(files)
 
 
+@scenario("env", ["D5"], doc="odd BROKER_* values (nan, inf, negative, huge) for write/read/watch/listen/run: a clean error or a clean run, never a panic")
+def sc_env(sc):
+    sc.run(sc.lb_cmd("write", "q", "seed|:END"))
+    values = ["nan", "NaN", "inf", "-inf", "-1", "0", "1e308", "", " 5 ", "1_0", "0x10", "99999999999999999999"]
+    variables = ["BROKER_JITTER_FACTOR", "BROKER_MAX_INTERVAL", "BROKER_BURST_SLEEP", "BROKER_INITIAL_CHECKS",
+                 "BROKER_BUSY_TIMEOUT", "BROKER_READ_COMMIT_INTERVAL", "BROKER_WAL_AUTOCHECKPOINT",
+                 "BROKER_CACHE_MB", "BROKER_VACUUM_BATCH_SIZE", "BROKER_SYNC_MODE"]
+    rng = random.Random(f"{sc.seed}-env")
+    panics = 0
+    cases = [(var, value) for var in variables for value in values]
+    rng.shuffle(cases)  # bounded by time: a seeded sample when the budget is short
+    done = 0
+    for var, value in cases:
+        if sc.time_left() <= 0:
+            break
+        done += 1
+        env = sc.env({var: value})
+        for argv, stop_after in ((["peek", "q"], None), (["watch", "q", "--peek", "-q"], 0.3),
+                                 (["listen", "a.b", "--timeout", "300ms"], None),
+                                 (["run", "q2", "--drain", "--", "true"], None)):
+            p = sc.spawn(sc.lb_cmd(*argv), stdout=subprocess.DEVNULL, env=env)
+            with sc.lock:
+                sc.counters["processes"] += 1
+            if stop_after:
+                time.sleep(stop_after * rng.uniform(0.5, 1.0))
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            try:
+                rc = p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                sc.kill_group(p)
+                rc = p.wait()
+                sc.fail(f"{var}={value!r}: {argv[0]} did not stop within 10 s")
+            err = p.stderr.read()
+            p.stderr.close()
+            if rc == 101 or (rc < 0 and rc != -signal.SIGTERM) or b"panicked" in err:
+                panics += 1
+                line = [x for x in err.decode(errors="replace").splitlines() if "panicked" in x or "NaN" in x]
+                sc.fail(f"{var}={value!r}: {argv[0]} exited {rc} ({' '.join(line)[:140]})", "D5")
+    sc.counters["env_cases"] = done
+    sc.counters["panics"] = panics
+
+
 @scenario("crash-snapshot", [], doc="writers frozen (SIGSTOP) or killed mid-write; db + -wal copied; integrity and every acknowledged write checked")
 def sc_crash_snapshot(sc):
     q = "q"
@@ -1441,13 +1523,14 @@ def sc_crash_snapshot(sc):
 
 PROFILES = {
     # scenario: seconds of storm (ci: on a debug build, 2 shared cores)
-    "ci": {"write": 3, "read": 3, "move": 3, "watch": 3, "lease": 3, "run": 3, "pubsub": 3,
-           "vacuum": 3, "delete-move": 3, "disk-full": 6, "readonly": 3, "corrupt": 3,
-           "foreign": 3, "crash-snapshot": 3, "read-all": 4},
+    "ci": {"write": 2.5, "read": 2.5, "move": 2.5, "watch": 2.5, "lease": 2.5, "run": 2.5,
+           "pubsub": 3, "vacuum": 2.5, "delete-move": 3, "disk-full": 6, "readonly": 3,
+           "corrupt": 2, "foreign": 3, "crash-snapshot": 2.5, "read-all": 4, "pipe-close": 2,
+           "env": 3},
     "long": {},
 }
 
-CI_KNOWN = ["D1", "D5", "D6", "D7", "D8", "D9"]
+CI_KNOWN = ["D1", "D5", "D6", "D7", "D8", "D9"]  # open defects outside D2-D4
 
 
 def main():
@@ -1491,6 +1574,8 @@ def main():
     args.cycles = 2 if ci else 30
     args.corrupt_trials = 4 if ci else 60
     args.snapshots = 4 if ci else 40
+    args.pipe_trials = 2 if ci else 30
+    args.iter_scale = 1 if ci else 50  # the long run is bounded by time
     for b in (args.broker, args.reference):
         if not os.access(b, os.X_OK):
             print(f"chaos: not executable: {b}", file=sys.stderr)
