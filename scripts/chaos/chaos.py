@@ -49,6 +49,7 @@ from collections import Counter, defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HARD_TIMEOUT = 30.0
+ENDLESS = {"read-all", "watch", "watch-move"}  # may run as long as writers write
 TIMEOUT = shutil.which("timeout")  # coreutils: times the SIGKILLs precisely  # no single broker process may run longer than this
 SCRUB = [k for k in os.environ if k.startswith("BROKER_")]
 KEY_RE = re.compile(r"^([A-Za-z0-9-]+)(?:\|[^\n]*)?:END$")
@@ -238,7 +239,13 @@ class Scenario:
         timer.cancel()
         if hung:
             proc.killed = True
-            self.fail(f"hang: {proc.kind} pid {p.pid} ran over {HARD_TIMEOUT}s and was killed")
+            if proc.kind in ENDLESS:
+                # `read --all` / `watch` with writers still writing may legitimately run
+                # on; past the limit this is just one more SIGKILL at a random point.
+                with self.lock:
+                    self.counters["overtime_kills"] += 1
+            else:
+                self.fail(f"hang: {proc.kind} pid {p.pid} ran over {HARD_TIMEOUT}s and was killed")
         proc.rc = p.returncode
         if kill and TIMEOUT and proc.rc in (124, 137):
             proc.killed = True
@@ -354,35 +361,10 @@ class Scenario:
         seen, garbage, partial = self.deliveries()
         lost = sorted(k for k in self.acked if k not in seen and k not in self.expect_missing_ok)
         unknown = sorted(k for k in seen if k not in self.acked and k not in self.maybe)
-        dup_total = 0
-        unbounded = 0
-        load = Counter()
-        examples = []
-        for key, procs in seen.items():
-            extra = len(procs) - 1
-            if extra <= 0:
-                continue
-            dup_total += extra
-            killed = [p for p in procs if p.killed]
-            for _ in range(extra):
-                if not killed:
-                    unbounded += 1
-                    if len(examples) < 3:
-                        examples.append(f"{key[1]} printed {len(procs)}x by "
-                                        + ",".join(f"{p.kind}(rc={p.rc})" for p in procs))
-                    continue
-                p = min(killed, key=lambda q: load[id(q)] - q.bound)
-                load[id(p)] += 1
-        beyond = unbounded
-        for proc in self.procs:
-            over = load[id(proc)] - proc.bound
-            if over > 0:
-                beyond += over
-                if len(examples) < 3:
-                    examples.append(f"killed {proc.kind} redelivered {load[id(proc)]} (bound {proc.bound})")
+        dup_total, beyond, examples, blamed = attribute_duplicates(seen)
         return {
             "lost": lost, "unknown": unknown, "dup_total": dup_total, "dup_beyond": beyond,
-            "garbage": garbage, "partial": partial, "examples": examples,
+            "garbage": garbage, "partial": partial, "examples": examples, "blamed": blamed,
         }
 
     # -- common checks -----------------------------------------------------
@@ -395,7 +377,7 @@ class Scenario:
             c = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
             res = c.execute("PRAGMA integrity_check").fetchall()
             c.close()
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             res = [(f"error: {e}",)]
         ok = res == [("ok",)]
         if not ok:
@@ -450,8 +432,13 @@ class Scenario:
                       self.loss_defect)
         if t["unknown"]:
             self.fail(f"{len(t['unknown'])} unknown messages printed, e.g. {t['unknown'][:5]}")
-        if t["dup_beyond"]:
-            self.fail(f"{t['dup_beyond']} deliveries beyond the documented bound: {t['examples']}",
+        by_kind = t["dup_beyond"]
+        if by_kind.get("read-all"):
+            # a killed `read --all` redelivering more than its interval: the D3 class
+            self.fail(f"{by_kind['read-all']} deliveries beyond the documented bound after "
+                      f"killed `read --all`s: {t['examples']}", "D3")
+        if by_kind.get("other"):
+            self.fail(f"{by_kind['other']} deliveries beyond the documented bound: {t['examples']}",
                       self.dup_defect)
         seen = self.deliveries()[0]
         for group in self.atomic_groups:
@@ -467,7 +454,8 @@ class Scenario:
             "kills": self.counters["kills"],
             "messages": len({k for _, k in self.acked}),
             "lost": len(t["lost"]),
-            "dup_beyond": t["dup_beyond"],
+            "dup_beyond": sum(t["dup_beyond"].values()),
+            "blamed": t["blamed"],
             "dup_total": t["dup_total"],
             "corrupt": self.corrupt,
             "unknown": len(t["unknown"]),
@@ -481,6 +469,75 @@ class Scenario:
 
     loss_defect = None
     dup_defect = None
+
+
+def attribute_duplicates(seen):
+    """Checks extra deliveries against the bounds, as a matching problem.
+
+    A message printed n times has n-1 extra deliveries; each must be blamed on a
+    different *killed* process that printed it (the one whose kill made it come
+    back), and a process may take at most `bound` blames. The largest such
+    assignment (a max flow, by augmenting paths) is computed; what cannot be
+    assigned is "beyond the bound". Returns (total extra, beyond, examples,
+    blames per process kind).
+    """
+    slots = []  # one entry per extra delivery: its candidate processes
+    total = 0
+    unbounded = 0
+    examples = []
+    for key, procs in seen.items():
+        extra = len(procs) - 1
+        if extra <= 0:
+            continue
+        total += extra
+        cands = list({id(p): p for p in procs if p.killed and p.bound > 0}.values())
+        for _ in range(extra):
+            slots.append((key, cands, procs))
+    owner = defaultdict(list)  # id(proc) -> slot indexes assigned to it
+    used = {}  # (slot, id(proc)) pairs are unique per key: (key, id(proc)) -> slot
+    assigned = [None] * len(slots)
+
+    def augment(i, visited):
+        key, cands, _ = slots[i]
+        for p in cands:
+            if (key, id(p)) in used and used[(key, id(p))] != i:
+                continue  # this process is already blamed for another copy of this message
+            if id(p) in visited:
+                continue
+            visited.add(id(p))
+            if len(owner[id(p)]) < p.bound:
+                owner[id(p)].append(i)
+                used[(key, id(p))] = i
+                assigned[i] = p
+                return True
+            for j in list(owner[id(p)]):
+                if slots[j][0] == key:
+                    continue
+                # move slot j elsewhere, then take its place
+                owner[id(p)].remove(j)
+                del used[(slots[j][0], id(p))]
+                if augment(j, visited):
+                    owner[id(p)].append(i)
+                    used[(key, id(p))] = i
+                    assigned[i] = p
+                    return True
+                owner[id(p)].append(j)
+                used[(slots[j][0], id(p))] = j
+        return False
+
+    sys.setrecursionlimit(max(10000, 4 * len(slots) + 100))
+    by_kind = Counter()
+    for i in range(len(slots)):
+        if not augment(i, set()):
+            unbounded += 1
+            key, cands, procs = slots[i]
+            by_kind["read-all" if any(p.kind == "read-all" for p in cands) else "other"] += 1
+            if len(examples) < 3:
+                examples.append(f"{key[1]} printed {len(procs)}x by "
+                                + ", ".join(f"{p.kind}(rc={p.rc}{', killed' if p.killed else ''})"
+                                            for p in procs))
+    blamed = Counter(p.kind for p in assigned if p is not None)
+    return total, by_kind, examples, dict(blamed)
 
 
 def _feed(p, data):
@@ -757,7 +814,6 @@ def sc_read_all(sc):
     sc.drain([q])
 
 
-SCENARIOS["read-all"]["dup_defect"] = "D3"
 
 
 @scenario("move", [], doc="`move` / `move --all` / `watch --move` killed at random; readers of the destination")
@@ -1233,7 +1289,7 @@ def sc_readonly(sc):
                 sc.fail(f"read-only {case}: {' '.join(argv)} exited {rc} (expected {allowed}), "
                         f"stderr {err.decode(errors='replace').strip()[:120]!r}")
             if argv[0] == "peek" and rc == 0:
-                got = {KEY_RE.match(x).group(1) for x in out.decode().splitlines() if KEY_RE.match(x)}
+                got = {KEY_RE.match(x).group(1) for x in out.decode(errors="replace").splitlines() if KEY_RE.match(x)}
                 if got != keys:
                     sc.fail(f"read-only {case}: peek --all printed {len(got)} of {n}")
             if argv[0] == "read" and rc == 0:
@@ -1248,7 +1304,7 @@ def sc_readonly(sc):
             os.chmod(db, 0o644)
             db_check = db
         rc, out, _ = sc.run([sc.lb, "-f", db_check, "peek", "q", "--all"])
-        got = {KEY_RE.match(x).group(1) for x in out.decode().splitlines() if KEY_RE.match(x)}
+        got = {KEY_RE.match(x).group(1) for x in out.decode(errors="replace").splitlines() if KEY_RE.match(x)}
         if got != keys:
             sc.fail(f"read-only {case}: {len(keys - got)} messages gone after the read-only attempts")
         sc.counters[f"ro_{case}"] = 1
@@ -1308,7 +1364,7 @@ def sc_corrupt(sc):
             con = sqlite3.connect(probe)
             ok = con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             con.close()
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, UnicodeDecodeError):  # damaged names decode badly
             ok = False
         os.remove(probe)
         for argv in (["peek", "q", "--all"], ["read", "q", "--all"], ["list"], ["--status"],
