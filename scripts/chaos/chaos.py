@@ -1074,61 +1074,92 @@ def sc_vacuum(sc):
 
 @scenario("delete-move", ["D2"], doc="`delete` of a queue while a killed `read --all` holds it, then older messages moved in")
 def sc_delete_move(sc):
+    """The shape of D2, with random sizes and timings: a `read --all` holds a batch
+    and prints it to a consumer that pauses; meanwhile the queue is deleted and
+    older messages, each larger than a pipe buffer, are moved in; the consumer
+    reads the rest of the batch and then stops reading, so the reader blocks
+    writing the first older message; the reader is killed. Every older message
+    must come out (the batch itself was deleted: it may or may not)."""
     rng = random.Random(f"{sc.seed}-dm")
     sc.streams = {"q": "q", "other": "q"}
     for cycle in range(sc.args.cycles):
         if sc.time_left() <= 0:
             break
-        older = [f"o{cycle}x{i}" for i in range(5)]
+        n_older = rng.randint(1, 5)
+        older = [f"o{cycle}x{i}" for i in range(n_older)]
         for key in older:
-            sc.write_one(rng, key, ["q"], sc.lb_cmd("write", "other", f"{key}|{'B' * 3000}:END"), 0.0, 0)
+            body = f"{key}|{'B' * rng.randint(80_000, 300_000)}:END"
+            sc.write_one(rng, key, ["q"], sc.lb_cmd("write", "other", "-"), 0.0, 0,
+                         stdin_body=body.encode())
         tag = f"d{cycle}x"
-        preload_keys = []
+        batch = rng.randint(150, 900)  # one batch (< 1000)
+        keys = [f"{tag}{i}" for i in range(batch)]
         path = os.path.join(sc.dir, f"batch-{cycle}.ndjson")
-        base = time.time_ns() & ~0xFFF
-        with open(path, "w") as f:
-            for i in range(600):
-                preload_keys.append(f"{tag}{i}")
-                f.write(json.dumps({"queue": "q", "id": base + (i + 1) * 4096,
-                                    "body": f"{tag}{i}|{'x' * 1000}:END"}) + "\n")
-        sc.run(sc.lb_cmd("load", path))
         with sc.lock:
-            for k in preload_keys:
+            base = sc.next_load_id(0) + 10**15  # newer than the older messages
+        with open(path, "w") as f:
+            for i, key in enumerate(keys):
+                f.write(json.dumps({"queue": "q", "id": base + (i + 1) * 4096,
+                                    "body": f"{key}|{'x' * rng.choice([10, 1000])}:END"}) + "\n")
+        if sc.run(sc.lb_cmd("load", path))[0] != 0:
+            sc.fail("delete-move: load failed")
+            return
+        with sc.lock:
+            for k in keys:
                 sc.maybe.add(("q", k))  # deleted on purpose: may be missing
-        # a slow reader holds a batch, is paused, the queue is deleted, older messages
-        # arrive, the reader is killed.
         out = sc.out_path("held")
         proc = Proc("read-all", sc.lb_cmd("read", "q", "--all"), stream="q", bound=1)
         proc.out = out
         r, w = os.pipe()
         rd = os.fdopen(r, "rb")
-        th = threading.Thread(target=slow_drain, args=(rd, out, random.Random(cycle), True), daemon=True)
+        paused, resume, batch_done, killed = (threading.Event() for _ in range(4))
+        pause_at = rng.randint(5, batch // 2)
+
+        def consume():
+            n = 0
+            with open(out, "wb") as f:
+                while True:
+                    line = rd.readline()
+                    if not line:
+                        break
+                    f.write(line)
+                    f.flush()
+                    if line.startswith(tag.encode()):
+                        n += 1
+                        if n == pause_at:
+                            paused.set()
+                            resume.wait(10)
+                        if n == batch:
+                            batch_done.set()
+                            killed.wait(10)  # stop reading: the reader blocks on a big message
+                rd.close()
+            batch_done.set()
+            paused.set()
+
+        th = threading.Thread(target=consume, daemon=True)
         th.start()
-        kill_at = rng.uniform(0.6, 2.0)
-        done = threading.Event()
-
-        def chaos_ops():
-            time.sleep(rng.uniform(0.1, 0.5))
-            sc.run(sc.lb_cmd("delete", "q"))
-            sc.run(sc.lb_cmd("move", "other", "q", "--all"))
-            done.set()
-
-        op = threading.Thread(target=chaos_ops, daemon=True)
-        op.start()
-
-        class R:  # kill at a fixed moment rather than a random draw
-            def random(self):
-                return 0.0
-
-            def uniform(self, a, b):
-                return kill_at
-
-        sc.storm_proc(proc, R(), 1.0, kill_at, stdout=w)
+        p = sc.spawn(proc.argv, stdout=w)
         os.close(w)
-        op.join(timeout=HARD_TIMEOUT)
+        proc.popen, proc.pid, proc.start = p, p.pid, now()
+        with sc.lock:
+            sc.procs.append(proc)
+            sc.counters["processes"] += 1
+        paused.wait(10)
+        sc.run(sc.lb_cmd("delete", "q"))
+        sc.run(sc.lb_cmd("move", "other", "q", "--all"))
+        resume.set()
+        batch_done.wait(10)
+        time.sleep(rng.uniform(0.05, 0.5))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            proc.killed = True
+            with sc.lock:
+                sc.counters["kills"] += 1
+        killed.set()
+        proc.rc = p.wait()
+        p.stderr.close()
         th.join(timeout=HARD_TIMEOUT)
-        sc.drain(["q"])
-        sc.drain(["other"])
+        sc.drain(["q", "other"])
 
 
 SCENARIOS["delete-move"]["loss_defect"] = "D2"
@@ -1614,8 +1645,13 @@ def main():
     ap.add_argument("--markdown", action="store_true", help="print the result table as Markdown")
     ap.add_argument("--no-mount", action="store_true", help="never mount tmpfs (even as root)")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--table-from", default=None, help="print the table of a --json-out file and exit")
     args = ap.parse_args()
 
+    if args.table_from:
+        with open(args.table_from) as f:
+            print_table(json.load(f)["results"], args.markdown)
+        return 0
     if args.list:
         for name, s in SCENARIOS.items():
             print(f"{name:15} defects {','.join(s['defects']) or '-':8} {s['doc']}")
@@ -1627,7 +1663,7 @@ def main():
     args.bulk = 1500 if ci else 20000
     args.ref_ops = 2 if ci else 40
     args.replays = 4 if ci else 20
-    args.cycles = 2 if ci else 30
+    args.cycles = 2 if ci else 40
     args.corrupt_trials = 4 if ci else 60
     args.snapshots = 4 if ci else 40
     args.pipe_trials = 2 if ci else 30
@@ -1715,7 +1751,9 @@ def print_table(results, markdown):
             rows.append([r["scenario"], str(r["seed"]), "-", "-", "-", "-", "-", "-", "skipped"])
             continue
         known = sorted({k.split("]")[0].split()[-1] for k in r["known"]})
-        res = "pass" if r["passed"] else "FAIL"
+        tags = sorted({re.match(r"\[(D\d+)\]", f).group(1) if re.match(r"\[(D\d+)\]", f) else "untagged"
+                       for f in r["failures"]})
+        res = "pass" if r["passed"] else f"FAIL ({', '.join(tags)})"
         if known:
             res += f" (known {','.join(known)} seen)"
         rows.append([r["scenario"], str(r["seed"]), str(r["processes"]), str(r["kills"]), str(r["messages"]),
