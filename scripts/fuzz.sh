@@ -7,6 +7,7 @@
 # Not part of scripts/test.sh. Needs `cargo install cargo-fuzz`. On a stable
 # toolchain the sanitizer flags need RUSTC_BOOTSTRAP=1 (set here);
 # FUZZ_SANITIZER=none builds without AddressSanitizer (faster, still finds panics).
+# fuzz/dict/<target>.dict, when present, is passed as a libFuzzer dictionary.
 # The seeds in fuzz/corpus/<target>/ stay as they are: what libFuzzer learns goes
 # to fuzz/work/<target>/ (ignored by git). A crash leaves its input in
 # fuzz/artifacts/<target>/ and makes the exit status 1; replay it with
@@ -38,13 +39,18 @@ printf '%-12s %10s %8s %8s  %s\n' target executions exec/s corpus crashes
 for t in "${targets[@]}"; do
     mkdir -p "work/$t" "corpus/$t" "artifacts/$t"
     log="logs/$t.log"
+    dict=()
+    [ -f "dict/$t.dict" ] && dict=("-dict=dict/$t.dict")
     # -timeout: an input that takes over 10 s is reported (as a crash) too.
     cargo fuzz run -O --sanitizer "$sanitizer" "$t" "work/$t" "corpus/$t" -- \
-        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        >"$log" 2>&1
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="${FUZZ_MAX_LEN:-1024}" \
+        -print_final_stats=1 "${dict[@]}" >"$log" 2>&1
     rc=$?
-    execs=$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /,"",$2); print $2}' "$log" | tail -1)
-    speed=$(awk -F: '/stat::average_exec_per_sec/ {gsub(/ /,"",$2); print $2}' "$log" | tail -1)
+    execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log" | tail -1)
+    speed=$(awk '/stat::average_exec_per_sec/ {print $2}' "$log" | tail -1)
+    if [ -z "$execs" ]; then  # stopped at a crash: the last status line has the count
+        execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+    fi
     corpus=$(find "work/$t" -type f | wc -l)
     crash=$(grep -o 'Test unit written to [^ ]*' "$log" | awk '{print $5}' | tail -1)
     if [ "$rc" -ne 0 ] || [ -n "$crash" ]; then
