@@ -260,7 +260,7 @@ class Scenario:
         self.check_rc(proc, err)
         return proc
 
-    ADAPTIVE = {"write", "read", "move", "lease", "ack", "vacuum", "subscribe", "ref-read"}
+    ADAPTIVE = {"write", "read", "read-all", "move", "lease", "ack", "vacuum", "subscribe", "ref-read"}
 
     def kill_window(self, kind, max_delay):
         """Kill delays are drawn from [0, window]: for short commands the window is
@@ -771,6 +771,25 @@ def loader(sc, queue, tag, n=300, kill_p=0.3, max_delay=0.15):
     return step
 
 
+def lock_hog(sc, max_hold=0.02):
+    """Another process's write transactions (as a Python SimpleBroker writer in
+    the middle of one): takes the write lock briefly and often, which stretches
+    the commits of the processes under test, where kills hurt most."""
+
+    def step(rng, i):
+        try:
+            con = sqlite3.connect(sc.db, timeout=5, isolation_level=None)
+            con.execute("BEGIN IMMEDIATE")
+            time.sleep(rng.uniform(0.001, max_hold))
+            con.execute("COMMIT")
+            con.close()
+        except sqlite3.Error:
+            pass
+        time.sleep(rng.uniform(0.0, max_hold))
+
+    return step
+
+
 @scenario("write", [], doc="write/`write -`/-H killed at random (litebroker and Python), concurrent readers")
 def sc_write(sc):
     q = "q"
@@ -809,6 +828,7 @@ def sc_read_all(sc):
         actor(sc, "ld", loader(sc, q, "ld", n=400), 200),
         actor(sc, "r1", reader(sc, q, "read-all", kill_p=0.8, max_delay=0.15), 300),
         actor(sc, "r2", reader(sc, q, "read-all", kill_p=0.8, max_delay=0.15, interval=3), 300),
+        actor(sc, "lk", lock_hog(sc), 2000),
     ]
     run_actors(sc, t)
     sc.drain([q])
@@ -1611,9 +1631,9 @@ def sc_crash_snapshot(sc):
 PROFILES = {
     # scenario: seconds of storm (ci: on a debug build, 2 shared cores)
     "ci": {"write": 2.5, "read": 2.5, "move": 2.5, "watch": 2.5, "lease": 2.5, "run": 2.5,
-           "pubsub": 3, "vacuum": 2.5, "delete-move": 3, "disk-full": 6, "readonly": 3,
-           "corrupt": 2, "foreign": 3, "crash-snapshot": 2.5, "read-all": 4, "pipe-close": 2,
-           "env": 3},
+           "pubsub": 2.5, "vacuum": 2.5, "delete-move": 3, "disk-full": 6, "readonly": 3,
+           "corrupt": 2, "foreign": 3, "crash-snapshot": 2, "read-all": 3, "pipe-close": 2,
+           "env": 2},
     "long": {},
 }
 
@@ -1635,7 +1655,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="repeat each scenario with seeds seed..seed+rounds-1")
     ap.add_argument("--read-all-storm", choices=["on", "off"],
                     default=os.environ.get("LITEBROKER_CHAOS_READ_ALL", "on"),
-                    help="run the read --all kill storm (affected by D3); off: reported as skipped")
+                    help="off: skip the read --all kill storm and report D3-tagged checks elsewhere "
+                         "as known (for a CI run while D3 is open); default on, or $LITEBROKER_CHAOS_READ_ALL")
     ap.add_argument("--known", default=None,
                     help="comma-separated defect ids whose checks report but do not fail "
                          f"(default for --profile ci: {','.join(CI_KNOWN)}; otherwise none)")
@@ -1659,6 +1680,10 @@ def main():
     args.known = (args.known.split(",") if args.known is not None
                   else (CI_KNOWN if args.profile == "ci" else []))
     args.known = [k for k in args.known if k]
+    if args.read_all_storm == "off" and "D3" not in args.known:
+        # off: the read --all storm is skipped, and over-bound copies after killed
+        # `read --all`s elsewhere (vacuum, pubsub) are reported as known D3, not failed
+        args.known.append("D3")
     ci = args.profile == "ci"
     args.bulk = 1500 if ci else 20000
     args.ref_ops = 2 if ci else 40

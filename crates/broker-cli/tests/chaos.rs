@@ -6,10 +6,11 @@
 //! "Delivery guarantees"). See RELIABILITY.md for the long run and its figures.
 //!
 //! Checks that watch a defect still open are listed in the script's `CI_KNOWN`
-//! (run and reported, not failing). The `read --all` kill storm, which D3 can
-//! break, is a test of its own with its own switch:
-//! `LITEBROKER_CHAOS_READ_ALL=off` skips it (and says so), so a CI run that
-//! leaves it out cannot claim it passed.
+//! (run and reported, not failing). The `read --all` kill storm, which D3
+//! breaks, is a test of its own with its own switch:
+//! `LITEBROKER_CHAOS_READ_ALL=off` skips it (and says so) and reports the
+//! D3-tagged checks of the other scenarios as known, so a CI run kept green
+//! while D3 is open says what it left out.
 
 mod common;
 
@@ -23,15 +24,15 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn chaos(args: &[&str]) {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/chaos/chaos.py");
+    let switch = if read_all_storm() { "on" } else { "off" };
     let out = Command::new("python3")
         .arg(&script)
-        .args(["--profile", "ci", "--read-all-storm", "on"])
+        .args(["--profile", "ci", "--read-all-storm", switch])
         .arg("--broker")
         .arg(common::broker_bin())
         .arg("--reference")
         .arg(common::reference_bin())
         .args(args)
-        .env_remove("LITEBROKER_CHAOS_READ_ALL")
         .output()
         .expect("run python3 scripts/chaos/chaos.py");
     let report = format!(
@@ -43,6 +44,12 @@ fn chaos(args: &[&str]) {
     assert!(out.status.success(), "chaos run failed:\n{report}");
 }
 
+/// `LITEBROKER_CHAOS_READ_ALL=off` (or `0`, `false`) while D3 is open.
+fn read_all_storm() -> bool {
+    let switch = std::env::var("LITEBROKER_CHAOS_READ_ALL").unwrap_or_default();
+    !matches!(switch.as_str(), "off" | "0" | "false")
+}
+
 #[test]
 fn chaos_storms_and_faults() {
     chaos(&["--exclude", "read-all"]);
@@ -50,10 +57,11 @@ fn chaos_storms_and_faults() {
 
 #[test]
 fn chaos_read_all_kill_storm() {
-    let switch = std::env::var("LITEBROKER_CHAOS_READ_ALL").unwrap_or_default();
-    if matches!(switch.as_str(), "off" | "0" | "false") {
-        eprintln!("SKIPPED: read --all kill storm (LITEBROKER_CHAOS_READ_ALL={switch}; D3)");
+    if !read_all_storm() {
+        eprintln!("SKIPPED: read --all kill storm (LITEBROKER_CHAOS_READ_ALL=off; D3)");
         return;
     }
-    chaos(&["--scenario", "read-all"]);
+    // Three short storms (seeds 1-3): D3's window is narrow, one storm hits it
+    // about half the time.
+    chaos(&["--scenario", "read-all", "--rounds", "3"]);
 }
