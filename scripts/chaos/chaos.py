@@ -26,7 +26,7 @@ Usage:
 Exit status: 0 when every check that ran passed, 1 otherwise. Checks tagged with
 a known defect (--known D7,...) are run and reported but do not fail the run.
 
-Only the Python 3 standard library is used. Processes run on loopback-free local
+Only the Python 3 standard library is used; no network. Processes work on local
 files in a private temporary directory (tmpfs when available); every loop is
 bounded in count and in time; only processes this script started are signalled.
 """
