@@ -627,12 +627,17 @@ def reader(sc, queue, kind="read", kill_p=0.5, max_delay=0.15, interval=1, slow_
 
     def step(rng, i):
         env = sc.env({"BROKER_READ_COMMIT_INTERVAL": str(interval)})
+        to_file = True
         if kind == "read":
             argv, bound = sc.lb_cmd("read", queue), interval
         elif kind == "read-all":
-            argv, bound = sc.lb_cmd("read", queue, "--all"), interval
+            # Half into a pipe (bound: one pipe window), half into a file
+            # (bound: BROKER_READ_COMMIT_INTERVAL, which catches D3).
+            to_file = rng.random() < 0.5
+            argv = sc.lb_cmd("read", queue, "--all")
+            bound = interval if to_file else PIPE_WINDOW
         elif kind == "watch":
-            argv, bound = sc.lb_cmd("watch", queue, "-q"), 1
+            argv, bound = sc.lb_cmd("watch", queue, "-q"), PIPE_WINDOW
         elif kind == "ref-read":
             argv, bound = sc.ref_cmd("read", queue), 0
         else:
@@ -643,7 +648,7 @@ def reader(sc, queue, kind="read", kill_p=0.5, max_delay=0.15, interval=1, slow_
         proc = Proc(kind, argv, stream=stream, bound=bound, fmt=fmt)
         path = sc.out_path(kind)
         proc.out = path
-        if kind in ("read-all", "watch"):
+        if kind == "watch" or (kind == "read-all" and not to_file):
             p_rng = random.Random(rng.random())
             slow = rng.random() < slow_p
             holder = {}
@@ -1058,8 +1063,17 @@ def sc_pipe_close(sc):
         if proc.rc != 0 or err.strip():
             sc.fail(f"read --all | head -n {k}: exit {proc.rc}, stderr {err.decode(errors='replace').strip()[:100]!r}"
                     " (README: quietly, status 0)", "D1")
-        if before - after != k:
-            sc.fail(f"read --all | head -n {k}: {before - after} messages consumed (README: {k})", "D1")
+        consumed = before - after
+        # README: what head read into its own buffer but did not print is gone,
+        # nothing else; the writer runs ahead only by a small window, so a
+        # `| head` costs at most about what head read (goal: at most 100).
+        if consumed < k or consumed - k > PIPE_HEAD_LIMIT:
+            sc.fail(f"read --all | head -n {k}: {consumed} messages consumed "
+                    f"(README: {k}, plus at most {PIPE_HEAD_LIMIT} head read but did not print)",
+                    "D1")
+        with sc.lock:
+            for i in range(k, consumed):
+                sc.expect_missing_ok.add((q, f"h{trial}x{i}"))  # in head's buffer, never printed
         sc.drain([q])
 
 
@@ -1128,7 +1142,7 @@ def sc_delete_move(sc):
             for k in keys:
                 sc.maybe.add(("q", k))  # deleted on purpose: may be missing
         out = sc.out_path("held")
-        proc = Proc("read-all", sc.lb_cmd("read", "q", "--all"), stream="q", bound=1)
+        proc = Proc("read-all", sc.lb_cmd("read", "q", "--all"), stream="q", bound=PIPE_WINDOW)
         proc.out = out
         r, w = os.pipe()
         rd = os.fdopen(r, "rb")
@@ -1637,7 +1651,14 @@ PROFILES = {
     "long": {},
 }
 
-CI_KNOWN = ["D1", "D5", "D6", "D7", "D8", "D9"]  # open defects outside D2-D4
+# On a pipe, a message counts as delivered once its reader read it; a killed
+# broker may deliver again what its reader read since the last check: at most
+# one window of the pipe delivery (crates/broker-cli/src/pipe.rs).
+PIPE_WINDOW = 8192
+# What `read --all | head` may consume in all (the README's bound).
+PIPE_HEAD_LIMIT = 100
+
+CI_KNOWN = ["D6", "D7", "D8", "D9"]  # open defects (remove an id when its fix lands)
 
 
 def main():
