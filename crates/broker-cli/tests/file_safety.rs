@@ -1,0 +1,129 @@
+//! What the broker does with files and processes it does not control: another
+//! application's SQLite file, a damaged database, a file-size limit, a vacuum
+//! killed mid-way, a write lock held by someone else. Each case runs the real
+//! binary in a temporary directory.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{assert_code, ok, stderr, Sandbox};
+
+/// Asserts exit 1, nothing on stdout, and exactly one line on stderr containing `needle`.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    assert_code(out, 1);
+    assert!(out.stdout.is_empty(), "stdout: {:?}", common::stdout(out));
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "one line expected, got: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+fn sqlite(path: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+// ---------------------------------------------------------------- D6: foreign files
+
+/// Runs several commands on `file` (inside `sb`) and checks that every one is
+/// refused with one clear line and that the file and its directory are unchanged.
+fn assert_refused_untouched(sb: &Sandbox, file: &str, needle: &str) {
+    let path = sb.path().join(file);
+    let before = std::fs::read(&path).unwrap();
+    for args in [
+        &["list"][..],
+        &["write", "q", "m"],
+        &["read", "q"],
+        &["peek", "q"],
+        &["--status"],
+        &["--vacuum"],
+    ] {
+        let mut full = vec!["-f", file];
+        full.extend_from_slice(args);
+        assert_one_line_error(&sb.run(&full), needle);
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "{args:?} modified {file}"
+        );
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let side = sb.path().join(format!("{file}{suffix}"));
+            assert!(!side.exists(), "{args:?} left {}", side.display());
+        }
+    }
+}
+
+#[test]
+fn another_applications_database_is_refused_before_anything_changes() {
+    let sb = Sandbox::new();
+    sqlite(
+        &sb.path().join("app.db"),
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+         INSERT INTO users (name) VALUES ('alice');",
+    );
+    assert_refused_untouched(&sb, "app.db", "is not a SimpleBroker database");
+}
+
+#[test]
+fn a_foreign_messages_table_is_refused_in_one_line() {
+    let sb = Sandbox::new();
+    sqlite(
+        &sb.path().join("chat.db"),
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY, sender TEXT, text TEXT);",
+    );
+    assert_refused_untouched(&sb, "chat.db", "is not a SimpleBroker database");
+}
+
+#[test]
+fn a_foreign_database_in_wal_mode_is_refused_too() {
+    let sb = Sandbox::new();
+    sqlite(
+        &sb.path().join("w.db"),
+        "PRAGMA journal_mode=WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+    );
+    let before = std::fs::read(sb.path().join("w.db")).unwrap();
+    assert_one_line_error(
+        &sb.run(&["-f", "w.db", "write", "q", "m"]),
+        "is not a SimpleBroker database",
+    );
+    assert!(std::fs::read(sb.path().join("w.db")).unwrap() == before);
+}
+
+#[test]
+fn random_bytes_are_refused_and_unchanged() {
+    let sb = Sandbox::new();
+    let junk: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(sb.path().join("junk.db"), &junk).unwrap();
+    assert_refused_untouched(&sb, "junk.db", "not a valid SQLite database");
+}
+
+#[test]
+fn empty_files_are_initialised() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path().join("zero.db"), b"").unwrap();
+    assert_code(&sb.run(&["-f", "zero.db", "write", "q", "a"]), 0);
+    assert_eq!(ok(&sb.run(&["-f", "zero.db", "read", "q"])), "a\n");
+    // A valid SQLite file with no schema at all (e.g. left by `sqlite3 x.db 'PRAGMA user_version'`).
+    sqlite(&sb.path().join("bare.db"), "PRAGMA page_size=4096; VACUUM;");
+    assert_code(&sb.run(&["-f", "bare.db", "write", "q", "b"]), 0);
+    assert_eq!(ok(&sb.run(&["-f", "bare.db", "read", "q"])), "b\n");
+}
+
+#[test]
+fn an_early_simplebroker_database_without_magic_is_still_opened() {
+    // SimpleBroker before the magic string: messages and meta only.
+    let sb = Sandbox::new();
+    sqlite(
+        &sb.db(),
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
+             body TEXT NOT NULL, ts INTEGER NOT NULL UNIQUE);
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+         INSERT INTO meta VALUES ('last_ts', 4096);
+         INSERT INTO messages (queue, body, ts) VALUES ('q', 'old', 4096);",
+    );
+    assert_eq!(ok(&sb.run(&["read", "q"])), "old\n");
+    assert_code(&sb.run(&["write", "q", "new"]), 0);
+    assert_eq!(ok(&sb.run(&["read", "q"])), "new\n");
+}
