@@ -23,15 +23,60 @@ use crate::exit::Outcome;
 
 fn main() {
     interrupt::install();
+    ignore_sigxfsz();
     let code = match run(std::env::args_os().skip(1).collect()) {
         Ok(outcome) => outcome.code(),
         Err(Failure::Usage(text)) => {
             eprint!("{text}");
             exit::ERROR
         }
-        Err(Failure::Error(e)) => exit::report(&e),
+        Err(Failure::Error(e)) => exit::report(&explain_file_size_limit(e)),
     };
     std::process::exit(code);
+}
+
+/// Under a file-size limit (`ulimit -f`) a write past it raises SIGXFSZ, whose
+/// default action kills the process with no message, possibly after a commit
+/// (a write then reported as failed had been saved) or before a read's commit
+/// (its batch is delivered again). Ignored, as CPython does, the write fails
+/// with EFBIG instead: SQLite rolls the transaction back and the error is
+/// reported like a full disk.
+fn ignore_sigxfsz() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+/// Says so when a write failed under a finite file-size limit: SQLite only
+/// reports "disk I/O error", which does not tell the user what to change.
+fn explain_file_size_limit(e: anyhow::Error) -> anyhow::Error {
+    let write_failed = e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<litebroker::Error>(),
+            Some(litebroker::Error::Sqlite(failure)) if is_write_error(failure)
+        )
+    });
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let limited = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } == 0
+        && limit.rlim_cur != libc::RLIM_INFINITY;
+    if write_failed && limited {
+        return e.context(format!(
+            "cannot write the database: file size limit exceeded (ulimit -f: {} bytes)",
+            limit.rlim_cur
+        ));
+    }
+    e
+}
+
+fn is_write_error(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE
+            || f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 /// Why a run failed: a usage message already formatted by clap, or an error.

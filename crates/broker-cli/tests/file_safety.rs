@@ -127,3 +127,138 @@ fn an_early_simplebroker_database_without_magic_is_still_opened() {
     assert_code(&sb.run(&["write", "q", "new"]), 0);
     assert_eq!(ok(&sb.run(&["read", "q"])), "new\n");
 }
+
+// ---------------------------------------------------------------- D8: a damaged page
+
+/// 3000 messages `msg-00000-...` in queue `q`; 40 bytes of 0xff over the
+/// cell-pointer array of one leaf page of `messages` (17 rows).
+const CORRUPT_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/d8-damaged-page.db"
+);
+
+fn corrupt_sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    std::fs::copy(CORRUPT_FIXTURE, sb.db()).unwrap();
+    let mut perms = std::fs::metadata(sb.db()).unwrap().permissions();
+    perms.set_readonly(false);
+    std::fs::set_permissions(sb.db(), perms).unwrap();
+    sb
+}
+
+/// Visible messages of `q`, counted from the partial index alone (the table is damaged).
+fn visible_by_index(sb: &Sandbox) -> i64 {
+    let conn = rusqlite::Connection::open(sb.db()).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM messages INDEXED BY idx_messages_unclaimed \
+         WHERE queue = 'q' AND claimed = 0",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn reading_all_of_a_damaged_database_fails_and_consumes_only_what_it_printed() {
+    let sb = corrupt_sandbox();
+    assert_eq!(visible_by_index(&sb), 3000);
+    let out = sb.run(&["read", "q", "--all"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("malformed"), "stderr: {err}");
+    let printed = common::stdout(&out).lines().count() as i64;
+    assert!(printed < 3000, "printed {printed}");
+    // Every message not printed is still there.
+    assert_eq!(visible_by_index(&sb), 3000 - printed);
+    // Asking again fails again instead of claiming the queue is done.
+    let again = sb.run(&["read", "q", "--all"]);
+    assert_code(&again, 1);
+    let printed_again = common::stdout(&again).lines().count() as i64;
+    assert_eq!(visible_by_index(&sb), 3000 - printed - printed_again);
+}
+
+#[test]
+fn peeking_all_of_a_damaged_database_fails() {
+    let sb = corrupt_sandbox();
+    let out = sb.run(&["peek", "q", "--all"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("malformed"), "{}", stderr(&out));
+    assert_eq!(visible_by_index(&sb), 3000);
+}
+
+// ---------------------------------------------------------------- D9: ulimit -f
+
+/// Runs `broker args` in `sb` under RLIMIT_FSIZE = `bytes` (soft limit).
+fn run_with_fsize_limit(sb: &Sandbox, args: &[&str], bytes: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = sb.broker();
+    cmd.args(args);
+    // SAFETY: only async-signal-safe calls (getrlimit, setrlimit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim);
+            lim.rlim_cur = bytes as libc::rlim_t;
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("spawn broker")
+}
+
+#[test]
+fn a_file_size_limit_fails_writes_cleanly_and_reports_exactly_what_was_saved() {
+    let sb = Sandbox::new();
+    let limit = 300 * 1024;
+    let pad = "x".repeat(3000);
+    let mut saved = Vec::new();
+    let mut failures = 0;
+    for i in 0..400 {
+        let body = format!("m{i:04}-{pad}");
+        let out = run_with_fsize_limit(&sb, &["write", "q", &body], limit);
+        match out.status.code() {
+            Some(0) => saved.push(body),
+            Some(1) => {
+                let err = stderr(&out);
+                assert!(err.contains("file size limit"), "stderr: {err}");
+                assert_eq!(err.lines().count(), 1, "stderr: {err}");
+                failures += 1;
+                if failures == 3 {
+                    break;
+                }
+            }
+            _ => panic!("write {i} ended with {:?} (killed by SIGXFSZ?)", out.status),
+        }
+    }
+    assert_eq!(failures, 3, "the limit was never reached");
+    // A reader under the same limit either delivers and consumes, or fails
+    // without consuming; it is never killed half-way.
+    let limited = run_with_fsize_limit(&sb, &["read", "q", "--all"], limit);
+    assert!(
+        matches!(limited.status.code(), Some(0 | 1)),
+        "read --all ended with {:?}",
+        limited.status
+    );
+    let rest = sb.run(&["read", "q", "--all"]);
+    let mut delivered: Vec<String> = common::stdout(&limited)
+        .lines()
+        .chain(common::stdout(&rest).lines())
+        .map(str::to_owned)
+        .collect();
+    delivered.sort();
+    saved.sort();
+    assert_eq!(
+        delivered.len(),
+        saved.len(),
+        "every write reported saved is delivered exactly once, no other"
+    );
+    assert!(
+        delivered == saved,
+        "delivered messages differ from the saved ones"
+    );
+}
