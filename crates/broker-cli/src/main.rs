@@ -30,7 +30,7 @@ fn main() {
             eprint!("{text}");
             exit::ERROR
         }
-        Err(Failure::Error(e)) => exit::report(&explain_file_size_limit(e)),
+        Err(Failure::Error(e)) => exit::report(&explain_lock_timeout(explain_file_size_limit(e))),
     };
     std::process::exit(code);
 }
@@ -71,6 +71,24 @@ fn explain_file_size_limit(e: anyhow::Error) -> anyhow::Error {
         ));
     }
     e
+}
+
+/// Says how long we waited and what sets it when another process kept the
+/// database locked past `BROKER_BUSY_TIMEOUT`.
+fn explain_lock_timeout(e: anyhow::Error) -> anyhow::Error {
+    let locked = e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<litebroker::Error>(),
+            Some(litebroker::Error::Locked { .. })
+        )
+    });
+    if !locked {
+        return e;
+    }
+    let ms = Settings::from_env().map_or(5000, |s| s.busy_timeout_ms);
+    e.context(format!(
+        "another process kept the database locked for more than {ms} ms (BROKER_BUSY_TIMEOUT)"
+    ))
 }
 
 fn is_write_error(e: &rusqlite::Error) -> bool {

@@ -140,9 +140,8 @@ const CORRUPT_FIXTURE: &str = concat!(
 fn corrupt_sandbox() -> Sandbox {
     let sb = Sandbox::new();
     std::fs::copy(CORRUPT_FIXTURE, sb.db()).unwrap();
-    let mut perms = std::fs::metadata(sb.db()).unwrap().permissions();
-    perms.set_readonly(false);
-    std::fs::set_permissions(sb.db(), perms).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sb.db(), std::fs::Permissions::from_mode(0o600)).unwrap();
     sb
 }
 
@@ -261,4 +260,37 @@ fn a_file_size_limit_fails_writes_cleanly_and_reports_exactly_what_was_saved() {
         delivered == saved,
         "delivered messages differ from the saved ones"
     );
+}
+
+// ---------------------------------------------------------------- a lock held elsewhere
+
+#[test]
+fn a_write_blocked_by_a_held_lock_gives_up_after_the_busy_timeout() {
+    let sb = Sandbox::new();
+    sb.write("q", "first");
+    let holder = rusqlite::Connection::open(sb.db()).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'last_ts';")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = sb.run_env(
+        &["write", "q", "blocked"],
+        &[("BROKER_BUSY_TIMEOUT", "400")],
+    );
+    let took = started.elapsed();
+    assert_one_line_error(&out, "locked");
+    assert!(
+        stderr(&out).contains("BROKER_BUSY_TIMEOUT"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        took >= std::time::Duration::from_millis(400) && took < std::time::Duration::from_secs(3),
+        "gave up after {took:?}"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    // The failed write left nothing behind, and the next one goes through.
+    assert_eq!(ok(&sb.run(&["peek", "q", "--all"])), "first\n");
+    assert_code(&sb.run(&["write", "q", "later"]), 0);
 }
