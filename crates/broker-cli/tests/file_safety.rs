@@ -294,3 +294,96 @@ fn a_write_blocked_by_a_held_lock_gives_up_after_the_busy_timeout() {
     assert_eq!(ok(&sb.run(&["peek", "q", "--all"])), "first\n");
     assert_code(&sb.run(&["write", "q", "later"]), 0);
 }
+
+// ---------------------------------------------------------------- D7: vacuum lock
+
+/// A queue with three consumed messages, waiting for a vacuum.
+fn consumed_three() -> Sandbox {
+    let sb = Sandbox::new();
+    for m in ["a", "b", "c"] {
+        sb.write("q", m);
+    }
+    assert_eq!(ok(&sb.run(&["read", "q", "--all"])), "a\nb\nc\n");
+    sb
+}
+
+fn claimed_rows(sb: &Sandbox) -> i64 {
+    let conn = rusqlite::Connection::open(sb.db()).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM messages WHERE claimed = 1", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+/// The PID of a process that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// What litebroker writes on the second line of its lock: start time, boot id, host key.
+fn identity_line(pid: u32, start_time: &str) -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length.
+    unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap();
+    let host = String::from_utf8_lossy(&buf[..len]).into_owned();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    format!(
+        "{pid}\n{start_time} {} {host}|{}\n",
+        boot.trim(),
+        ns.to_string_lossy()
+    )
+}
+
+#[test]
+fn a_vacuum_lock_left_by_a_dead_process_is_taken_over() {
+    let pid = dead_pid();
+    // Ours (PID and identity) and the reference's (PID only).
+    for content in [identity_line(pid, "12345"), format!("{pid}\n")] {
+        let sb = consumed_three();
+        let lock = sb.path().join(".broker.vacuum.lock");
+        std::fs::write(&lock, &content).unwrap();
+        let out = sb.run(&["--vacuum"]);
+        assert_code(&out, 0);
+        assert!(
+            common::stdout(&out).starts_with("Vacuumed 3 claimed messages"),
+            "{}",
+            common::stdout(&out)
+        );
+        assert_eq!(
+            claimed_rows(&sb),
+            0,
+            "lock {content:?}: nothing was removed"
+        );
+        assert!(!lock.exists());
+    }
+}
+
+#[test]
+fn a_vacuum_lock_of_a_live_process_is_reported_not_claimed() {
+    let sb = consumed_three();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let lock = sb.path().join(".broker.vacuum.lock");
+    std::fs::write(&lock, format!("{}\n", sleeper.id())).unwrap();
+    let out = sb.run(&["--vacuum"]);
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_one_line_error(&out, "another vacuum");
+    assert!(
+        stderr(&out).contains(&format!("pid {}", sleeper.id())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(claimed_rows(&sb), 3);
+    assert!(lock.exists(), "another process's lock must be left alone");
+    // Once that process is gone, the next vacuum takes over.
+    assert_code(&sb.run(&["--vacuum"]), 0);
+    assert_eq!(claimed_rows(&sb), 0);
+}

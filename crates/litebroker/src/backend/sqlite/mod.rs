@@ -359,9 +359,8 @@ impl Backend for SqliteBackend {
 
     fn vacuum(&mut self, batch_size: u64, compact: bool) -> Result<u64> {
         let timeout = std::time::Duration::from_secs(self.settings.vacuum_lock_timeout_s);
-        let Some(_lock) = vacuum_lock::VacuumLock::acquire(&self.path, timeout)? else {
-            return Ok(0); // someone else is vacuuming this file
-        };
+        let _lock = vacuum_lock::VacuumLock::acquire(&self.path, timeout)?
+            .map_err(|held| Error::InvalidRequest(vacuum_lock::busy_message(&self.path, &held)))?;
         self.immediate(holders::release_orphans)?;
         self.promote_if_due()?;
         let mut deleted = 0;
