@@ -106,7 +106,46 @@ impl Identity {
     }
 }
 
+/// The usual case, a complete database of ours, in one statement: how many
+/// required objects exist, and the identity. `None` when that does not settle
+/// it (no `meta` table, which fails the statement's compilation, or something
+/// missing or foreign), and [`full_probe`] must look closer.
+fn quick_probe(conn: &Connection) -> rusqlite::Result<Option<Probe>> {
+    let placeholders = vec!["?"; schema::REQUIRED_OBJECTS.len()].join(",");
+    let sql = format!(
+        "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE name IN ({placeholders})), \
+         (SELECT CAST(value AS TEXT) FROM meta WHERE key = 'magic'), \
+         (SELECT value FROM meta WHERE key = 'schema_version')"
+    );
+    let mut stmt = match conn.prepare(&sql) {
+        Ok(stmt) => stmt,
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::Unknown => {
+            return Ok(None); // no such table: meta
+        }
+        Err(e) => return Err(e),
+    };
+    let (found, magic, version): (usize, Option<String>, Option<i64>) = stmt.query_row(
+        rusqlite::params_from_iter(schema::REQUIRED_OBJECTS.iter()),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let probe = Probe {
+        found,
+        objects: found,
+        other_tables: None,
+        messages_shaped: true,
+        identity: Identity { magic, version },
+    };
+    Ok((probe.complete() && !probe.identity.is_foreign()).then_some(probe))
+}
+
 fn probe(conn: &Connection) -> rusqlite::Result<Probe> {
+    match quick_probe(conn)? {
+        Some(probe) => Ok(probe),
+        None => full_probe(conn),
+    }
+}
+
+fn full_probe(conn: &Connection) -> rusqlite::Result<Probe> {
     let placeholders = vec!["?"; schema::REQUIRED_OBJECTS.len()].join(",");
     let sql = format!(
         "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE name IN ({placeholders})), \
