@@ -2,6 +2,13 @@
 //!
 //! This binary only parses arguments, calls the `litebroker` library and
 //! formats output; exit codes are decided in [`exit`].
+//!
+//! It starts at the C entry point (`#![no_main]`, see [`main`]): most uses are
+//! one short process per message, and std's usual start-up spends a good part
+//! of a `write` on placing a stack guard for the main thread.
+
+// Not in `cargo test`, whose harness brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
 mod args;
 mod cmd;
@@ -21,7 +28,52 @@ use crate::args::{Cli, Command, COMPAT_VERSION};
 use crate::cmd::Ctx;
 use crate::exit::Outcome;
 
-fn main() {
+/// The process entry point, called by the C runtime with the arguments (std
+/// still gets them itself). It does what std's start-up does before a Rust
+/// `fn main` (standard descriptors opened, SIGPIPE ignored, a panic exiting
+/// with 101) except placing the main thread's stack guard, which reads and
+/// parses `/proc/self/maps`: ~200,000 instructions and four reads of a procfs
+/// file, a twentieth of a `write` process. A stack overflow is then a plain
+/// SIGSEGV instead of a message and SIGABRT; nothing here recurses deeply.
+#[cfg(not(test))]
+#[no_mangle]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    start_up();
+    match std::panic::catch_unwind(run_main) {
+        Ok(never) => match never {},
+        Err(_) => std::process::exit(101),
+    }
+}
+
+/// std's runtime set-up that a `#![no_main]` program must do itself.
+#[cfg_attr(test, allow(dead_code))]
+fn start_up() {
+    // A descriptor 0, 1 or 2 left closed by the parent would be reused by the
+    // next file opened (the database!) and then written to by print!/eprint!.
+    for fd in 0..3 {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd; open(2) of a constant C string.
+        unsafe {
+            if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLNVAL != 0 {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            }
+        }
+    }
+    // Writing to a closed pipe returns EPIPE (handled by the output code)
+    // instead of killing the process; children get the default back (std's
+    // Command resets it).
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn run_main() -> std::convert::Infallible {
     interrupt::install();
     ignore_sigxfsz();
     let code = match run(std::env::args_os().skip(1).collect()) {
@@ -38,13 +90,17 @@ fn main() {
 /// Under a file-size limit (`ulimit -f`) a write past it raises SIGXFSZ, whose
 /// default action kills the process with no message, possibly after a commit
 /// (a write then reported as failed had been saved) or before a read's commit
-/// (its batch is delivered again). Ignored, as CPython does, the write fails
-/// with EFBIG instead: SQLite rolls the transaction back and the error is
-/// reported like a full disk.
+/// (its batch is delivered again). Caught by a handler that does nothing, as
+/// CPython ignores it, the write fails with EFBIG instead: SQLite rolls the
+/// transaction back and the error is reported like a full disk. A handler,
+/// unlike SIG_IGN, is reset by exec, so commands that `run` and `watch`
+/// start still get the default.
 fn ignore_sigxfsz() {
-    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    extern "C" fn ignore(_signal: libc::c_int) {}
+    let handler: extern "C" fn(libc::c_int) = ignore;
+    // SAFETY: the handler does nothing, which is async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        libc::signal(libc::SIGXFSZ, handler as libc::sighandler_t);
     }
 }
 
