@@ -13,8 +13,10 @@
 //!   full RELRO (the GOT stays writable), acceptable for a local CLI that
 //!   handles no untrusted network input.
 //!
-//! Measured with 1,000 sequential `broker write` processes on tmpfs: 8.4 ms
-//! per process before, 7.3 ms after (same machine, same run).
+//! Measured on one `broker write` (callgrind, perf stat): the loader's work
+//! before `main` falls from ~352,000 to ~266,000 instructions, and 500
+//! sequential writes on tmpfs took 7.3 ms per process instead of 8.4 ms (one
+//! run on a loaded machine; see BENCHMARKS.md for the side-by-side runs).
 
 fn main() {
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
