@@ -6,6 +6,7 @@ usage: report.py RESULTS_JSON OUTPUT_MD
 
 import json
 import pathlib
+import os
 import sys
 
 # Thresholds from the performance issue. Sizes are decimal: 1 MB = 10^6 bytes.
@@ -361,6 +362,13 @@ class Report:
         self.table(["", "ours", "reference", "ratio"], rows)
         self.quiet(w)
         self.err(w)
+        # A hand-measured analysis of this workload, kept across regenerations.
+        extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "last-quarter.md")
+        if os.path.exists(extra):
+            with open(extra) as f:
+                self.out()
+                for line in f.read().rstrip("\n").split("\n"):
+                    self.out(line)
 
     def big_section(self, title, workload, what):
         self.out(f"## {title}")

@@ -26,12 +26,81 @@ use crate::exit::Outcome;
 
 fn main() {
     interrupt::install();
+    ignore_sigxfsz();
     let code = match run(std::env::args_os().skip(1).collect()) {
         Ok(outcome) => outcome.code(),
         Err(Failure::Usage(text)) => exit::report(&anyhow!(text)),
-        Err(Failure::Error(e)) => exit::report(&e),
+        Err(Failure::Error(e)) => exit::report(&explain_lock_timeout(explain_file_size_limit(e))),
     };
     std::process::exit(code);
+}
+
+/// Under a file-size limit (`ulimit -f`) a write past it raises SIGXFSZ, whose
+/// default action kills the process with no message, possibly after a commit
+/// (a write then reported as failed had been saved) or before a read's commit
+/// (its batch is delivered again). Caught by a handler that does nothing, as
+/// CPython ignores it, the write fails with EFBIG instead: SQLite rolls the
+/// transaction back and the error is reported like a full disk. A handler,
+/// unlike SIG_IGN, is reset by exec, so commands that `run` and `watch`
+/// start still get the default.
+fn ignore_sigxfsz() {
+    extern "C" fn ignore(_signal: libc::c_int) {}
+    let handler: extern "C" fn(libc::c_int) = ignore;
+    // SAFETY: the handler does nothing, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, handler as libc::sighandler_t);
+    }
+}
+
+/// Says so when a write failed under a finite file-size limit: SQLite only
+/// reports "disk I/O error", which does not tell the user what to change.
+fn explain_file_size_limit(e: anyhow::Error) -> anyhow::Error {
+    let write_failed = e.chain().any(|cause| {
+        matches!(
+            cause
+                .downcast_ref::<litebroker::Error>()
+                .and_then(|e| e.storage_source::<rusqlite::Error>()),
+            Some(failure) if is_write_error(failure)
+        )
+    });
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let limited = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } == 0
+        && limit.rlim_cur != libc::RLIM_INFINITY;
+    if write_failed && limited {
+        return e.context(format!(
+            "cannot write the database: file size limit exceeded (ulimit -f: {} bytes)",
+            limit.rlim_cur
+        ));
+    }
+    e
+}
+
+/// Says how long we waited and what sets it when another process kept the
+/// database locked past `BROKER_BUSY_TIMEOUT`.
+fn explain_lock_timeout(e: anyhow::Error) -> anyhow::Error {
+    let locked = e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<litebroker::Error>(),
+            Some(litebroker::Error::Busy { .. })
+        )
+    });
+    if !locked {
+        return e;
+    }
+    let ms = Settings::from_env().map_or(5000, |s| s.sqlite.busy_timeout_ms);
+    e.context(format!(
+        "another process kept the database locked for more than {ms} ms (BROKER_BUSY_TIMEOUT)"
+    ))
+}
+
+fn is_write_error(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE
+            || f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 /// Why a run failed: a usage message (argparse's wording, see [`usage`]), or an error.

@@ -70,17 +70,23 @@ fn newer_schema_is_refused() {
 }
 
 #[test]
-fn plain_sqlite_file_is_adopted() {
+fn another_applications_sqlite_file_is_refused_untouched() {
     let (_dir, db) = temp_db();
     rusqlite::Connection::open(&db)
         .unwrap()
         .execute_batch("CREATE TABLE notes (x);")
         .unwrap();
-    let mut broker = open(&db);
-    broker.queue("q").unwrap().write("hello").unwrap();
-    assert_eq!(
-        broker.queue("q").unwrap().read().unwrap().unwrap().body,
-        "hello"
+    let before = std::fs::read(&db).unwrap();
+    let err = Broker::open(&db, &Settings::default())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, Error::ForeignDatabase { .. }),
+        "unexpected error: {err}"
+    );
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "the file was modified"
     );
 }
 

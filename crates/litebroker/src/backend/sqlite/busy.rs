@@ -5,10 +5,11 @@
 //! millisecond, so those sleeps, not the lock, set the latency whenever a
 //! publisher and a consumer meet (measured: hundreds of 1-10 ms sleeps in a
 //! 300-message publish→deliver run). This handler first retries every 50 µs,
-//! then backs off, and gives up after `BROKER_BUSY_TIMEOUT` as before.
+//! then backs off, and gives up after `BROKER_BUSY_TIMEOUT` as before; the
+//! retries around it stop at the same deadline (see [`super::retry`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -22,6 +23,12 @@ pub fn install(conn: &Connection, timeout: Duration) -> rusqlite::Result<()> {
     conn.busy_handler(Some(wait))
 }
 
+/// `BROKER_BUSY_TIMEOUT`: how long one operation may wait for a lock in all,
+/// SQLite's waiting and [`super::retry::with_retry`]'s retries together.
+pub fn timeout() -> Duration {
+    Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
 /// The pause before attempt `n` of one busy episode.
 fn pause(n: u32) -> Duration {
     match n {
@@ -31,22 +38,24 @@ fn pause(n: u32) -> Duration {
     }
 }
 
-/// Total time waited before attempt `n`.
-fn waited(n: u32) -> Duration {
-    let fast = n.min(40);
-    let medium = n.clamp(40, 100) - 40;
-    let slow = n.saturating_sub(100);
-    pause(0) * fast + pause(40) * medium + pause(100) * slow
+thread_local! {
+    /// When the current busy episode of this thread's connection began.
+    static EPISODE_START: std::cell::Cell<Instant> = std::cell::Cell::new(Instant::now());
 }
 
-/// SQLite's busy callback: true means "try again".
+/// SQLite's busy callback: true means "try again". Measures the real time
+/// waited (sleeps overshoot, so counting nominal pauses waited ~30% longer).
 fn wait(attempt: i32) -> bool {
-    let n = attempt.max(0) as u32;
-    let limit = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
-    if waited(n) >= limit {
+    let now = Instant::now();
+    if attempt <= 0 {
+        EPISODE_START.with(|s| s.set(now));
+    }
+    let waited = now.duration_since(EPISODE_START.with(std::cell::Cell::get));
+    let limit = timeout();
+    if waited >= limit {
         return false;
     }
-    std::thread::sleep(pause(n));
+    std::thread::sleep(pause(attempt.max(0) as u32).min(limit - waited));
     true
 }
 
@@ -57,9 +66,8 @@ mod tests {
     #[test]
     fn short_pauses_first_then_longer() {
         assert_eq!(pause(0), Duration::from_micros(50));
-        assert_eq!(waited(40), Duration::from_millis(2));
-        assert_eq!(waited(100), Duration::from_millis(32));
-        assert_eq!(waited(110), Duration::from_millis(82));
+        assert_eq!(pause(40), Duration::from_micros(500));
+        assert_eq!(pause(100), Duration::from_millis(5));
     }
 
     #[test]

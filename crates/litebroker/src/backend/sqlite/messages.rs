@@ -146,7 +146,23 @@ pub fn take_plain(
          (SELECT id FROM messages WHERE {} ORDER BY id LIMIT ?) RETURNING id, ts, body",
         sel.clause
     );
-    collect_sorted(conn, &sql, sel.with(limit_i64(limit)))
+    let taken = collect_sorted(conn, &sql, sel.with(limit_i64(limit)))?;
+    if taken.len() < limit && any_visible(conn, queue, filter)? {
+        return Err(index_disagrees());
+    }
+    Ok(taken)
+}
+
+/// A short batch means every selected message was taken; one still visible
+/// then means the index listed a row the table did not give back. SQLite
+/// skips such a row silently (the rowid lookup of `id IN (...)` just finds
+/// nothing on a damaged page), so without this check `read --all` would end
+/// with exit 0 and messages missing.
+fn index_disagrees() -> Error {
+    Error::storage(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some("the messages index lists rows the table does not return".into()),
+    ))
 }
 
 /// Whether any message of `queue` passing `filter` is visible.

@@ -451,9 +451,8 @@ impl Backend for SqliteBackend {
     fn vacuum(&mut self, compact: bool) -> Result<u64> {
         let batch_size = self.settings.sqlite.vacuum_batch_size;
         let timeout = std::time::Duration::from_secs(self.settings.sqlite.vacuum_lock_timeout_s);
-        let Some(_lock) = vacuum_lock::VacuumLock::acquire(&self.path, timeout)? else {
-            return Ok(0); // someone else is vacuuming this file
-        };
+        let _lock = vacuum_lock::VacuumLock::acquire(&self.path, timeout)?
+            .map_err(|held| Error::InvalidRequest(vacuum_lock::busy_message(&self.path, &held)))?;
         let db = self.path.clone();
         self.immediate(|c| holders::release_orphans(c, &db, &self.after_commit))?;
         self.promote_if_due()?;

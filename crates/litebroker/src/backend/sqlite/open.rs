@@ -30,27 +30,66 @@ pub fn open_database(path: &Path, settings: &Settings) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     apply_settings(&conn, settings).map_err(|e| classify_error(path, e))?;
-    // Identify before changing anything: a foreign file must be left byte-for-byte as it was.
+    // Identify before changing anything: a foreign file must be left byte-for-byte as it was
+    // (no journal-mode switch, no table created).
     let probe = with_retry(|| probe(&conn)).map_err(|e| classify_error(path, e))?;
-    if probe.identity.is_foreign() {
-        check_identity(&probe.identity, path)?;
-    }
+    probe.admit(path)?;
     with_retry(|| ensure_wal(&conn)).map_err(|e| classify_error(path, e))?;
-    if probe.complete {
-        check_identity(&probe.identity, path)?;
-    } else {
+    if !probe.complete() {
         with_retry(|| create_schema(&conn)).map_err(|e| classify_error(path, e))?;
         verify_identity(&conn, path)?;
     }
     Ok(conn)
 }
 
-/// What one look at a file tells: whether every object we need exists, and
-/// its identity. Two statements, because every short-lived process parses
-/// each statement of the open path anew.
+/// What one look at a file tells: whether every object we need exists, what
+/// else is there, and its identity. One statement (two when `meta` exists),
+/// because every short-lived process parses each statement of the open path anew.
 struct Probe {
-    complete: bool,
+    /// How many of [`schema::REQUIRED_OBJECTS`] exist.
+    found: usize,
+    /// How many schema objects exist at all (0: a new or empty file).
+    objects: usize,
+    /// Tables that neither SimpleBroker nor litebroker creates, comma-separated.
+    other_tables: Option<String>,
+    /// Whether `messages` has SimpleBroker's `queue`, `body` and `ts` columns.
+    messages_shaped: bool,
     identity: Identity,
+}
+
+impl Probe {
+    /// Whether the schema is complete and marked as ours: nothing to create.
+    fn complete(&self) -> bool {
+        self.found == schema::REQUIRED_OBJECTS.len()
+            && self.identity.magic.as_deref() == Some(schema::MAGIC)
+    }
+
+    /// Refuses, before anything is changed, a file that is neither empty nor a
+    /// SimpleBroker/litebroker database. One without the magic string is taken
+    /// for an early SimpleBroker database (or one whose creation was cut short)
+    /// only if it has a SimpleBroker-shaped `messages` table and no other
+    /// application's tables.
+    fn admit(&self, path: &Path) -> Result<()> {
+        if self.objects == 0 {
+            return Ok(()); // empty: ours to initialise
+        }
+        if self.identity.magic.is_some() {
+            return check_identity(&self.identity, path);
+        }
+        let foreign = |reason: String| {
+            Err(Error::ForeignDatabase {
+                path: path.to_path_buf(),
+                reason,
+            })
+        };
+        if let Some(tables) = &self.other_tables {
+            return foreign(format!("it has other tables: {tables}"));
+        }
+        if !self.messages_shaped {
+            return foreign("no SimpleBroker messages table".into());
+        }
+        check_identity_version(&self.identity, path)
+    }
 }
 
 /// `meta.magic` and `meta.schema_version`, where present.
@@ -67,16 +106,67 @@ impl Identity {
     }
 }
 
-fn probe(conn: &Connection) -> rusqlite::Result<Probe> {
+/// The usual case, a complete database of ours, in one statement: how many
+/// required objects exist, and the identity. `None` when that does not settle
+/// it (no `meta` table, which fails the statement's compilation, or something
+/// missing or foreign), and [`full_probe`] must look closer.
+fn quick_probe(conn: &Connection) -> rusqlite::Result<Option<Probe>> {
     let placeholders = vec!["?"; schema::REQUIRED_OBJECTS.len()].join(",");
     let sql = format!(
         "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE name IN ({placeholders})), \
-         EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')"
+         (SELECT CAST(value AS TEXT) FROM meta WHERE key = 'magic'), \
+         (SELECT value FROM meta WHERE key = 'schema_version')"
     );
-    let (found, has_meta): (usize, bool) = conn.query_row(
+    let mut stmt = match conn.prepare(&sql) {
+        Ok(stmt) => stmt,
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::Unknown => {
+            return Ok(None); // no such table: meta
+        }
+        Err(e) => return Err(e),
+    };
+    let (found, magic, version): (usize, Option<String>, Option<i64>) = stmt.query_row(
+        rusqlite::params_from_iter(schema::REQUIRED_OBJECTS.iter()),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let probe = Probe {
+        found,
+        objects: found,
+        other_tables: None,
+        messages_shaped: true,
+        identity: Identity { magic, version },
+    };
+    Ok((probe.complete() && !probe.identity.is_foreign()).then_some(probe))
+}
+
+fn probe(conn: &Connection) -> rusqlite::Result<Probe> {
+    match quick_probe(conn)? {
+        Some(probe) => Ok(probe),
+        None => full_probe(conn),
+    }
+}
+
+fn full_probe(conn: &Connection) -> rusqlite::Result<Probe> {
+    let placeholders = vec!["?"; schema::REQUIRED_OBJECTS.len()].join(",");
+    let sql = format!(
+        "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE name IN ({placeholders})), \
+         EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'), \
+         (SELECT COUNT(*) FROM sqlite_master), \
+         (SELECT group_concat(name, ', ') FROM sqlite_master WHERE type = 'table' \
+            AND name NOT IN ('messages', 'meta', 'queue_aliases', 'sqlite_sequence') \
+            AND name NOT LIKE 'lb\\_%' ESCAPE '\\'), \
+         (SELECT COUNT(*) = 3 FROM pragma_table_info('messages') \
+            WHERE name IN ('queue', 'body', 'ts'))"
+    );
+    let (found, has_meta, objects, other_tables, messages_shaped): (
+        usize,
+        bool,
+        usize,
+        Option<String>,
+        bool,
+    ) = conn.query_row(
         &sql,
         rusqlite::params_from_iter(schema::REQUIRED_OBJECTS.iter()),
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )?;
     let identity = if has_meta {
         read_identity(conn)?
@@ -87,7 +177,10 @@ fn probe(conn: &Connection) -> rusqlite::Result<Probe> {
         }
     };
     Ok(Probe {
-        complete: found == schema::REQUIRED_OBJECTS.len(),
+        found,
+        objects,
+        other_tables,
+        messages_shaped,
         identity,
     })
 }
@@ -155,8 +248,9 @@ fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
         if foreign_meta(conn)? {
             return Ok(()); // verify_identity reports it; change nothing
         }
-        conn.execute_batch(schema::REFERENCE_DDL)?;
+        // Before the DDL: its partial index needs the column (a schema-v1 database lacks it).
         add_claimed_column_if_missing(conn)?;
+        conn.execute_batch(schema::REFERENCE_DDL)?;
         conn.execute_batch(
             "CREATE INDEX IF NOT EXISTS idx_messages_unclaimed \
              ON messages(queue, claimed, id) WHERE claimed = 0",
@@ -192,12 +286,13 @@ fn foreign_meta(conn: &Connection) -> rusqlite::Result<bool> {
 }
 
 fn add_claimed_column_if_missing(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'claimed'",
+    let (exists, has): (bool, bool) = conn.query_row(
+        "SELECT COUNT(*) > 0, COALESCE(SUM(name = 'claimed'), 0) > 0 \
+         FROM pragma_table_info('messages')",
         [],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if !has {
+    if exists && !has {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN claimed INTEGER DEFAULT 0")?;
     }
     Ok(())
@@ -233,6 +328,15 @@ fn check_identity(identity: &Identity, path: &Path) -> Result<()> {
         Some(other) => return Err(foreign(format!("magic is '{other}'"))),
         None => return Err(foreign("no magic string".into())),
     }
+    check_identity_version(identity, path)
+}
+
+/// Refuses a schema newer than ours.
+fn check_identity_version(identity: &Identity, path: &Path) -> Result<()> {
+    let foreign = |reason: String| Error::ForeignDatabase {
+        path: path.to_path_buf(),
+        reason,
+    };
     match identity.version {
         Some(v) if v > schema::SCHEMA_VERSION => Err(foreign(format!(
             "schema version {v} is newer than the supported {}",

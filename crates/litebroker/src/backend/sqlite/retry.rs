@@ -3,33 +3,48 @@
 //! SQLite's busy timeout already waits for a lock; this covers what it cannot
 //! (a busy error returned immediately, e.g. on a WAL upgrade or a deadlock
 //! avoidance), so that "database is locked" never reaches the user while
-//! another process is merely busy.
+//! another process is merely busy. Both stop at one deadline,
+//! `BROKER_BUSY_TIMEOUT` after the operation started: a write blocked by a
+//! lock another process keeps gives up after that long (it used to be ten
+//! busy timeouts plus backoff, about 62 s for the default 5 s).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::ErrorCode;
 
 use crate::error::{Error, Result};
 
-/// How many times an operation is attempted before giving up.
+/// How many times an operation is attempted at most before giving up.
 pub const MAX_ATTEMPTS: u32 = 10;
 
-/// Runs `op`, retrying on busy/locked errors with exponential backoff and jitter.
-pub fn with_retry<T, E>(mut op: impl FnMut() -> std::result::Result<T, E>) -> Result<T>
+/// Runs `op`, retrying on busy/locked errors with exponential backoff and
+/// jitter until [`super::busy::timeout`] has passed since the first attempt.
+pub fn with_retry<T, E>(op: impl FnMut() -> std::result::Result<T, E>) -> Result<T>
 where
     E: Into<Error>,
 {
+    retry_until(super::busy::timeout(), op)
+}
+
+fn retry_until<T, E>(
+    limit: Duration,
+    mut op: impl FnMut() -> std::result::Result<T, E>,
+) -> Result<T>
+where
+    E: Into<Error>,
+{
+    let started = Instant::now();
     let mut attempt = 0;
     loop {
         match op().map_err(Into::into) {
-            Err(e) if is_busy(&e) && attempt + 1 < MAX_ATTEMPTS => {
-                std::thread::sleep(backoff(attempt));
-                attempt += 1;
-            }
             Err(e) if is_busy(&e) => {
-                return Err(Error::Busy {
-                    attempts: MAX_ATTEMPTS,
-                })
+                attempt += 1;
+                let pause = backoff(attempt - 1);
+                let left = limit.saturating_sub(started.elapsed());
+                if attempt >= MAX_ATTEMPTS || left.is_zero() {
+                    return Err(Error::Busy { attempts: attempt });
+                }
+                std::thread::sleep(pause.min(left));
             }
             other => return other,
         }
@@ -72,7 +87,7 @@ mod tests {
     #[test]
     fn retries_busy_then_succeeds() {
         let mut calls = 0;
-        let out: Result<i32> = with_retry(|| {
+        let out: Result<i32> = retry_until(Duration::from_secs(5), || {
             calls += 1;
             if calls < 3 {
                 Err(busy())
@@ -93,6 +108,21 @@ mod tests {
         });
         assert!(out.is_err());
         assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn retries_stop_at_the_deadline() {
+        let started = Instant::now();
+        let mut calls = 0;
+        let out: Result<()> = retry_until(Duration::from_millis(120), || {
+            calls += 1;
+            Err(busy())
+        });
+        assert!(matches!(out, Err(Error::Busy { .. })), "{out:?}");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(120), "{took:?}");
+        assert!(took < Duration::from_millis(400), "{took:?}");
+        assert!(calls >= 2, "{calls}");
     }
 
     #[test]
