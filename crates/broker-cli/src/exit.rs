@@ -50,6 +50,18 @@ fn chain_text(err: &anyhow::Error) -> String {
 /// Exit code for any error.
 pub const ERROR: i32 = 1;
 
+/// The exit code for a library error of `kind`. SimpleBroker exits 1 for
+/// every error, and scripts rely on 2 meaning only "nothing to do", so every
+/// kind is 1; the match is exhaustive so that a new kind is decided here.
+pub fn code_for(kind: litebroker::ErrorKind) -> i32 {
+    use litebroker::ErrorKind::*;
+    match kind {
+        InvalidInput | NotFound | Conflict | Stale | Busy | TooLarge | Incompatible | Storage => {
+            ERROR
+        }
+    }
+}
+
 /// The name SimpleBroker puts before every error (`simplebroker: error: ...`);
 /// scripts match on it, so it is kept although the binary is `broker`.
 pub const PROG: &str = "simplebroker";
@@ -91,7 +103,10 @@ pub fn report(err: &anyhow::Error) -> i32 {
         Some(bare) => eprintln!("{PROG}: {bare}"),
         None => eprintln!("{PROG}: error: {}", chain_text(err)),
     }
-    ERROR
+    let library = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<litebroker::Error>());
+    library.map_or(ERROR, |e| code_for(e.kind()))
 }
 
 #[cfg(test)]
