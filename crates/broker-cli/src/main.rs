@@ -57,10 +57,8 @@ fn ignore_sigxfsz() {
 fn explain_file_size_limit(e: anyhow::Error) -> anyhow::Error {
     let write_failed = e.chain().any(|cause| {
         matches!(
-            cause
-                .downcast_ref::<litebroker::Error>()
-                .and_then(|e| e.storage_source::<rusqlite::Error>()),
-            Some(failure) if is_write_error(failure)
+            cause.downcast_ref::<litebroker::Error>(),
+            Some(litebroker::Error::WriteFailed(_))
         )
     });
     let mut limit = libc::rlimit {
@@ -95,12 +93,6 @@ fn explain_lock_timeout(e: anyhow::Error) -> anyhow::Error {
     e.context(format!(
         "another process kept the database locked for more than {ms} ms (BROKER_BUSY_TIMEOUT)"
     ))
-}
-
-fn is_write_error(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if f.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE
-            || f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 /// Why a run failed: a usage message (argparse's wording, see [`usage`]), or an error.

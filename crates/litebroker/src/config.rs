@@ -125,15 +125,6 @@ pub enum SyncMode {
 }
 
 impl SyncMode {
-    /// The value to put after `PRAGMA synchronous=`.
-    pub fn as_pragma(&self) -> &'static str {
-        match self {
-            SyncMode::Full => "FULL",
-            SyncMode::Normal => "NORMAL",
-            SyncMode::Off => "OFF",
-        }
-    }
-
     /// Parses like the reference: upper-cased, no trimming, anything else is FULL.
     fn parse(raw: &str) -> SyncMode {
         match raw.to_uppercase().as_str() {
@@ -564,10 +555,11 @@ mod tests {
     }
 
     #[test]
-    fn sync_mode_pragma_text() {
-        assert_eq!(SyncMode::Full.as_pragma(), "FULL");
-        assert_eq!(SyncMode::Normal.as_pragma(), "NORMAL");
-        assert_eq!(SyncMode::Off.as_pragma(), "OFF");
+    fn sync_mode_parses_like_the_reference() {
+        assert_eq!(SyncMode::parse("full"), SyncMode::Full);
+        assert_eq!(SyncMode::parse("Normal"), SyncMode::Normal);
+        assert_eq!(SyncMode::parse("OFF"), SyncMode::Off);
+        assert_eq!(SyncMode::parse(" off"), SyncMode::Full);
     }
 
     // ------------------------------------------------------- every variable

@@ -122,6 +122,12 @@ pub enum Error {
     #[error("database error: {0}")]
     Storage(Box<dyn std::error::Error + Send + Sync>),
 
+    /// The storage could not write: the disk is full, a file size limit
+    /// (`ulimit -f`) was reached, or the write itself failed. Nothing of the
+    /// failed transaction was kept.
+    #[error("database error: {0}")]
+    WriteFailed(Box<dyn std::error::Error + Send + Sync>),
+
     /// Stored data contradicts itself (e.g. a topic log edited by hand).
     #[error("{0}")]
     Integrity(String),
@@ -197,7 +203,7 @@ impl Error {
     /// The storage engine's own error, if this is one of type `E`.
     pub fn storage_source<E: std::error::Error + 'static>(&self) -> Option<&E> {
         match self {
-            Error::Storage(inner) => inner.downcast_ref::<E>(),
+            Error::Storage(inner) | Error::WriteFailed(inner) => inner.downcast_ref::<E>(),
             _ => None,
         }
     }
@@ -236,7 +242,9 @@ impl Error {
             },
             Error::NotSqlite(_) | Error::ForeignDatabase { .. } => ErrorKind::Incompatible,
             Error::Busy { .. } => ErrorKind::Busy,
-            Error::Storage(_) | Error::Io { .. } | Error::Integrity(_) => ErrorKind::Storage,
+            Error::Storage(_) | Error::WriteFailed(_) | Error::Io { .. } | Error::Integrity(_) => {
+                ErrorKind::Storage
+            }
         }
     }
 }

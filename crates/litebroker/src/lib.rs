@@ -39,8 +39,8 @@
 //! **Parsing user input**:
 //! - [`timebound`] (`--since`), [`duration`] (`30s`, `1h30m`), [`pynum`]
 //!   (the one port of Python's `int()`/`float()`), [`config`] (`BROKER_*`
-//!   settings: SQLite options, polling options), [`location`] (where the
-//!   database file is: `-d`/`-f`, project scope, like SimpleBroker).
+//!   settings: SQLite options, polling options); [`location`] (where the
+//!   database file is: `-d`/`-f`, project scope) lives with the SQLite backend.
 //!
 //! **The seam and the backends**:
 //! - [`backend`]: `Connector`, `Backend`, `ChangeFeed`;
@@ -74,13 +74,15 @@ pub mod worker;
 // Parsing user input.
 pub mod config;
 pub mod duration;
-pub mod location;
 pub mod pynum;
 pub mod timebound;
 // The seam and the backends.
 pub mod backend;
 pub mod clock;
 
+/// Where the SQLite database file is (`-d`/`-f`, project scope), like
+/// SimpleBroker: a concern of the file backend, re-exported for the CLI.
+pub use backend::sqlite::location;
 pub use backend::{ChangeFeed, Connector};
 pub use broker::{Broker, QueueStats, Status, VacuumReport};
 pub use config::{PollOptions, Settings, SqliteOptions};

@@ -6,6 +6,7 @@ mod deferred;
 pub mod feed;
 pub mod holder;
 mod holders;
+pub mod location;
 mod messages;
 mod open;
 mod pubsub;
@@ -265,9 +266,18 @@ fn is_unique_violation(e: &Error) -> bool {
 }
 
 /// SQLite's errors are storage errors: opaque above the seam, their text in the message.
+/// A failed write (full disk, `ulimit -f`, an I/O error while writing) is
+/// told apart, so that the CLI can say what to change.
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::storage(e)
+        let write_failed = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE
+                || f.code == rusqlite::ErrorCode::DiskFull);
+        if write_failed {
+            Error::WriteFailed(Box::new(e))
+        } else {
+            Error::storage(e)
+        }
     }
 }
 

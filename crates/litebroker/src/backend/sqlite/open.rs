@@ -219,7 +219,7 @@ fn apply_settings(conn: &Connection, settings: &Settings) -> Result<()> {
     conn.execute_batch(&format!(
         "PRAGMA cache_size=-{cache_kib}; PRAGMA wal_autocheckpoint={}; PRAGMA synchronous={};",
         settings.sqlite.wal_autocheckpoint,
-        settings.sqlite.sync_mode.as_pragma()
+        synchronous(settings.sqlite.sync_mode)
     ))?;
     Ok(())
 }
@@ -372,4 +372,14 @@ pub fn is_broker_database(path: &Path) -> bool {
     };
     let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
     matches!(read_identity(&conn), Ok(Identity { magic: Some(m), .. }) if m == schema::MAGIC)
+}
+
+/// The value to put after `PRAGMA synchronous=` for `mode`.
+pub(super) fn synchronous(mode: crate::config::SyncMode) -> &'static str {
+    use crate::config::SyncMode;
+    match mode {
+        SyncMode::Full => "FULL",
+        SyncMode::Normal => "NORMAL",
+        SyncMode::Off => "OFF",
+    }
 }

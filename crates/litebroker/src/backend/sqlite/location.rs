@@ -26,7 +26,7 @@ pub use crate::config::ConfigError;
 pub const DEFAULT_DB_NAME: &str = ".broker.db";
 
 /// The `meta.magic` value that marks a SimpleBroker database.
-pub const SIMPLEBROKER_MAGIC: &str = crate::backend::sqlite::schema::MAGIC;
+pub const SIMPLEBROKER_MAGIC: &str = super::schema::MAGIC;
 
 /// How many directories the project-scope search inspects at most.
 pub const MAX_PROJECT_TRAVERSAL_DEPTH: usize = 100;
@@ -97,7 +97,7 @@ pub fn init_path(location: &LocationOptions, cwd: &Path) -> Result<PathBuf, Conf
 pub fn init_state(path: &Path) -> InitState {
     if !path.exists() {
         InitState::Absent
-    } else if crate::backend::sqlite::is_broker_database(path) {
+    } else if super::is_broker_database(path) {
         InitState::BrokerDatabase
     } else {
         InitState::Foreign
@@ -412,10 +412,7 @@ pub fn is_broker_database(path: &Path) -> bool {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    is_file
-        && read_write_ok(parent)
-        && read_write_ok(path)
-        && crate::backend::sqlite::is_broker_database(path)
+    is_file && read_write_ok(parent) && read_write_ok(path) && super::is_broker_database(path)
 }
 
 /// `access(path, R_OK | W_OK)`.
