@@ -124,9 +124,8 @@ fn read_progress(db: &Path, key: HolderKey) -> Option<i64> {
     (tag == key.tag).then_some(seq)
 }
 
-/// Consumes the messages held under `token` up to storage position `seq`:
-/// the acknowledgement of a delivery, made in the database when no progress
-/// file can be written.
+/// Consumes the messages held under `token` up to storage position `seq`
+/// (what a dead holder's progress record says it delivered).
 pub fn consume_through(conn: &Connection, token: i64, seq: i64) -> Result<u64> {
     let n = conn
         .prepare_cached("UPDATE messages SET claimed = 1 WHERE claimed = ?1 AND id <= ?2")?

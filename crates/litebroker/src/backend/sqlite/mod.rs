@@ -119,6 +119,9 @@ pub struct SqliteBackend {
 /// record, nor its progress.
 struct Custody {
     key: holders::HolderKey,
+    /// The storage positions held (messages has no index on `claimed`:
+    /// every statement on held rows is bounded by this range).
+    held: SeqRange,
     /// Created on the first progress record.
     progress: Option<holders::ProgressFile>,
 }
@@ -257,6 +260,14 @@ impl Take {
     }
 }
 
+/// The lowest and highest storage positions of `held` (`(1, 0)`, an empty
+/// range, for none).
+fn seq_bounds(held: &[Message]) -> (i64, i64) {
+    let lo = held.iter().map(|m| m.seq).min().unwrap_or(1);
+    let hi = held.iter().map(|m| m.seq).max().unwrap_or(0);
+    (lo, hi)
+}
+
 fn is_unique_violation(e: &Error) -> bool {
     matches!(
         e.storage_source::<rusqlite::Error>(),
@@ -353,10 +364,13 @@ impl Backend for SqliteBackend {
         let Some((key, held)) = taken else {
             return Ok(Vec::new());
         };
-        self.custody.get_or_insert(Custody {
+        let (lo, hi) = seq_bounds(&held);
+        let custody = self.custody.get_or_insert(Custody {
             key,
+            held: lo..=hi,
             progress: None,
         });
+        custody.held = (*custody.held.start()).min(lo)..=(*custody.held.end()).max(hi);
         if held.is_empty() && existing.is_none() {
             self.end_custody()?; // registered, then found nothing after all
         }
@@ -367,12 +381,12 @@ impl Backend for SqliteBackend {
         let Some(custody) = &self.custody else {
             return Ok(());
         };
-        let token = custody.key.token;
+        let (token, held) = (custody.key.token, custody.held.clone());
         let db = self.path.clone();
         self.immediate_relaxed(|c| {
             messages::settle(c, token, consumed.as_ref(), released.as_ref())?;
             // Anything the ranges did not cover is returned, and the record goes.
-            holders::release_all(c, token)?;
+            messages::settle(c, token, None, Some(&held))?;
             holders::unregister(c, &db, token, &self.after_commit)
         })?;
         self.custody = None;
@@ -392,8 +406,8 @@ impl Backend for SqliteBackend {
         }
         // No progress file (full disk, no permission, a directory in its
         // place): acknowledge in the database instead, slower but as safe.
-        let token = custody.key.token;
-        self.immediate_relaxed(|c| holders::consume_through(c, token, seq))
+        let (token, first) = (custody.key.token, *custody.held.start());
+        self.immediate_relaxed(|c| messages::settle(c, token, Some(&(first..=seq)), None))
             .map(|_| ())
     }
 
