@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use litebroker::config::validate_path_text;
-use litebroker::watch::wake::Schedule;
+use litebroker::location::validate_path_text;
+use litebroker::backend::sqlite::feed::Schedule;
 use litebroker::Settings;
 
 const VARS: &[&str] = &[
@@ -69,8 +69,8 @@ fuzz_target!(|data: &[u8]| {
     for idle in [
         0,
         1,
-        settings.initial_checks,
-        settings.initial_checks.saturating_add(50),
+        settings.poll.initial_checks,
+        settings.poll.initial_checks.saturating_add(50),
         u64::MAX,
     ] {
         let pause = schedule.delay(idle);

@@ -8,6 +8,9 @@ impl Ctx {
     }
     pub fn info(&self, _: &str) {}
 }
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    format!("{} {noun}", n.into())
+}
 pub fn precheck_queue(_: &str) -> anyhow::Result<()> {
     Ok(())
 }
