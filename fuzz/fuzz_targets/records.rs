@@ -15,6 +15,9 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "../../crates/broker-cli/src/output.rs"]
 mod output;
+#[path = "../../crates/broker-cli/src/pipe.rs"]
+#[allow(dead_code)]
+mod pipe;
 
 mod args {
     pub struct LoadArgs {
