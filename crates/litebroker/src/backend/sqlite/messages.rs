@@ -161,7 +161,7 @@ pub fn take_plain(
 fn index_disagrees() -> Error {
     Error::storage(rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-        Some("the messages index lists rows the table does not return".into()),
+        Some("database disk image is malformed: the messages index lists rows the table does not return".into()),
     ))
 }
 
