@@ -6,7 +6,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{drain, harness, publish, read_up_to, Harness};
+use harness::{drain, harness, origins, publish, read_up_to, Harness};
 use litebroker::error::ErrorKind;
 use litebroker::message::Filter;
 use litebroker::pubsub::{NewSubscription, Retention, StartFrom};
@@ -356,18 +356,6 @@ fn reply_needs_a_reply_to_header() {
     let plain = litebroker::Message::new(1, "x", 1);
     let err = b.reply(&plain, "answer", &Headers::new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-}
-
-/// (body, topic, offset, value of header "k") of every message, in order.
-fn origins(messages: &[litebroker::Message]) -> Vec<(String, String, i64, Option<String>)> {
-    messages
-        .iter()
-        .map(|m| {
-            let o = m.origin.clone().expect("a published copy has an origin");
-            let k = m.headers.get_str("k").map(str::to_owned);
-            (m.body.clone(), o.topic, o.offset, k)
-        })
-        .collect()
 }
 
 fn expected(offsets: std::ops::Range<i64>) -> Vec<(String, String, i64, Option<String>)> {

@@ -6,7 +6,7 @@
 
 mod harness;
 
-use harness::{drain, fill, publish, read_up_to};
+use harness::{drain, fill, origins, publish, read_up_to};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -221,18 +221,6 @@ fn subscribe(b: &mut Broker, name: &str, pattern: &str, from: StartFrom) -> u64 
         ephemeral: None,
     })
     .unwrap()
-}
-
-/// (body, topic, offset, value of header "k") of every message, in order.
-fn origins(messages: &[litebroker::Message]) -> Vec<(String, String, i64, Option<String>)> {
-    messages
-        .iter()
-        .map(|m| {
-            let o = m.origin.clone().expect("a published copy has an origin");
-            let k = m.headers.get_str("k").map(str::to_owned);
-            (m.body.clone(), o.topic, o.offset, k)
-        })
-        .collect()
 }
 
 fn expected(offsets: std::ops::Range<i64>) -> Vec<(String, String, i64, Option<String>)> {

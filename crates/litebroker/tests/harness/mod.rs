@@ -183,3 +183,15 @@ pub fn drain(broker: &mut Broker, queue: &str) -> Vec<String> {
 pub fn publish(broker: &mut Broker, topic: &str, body: &str) -> Published {
     broker.publish(topic, body, &Headers::new()).unwrap()
 }
+
+/// (body, topic, offset, value of header "k") of every message, in order.
+pub fn origins(messages: &[Message]) -> Vec<(String, String, i64, Option<String>)> {
+    messages
+        .iter()
+        .map(|m| {
+            let o = m.origin.clone().expect("a published copy has an origin");
+            let k = m.headers.get_str("k").map(str::to_owned);
+            (m.body.clone(), o.topic, o.offset, k)
+        })
+        .collect()
+}
