@@ -6,7 +6,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{drain, harness, origins, publish, read_up_to, Harness};
+use harness::{drain, expected, harness, origins, publish, publish_batches, read_up_to, Harness};
 use litebroker::error::ErrorKind;
 use litebroker::message::Filter;
 use litebroker::pubsub::{NewSubscription, Retention, StartFrom};
@@ -356,43 +356,6 @@ fn reply_needs_a_reply_to_header() {
     let plain = litebroker::Message::new(1, "x", 1);
     let err = b.reply(&plain, "answer", &Headers::new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-}
-
-fn expected(offsets: std::ops::Range<i64>) -> Vec<(String, String, i64, Option<String>)> {
-    offsets
-        .map(|o| {
-            let k = (o % 3 == 1).then(|| format!("h{o}"));
-            (format!("m{o}"), "t".to_owned(), o, k)
-        })
-        .collect()
-}
-
-/// Publishes m0..m{n} to "t" in batches of `batch`; every third message
-/// (offsets 1, 4, 7, ...) has a header k=h{offset}.
-fn publish_batches(b: &mut Broker, n: i64, batch: usize) {
-    let bodies: Vec<String> = (0..n).map(|o| format!("m{o}")).collect();
-    let headers: Vec<Headers> = (0..n)
-        .map(|o| {
-            if o % 3 == 1 {
-                Headers::from_assignments(&[format!("k=h{o}").as_str()]).unwrap()
-            } else {
-                Headers::new()
-            }
-        })
-        .collect();
-    let all: Vec<litebroker::Outgoing<'_>> = bodies
-        .iter()
-        .zip(&headers)
-        .map(|(body, h)| litebroker::Outgoing {
-            body,
-            headers: (!h.is_empty()).then_some(h),
-            delay: None,
-        })
-        .collect();
-    for chunk in all.chunks(batch) {
-        let published = b.publish_batch("t", chunk).unwrap();
-        assert_eq!(published.len(), chunk.len());
-    }
 }
 
 #[test]
