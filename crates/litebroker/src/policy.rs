@@ -87,12 +87,6 @@ pub fn backoff(first: Duration, receives: u32, longest: Duration) -> Duration {
     first.saturating_mul(1 << doublings).min(longest)
 }
 
-/// Whether a queue's settings can send anything to a dead-letter queue on
-/// expiry (lets a backend skip the check when none can).
-pub fn may_dead_letter(config: &QueueConfig) -> bool {
-    matches!((config.max_receives, &config.dead_letter), (Some(max), Some(_)) if max > 0)
-}
-
 /// When a lease taken `now` (Unix ns) for `visibility` (`None`: the queue's
 /// visibility timeout) runs out.
 pub fn lease_deadline(now: i64, visibility: Option<Duration>, config: &QueueConfig) -> i64 {
@@ -202,8 +196,6 @@ mod tests {
         assert_eq!(d.queue, "dlq");
         assert_eq!(d.reason, "lease expired after 3 receives (max 3)");
         assert_eq!(on_expiry(9, &QueueConfig::default()), None);
-        assert!(!may_dead_letter(&QueueConfig::default()));
-        assert!(may_dead_letter(&limited(1)));
     }
 
     #[test]

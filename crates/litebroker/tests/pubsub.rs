@@ -6,7 +6,9 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{drain, expected, harness, origins, publish, publish_batches, read_up_to, Harness};
+use harness::{
+    drain, expected, harness, origins, publish, publish_batches, read_up_to, subscribe, Harness,
+};
 use litebroker::error::ErrorKind;
 use litebroker::message::Filter;
 use litebroker::pubsub::{NewSubscription, Retention, StartFrom};
@@ -16,16 +18,6 @@ use litebroker::{Broker, Headers, Subscription};
 /// A new connection to the test database.
 fn open(db: &dyn Harness) -> Broker {
     db.broker()
-}
-
-fn subscribe(b: &mut Broker, name: &str, pattern: &str, from: StartFrom) -> u64 {
-    b.create_subscription(&NewSubscription {
-        name,
-        pattern,
-        from,
-        ephemeral: None,
-    })
-    .unwrap()
 }
 
 #[test]

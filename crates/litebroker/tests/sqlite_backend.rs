@@ -6,7 +6,7 @@
 
 mod harness;
 
-use harness::{drain, expected, fill, origins, publish, publish_batches, read_up_to};
+use harness::{drain, expected, fill, origins, publish, publish_batches, read_up_to, subscribe};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,16 +212,6 @@ fn a_finished_delivery_leaves_no_progress_file() {
 }
 
 // --- Pub/sub internals: owners, copy records, the topic log (from tests/pubsub.rs) ---
-
-fn subscribe(b: &mut Broker, name: &str, pattern: &str, from: StartFrom) -> u64 {
-    b.create_subscription(&NewSubscription {
-        name,
-        pattern,
-        from,
-        ephemeral: None,
-    })
-    .unwrap()
-}
 
 #[test]
 fn an_ephemeral_subscription_whose_owner_cannot_be_seen_lives_while_touched() {

@@ -8,9 +8,8 @@ use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{harness, Harness};
+use harness::{harness, pending, Harness};
 use litebroker::error::ErrorKind;
-use litebroker::message::Filter;
 use litebroker::watch::{Mode, Watcher};
 
 /// A fresh test database, created before the watcher starts.
@@ -23,14 +22,6 @@ fn setup() -> Box<dyn Harness> {
 fn write(db: &dyn Harness, queue: &str, body: &str) {
     let mut broker = db.broker();
     broker.queue(queue).unwrap().write(body).unwrap();
-}
-
-fn pending(db: &dyn Harness, queue: &str) -> Vec<String> {
-    let mut broker = db.broker();
-    let mut q = broker.queue(queue).unwrap();
-    q.peek_iter(&Filter::all())
-        .map(|m| m.unwrap().body)
-        .collect()
 }
 
 fn wait_until(mut done: impl FnMut() -> bool) {

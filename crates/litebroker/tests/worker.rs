@@ -7,7 +7,7 @@ mod harness;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::{harness, Harness};
+use harness::{harness, pending, Harness};
 use litebroker::error::ErrorKind;
 use litebroker::message::Filter;
 use litebroker::worker::{Outcome, Verdict, Worker, WorkerOptions};
@@ -19,14 +19,6 @@ fn write(db: &dyn Harness, queue: &str, bodies: &[&str]) {
         .unwrap()
         .write_many(bodies)
         .unwrap();
-}
-
-fn pending(db: &dyn Harness, queue: &str) -> Vec<String> {
-    let mut broker = db.broker();
-    let mut q = broker.queue(queue).unwrap();
-    q.peek_iter(&Filter::all())
-        .map(|m| m.unwrap().body)
-        .collect()
 }
 
 /// Options that stop once the queue is done and retry failures at once.

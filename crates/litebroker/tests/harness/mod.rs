@@ -234,3 +234,28 @@ pub fn publish_batches(b: &mut Broker, n: i64, batch: usize) {
         assert_eq!(published.len(), chunk.len());
     }
 }
+
+/// Creates a durable subscription.
+pub fn subscribe(
+    b: &mut Broker,
+    name: &str,
+    pattern: &str,
+    from: litebroker::pubsub::StartFrom,
+) -> u64 {
+    b.create_subscription(&litebroker::pubsub::NewSubscription {
+        name,
+        pattern,
+        from,
+        ephemeral: None,
+    })
+    .unwrap()
+}
+
+/// The bodies visible in `queue`, oldest first, left in place.
+pub fn pending(db: &dyn Harness, queue: &str) -> Vec<String> {
+    let mut broker = db.broker();
+    let mut q = broker.queue(queue).unwrap();
+    q.peek_iter(&Filter::all())
+        .map(|m| m.unwrap().body)
+        .collect()
+}

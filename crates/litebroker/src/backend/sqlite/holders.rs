@@ -126,7 +126,7 @@ fn read_progress(db: &Path, key: HolderKey) -> Option<i64> {
 
 /// Consumes the messages held under `token` up to storage position `seq`
 /// (what a dead holder's progress record says it delivered).
-pub fn consume_through(conn: &Connection, token: i64, seq: i64) -> Result<u64> {
+fn consume_through(conn: &Connection, token: i64, seq: i64) -> Result<u64> {
     let n = conn
         .prepare_cached("UPDATE messages SET claimed = 1 WHERE claimed = ?1 AND id <= ?2")?
         .execute(params![-token, seq])?;
