@@ -461,8 +461,6 @@ fn out_of_range(var: &'static str, value: String, reason: &'static str) -> Confi
 mod tests {
     use super::*;
     use std::collections::HashMap;
-    use std::fs;
-    use tempfile::TempDir;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
@@ -478,23 +476,6 @@ mod tests {
 
     fn settings_err(pairs: &[(&str, &str)]) -> ConfigError {
         Settings::from_lookup(env_of(pairs)).expect_err("settings should be refused")
-    }
-
-    fn req(dir: Option<&str>, file: Option<&str>) -> PathRequest {
-        PathRequest {
-            dir: dir.map(String::from),
-            file: file.map(String::from),
-            command_is_init: false,
-        }
-    }
-
-    fn tmp() -> TempDir {
-        tempfile::tempdir().unwrap()
-    }
-
-    /// A real directory path (tempdir may live under a symlinked /tmp).
-    fn real(dir: &TempDir) -> PathBuf {
-        fs::canonicalize(dir.path()).unwrap()
     }
 
     fn invalid_path_msg(err: ConfigError) -> String {
@@ -977,26 +958,6 @@ mod tests {
                 "{msg}"
             );
         }
-    }
-
-    #[test]
-    fn missing_absolute_location_is_an_error_when_used() {
-        let dir = tmp();
-        let missing = real(&dir).join("nope");
-        let s = settings(&[("BROKER_DEFAULT_DB_LOCATION", missing.to_str().unwrap())]);
-        assert_eq!(
-            s.location.default_db_location.as_deref(),
-            Some(missing.as_path())
-        );
-        let err = resolve_db_path(&req(None, None), &s.location, &real(&dir)).unwrap_err();
-        assert!(
-            matches!(&err, ConfigError::DirNotFound(p) if p == &missing),
-            "{err:?}"
-        );
-        assert_eq!(
-            err.to_string(),
-            format!("Directory not found: {}", missing.display())
-        );
     }
 
     #[test]

@@ -1227,4 +1227,28 @@ mod tests {
         let err = ensure_parent_dir(&root.join("plain/x.db")).unwrap_err();
         assert!(matches!(err, ConfigError::NotADirectory(_)));
     }
+
+    #[test]
+    fn missing_absolute_location_is_an_error_when_used() {
+        let dir = tmp();
+        let missing = real(&dir).join("nope");
+        let value = missing.to_str().unwrap().to_owned();
+        let s = crate::config::Settings::from_lookup(|k| {
+            (k == "BROKER_DEFAULT_DB_LOCATION").then(|| value.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            s.location.default_db_location.as_deref(),
+            Some(missing.as_path())
+        );
+        let err = resolve_db_path(&req(None, None), &s.location, &real(&dir)).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::DirNotFound(p) if p == &missing),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("Directory not found: {}", missing.display())
+        );
+    }
 }
