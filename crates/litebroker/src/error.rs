@@ -98,6 +98,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A database this build cannot use as it is: a schema that is newer,
+    /// older (needs `broker init`), or not litebroker's.
+    #[error("Database at {location} cannot be used: {reason}")]
+    Incompatible {
+        /// Where the database is (no password).
+        location: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
     /// Configuration or path resolution failed.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -240,7 +250,9 @@ impl Error {
                     ErrorKind::Conflict
                 }
             },
-            Error::NotSqlite(_) | Error::ForeignDatabase { .. } => ErrorKind::Incompatible,
+            Error::NotSqlite(_) | Error::ForeignDatabase { .. } | Error::Incompatible { .. } => {
+                ErrorKind::Incompatible
+            }
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Storage(_) | Error::WriteFailed(_) | Error::Io { .. } | Error::Integrity(_) => {
                 ErrorKind::Storage

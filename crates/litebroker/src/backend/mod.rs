@@ -9,6 +9,8 @@
 //! [`crate::policy`], so a PostgreSQL backend only implements storage.
 
 pub mod feed;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 pub use feed::{ChangeFeed, ChangeSource, Listener};

@@ -26,6 +26,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use litebroker::backend::postgres::{PostgresConnector, PostgresOptions};
 use litebroker::backend::sqlite::SqliteConnector;
 use litebroker::backend::Connector;
 use litebroker::clock::Clock;
@@ -36,7 +37,11 @@ use litebroker::{Broker, Headers, Message, Published, Settings};
 pub const BACKEND_VAR: &str = "LITEBROKER_TEST_BACKEND";
 
 /// The backends [`harness()`] knows, the default first.
-pub const KNOWN: &[&str] = &["sqlite"];
+pub const KNOWN: &[&str] = &["sqlite", "postgres"];
+
+/// The PostgreSQL server the `postgres` harness uses (`scripts/test.sh`
+/// starts a throwaway cluster and sets it).
+pub const POSTGRES_URL_VAR: &str = "BROKER_TEST_POSTGRES_URL";
 
 /// One fresh database on one backend, for one test.
 pub trait Harness {
@@ -99,6 +104,7 @@ pub fn harness() -> Box<dyn Harness> {
     };
     match chosen.as_str() {
         "sqlite" => Box::new(SqliteHarness::new()),
+        "postgres" => Box::new(PostgresHarness::new()),
         other => panic!(
             "{BACKEND_VAR}={other:?} names no test backend; known: {}",
             KNOWN.join(", ")
@@ -152,6 +158,69 @@ impl Harness for SqliteHarness {
 
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+/// PostgreSQL: a schema of its own per harness on the server
+/// [`POSTGRES_URL_VAR`] names, dropped when the harness goes.
+pub struct PostgresHarness {
+    url: String,
+    options: PostgresOptions,
+    connector: Arc<PostgresConnector>,
+}
+
+impl PostgresHarness {
+    /// A new, empty schema (created on first connect).
+    pub fn new() -> Self {
+        let url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+            panic!("{BACKEND_VAR}=postgres needs {POSTGRES_URL_VAR} (scripts/test.sh sets both)")
+        });
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let options = PostgresOptions {
+            schema: format!(
+                "lbt_{}_{n}_{}",
+                std::process::id(),
+                litebroker::id::now_ns() % 1_000_000
+            ),
+            ..PostgresOptions::default()
+        };
+        let connector = Arc::new(PostgresConnector::new(&url, options.clone()).unwrap());
+        PostgresHarness {
+            url,
+            options,
+            connector,
+        }
+    }
+}
+
+impl Default for PostgresHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PostgresHarness {
+    fn drop(&mut self) {
+        let _ = self.connector.drop_schema();
+    }
+}
+
+impl Harness for PostgresHarness {
+    fn connector(&self) -> Arc<dyn Connector> {
+        self.connector.clone()
+    }
+
+    fn connector_with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn Connector> {
+        Arc::new(
+            PostgresConnector::new(&self.url, self.options.clone())
+                .unwrap()
+                .with_clock(clock),
+        )
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
     }
 }
 

@@ -1,0 +1,146 @@
+//! Broker-wide operations inside a transaction: deletes, counts, broadcast
+//! and aliases.
+
+use super::conn::Tx;
+use super::messages;
+use crate::broker::QueueStats;
+use crate::error::{AliasError, Result};
+use crate::message::Outgoing;
+
+/// Byte order of names, as SQLite's default collation sorts them.
+fn by_bytes<T>(rows: &mut [T], name: impl Fn(&T) -> &str) {
+    rows.sort_by(|a, b| name(a).as_bytes().cmp(name(b).as_bytes()));
+}
+
+pub fn delete_queue(tx: &mut Tx<'_>, queue: &str) -> Result<u64> {
+    let n = tx.execute("DELETE FROM messages WHERE queue = $1", &[&queue])?;
+    tx.changed();
+    Ok(n)
+}
+
+pub fn delete_all(tx: &mut Tx<'_>) -> Result<u64> {
+    let n = tx.execute("DELETE FROM messages", &[])?;
+    tx.changed();
+    Ok(n)
+}
+
+pub fn delete_message(tx: &mut Tx<'_>, queue: &str, id: i64) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE messages SET state = 1 WHERE queue = $1 AND id = $2 AND state = 0",
+        &[&queue, &id],
+    )?;
+    if n > 0 {
+        tx.changed();
+    }
+    Ok(n > 0)
+}
+
+pub fn queue_counts(tx: &mut Tx<'_>) -> Result<Vec<QueueStats>> {
+    let rows = tx.query(
+        "SELECT queue, count(*) FILTER (WHERE state = 0), count(*) FROM messages GROUP BY queue",
+        &[],
+    )?;
+    let mut out: Vec<QueueStats> = rows
+        .iter()
+        .map(|r| QueueStats {
+            name: r.get(0),
+            pending: r.get::<_, i64>(1) as u64,
+            total: r.get::<_, i64>(2) as u64,
+            ..QueueStats::default()
+        })
+        .collect();
+    by_bytes(&mut out, |q| &q.name);
+    Ok(out)
+}
+
+pub fn broadcast(tx: &mut Tx<'_>, body: &str, accept: &dyn Fn(&str) -> bool) -> Result<usize> {
+    let rows = tx.query("SELECT DISTINCT queue FROM messages", &[])?;
+    let mut names: Vec<String> = rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|q| accept(q))
+        .collect();
+    by_bytes(&mut names, |q| q);
+    for name in &names {
+        messages::write(tx, name, &[Outgoing::body(body)], 0)?;
+    }
+    Ok(names.len())
+}
+
+pub fn total_count(tx: &mut Tx<'_>) -> Result<u64> {
+    Ok(tx
+        .one("SELECT count(*) FROM messages", &[])?
+        .get::<_, i64>(0) as u64)
+}
+
+pub fn consumed_count(tx: &mut Tx<'_>) -> Result<u64> {
+    Ok(tx
+        .one("SELECT count(*) FROM messages WHERE state = 1", &[])?
+        .get::<_, i64>(0) as u64)
+}
+
+pub fn delete_consumed(tx: &mut Tx<'_>, batch: i64) -> Result<u64> {
+    tx.execute(
+        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE state = 1 \
+         ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        &[&batch],
+    )
+}
+
+pub fn aliases(tx: &mut Tx<'_>) -> Result<Vec<(String, String)>> {
+    let rows = tx.query("SELECT alias, target FROM aliases", &[])?;
+    let mut out: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    by_bytes(&mut out, |a| &a.0);
+    Ok(out)
+}
+
+pub fn alias_target(tx: &mut Tx<'_>, alias: &str) -> Result<Option<String>> {
+    Ok(tx
+        .opt("SELECT target FROM aliases WHERE alias = $1", &[&alias])?
+        .map(|r| r.get(0)))
+}
+
+pub fn alias_add(tx: &mut Tx<'_>, alias: &str, target: &str) -> Result<()> {
+    // One writer at a time decides the alias rules.
+    tx.execute(
+        "SELECT 1 FROM meta WHERE key = 'alias_version' FOR UPDATE",
+        &[],
+    )?;
+    if alias_target(tx, alias)?.is_some() {
+        return Err(AliasError::Exists(alias.to_owned()).into());
+    }
+    if alias_target(tx, target)?.is_some() {
+        return Err(AliasError::TargetIsAlias.into());
+    }
+    let mut current = target.to_owned();
+    for _ in 0..1000 {
+        if current == alias {
+            return Err(AliasError::Cycle(alias.to_owned()).into());
+        }
+        match alias_target(tx, &current)? {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    tx.execute(
+        "INSERT INTO aliases (alias, target) VALUES ($1, $2)",
+        &[&alias, &target],
+    )?;
+    bump_alias_version(tx)
+}
+
+pub fn alias_remove(tx: &mut Tx<'_>, alias: &str) -> Result<bool> {
+    let removed = tx.execute("DELETE FROM aliases WHERE alias = $1", &[&alias])? > 0;
+    if removed {
+        bump_alias_version(tx)?;
+    }
+    Ok(removed)
+}
+
+fn bump_alias_version(tx: &mut Tx<'_>) -> Result<()> {
+    tx.execute(
+        "UPDATE meta SET value = $1 WHERE key = 'alias_version'",
+        &[&crate::id::now_ns()],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! One PostgreSQL connection with a statement cache, and transactions on it
+//! that retry the failures PostgreSQL asks callers to retry (serialization
+//! failures, deadlocks).
+
+use std::collections::HashMap;
+
+use postgres::types::ToSql;
+use postgres::{Client, Row, Statement, Transaction};
+
+use crate::error::{Error, Result};
+
+/// A connection and the statements prepared on it.
+pub struct Conn {
+    pub client: Client,
+    cache: HashMap<&'static str, Statement>,
+    /// The channel every committing change notifies (`NOTIFY`).
+    pub channel: String,
+}
+
+/// A transaction with the connection's statement cache.
+pub struct Tx<'a> {
+    pub tx: Transaction<'a>,
+    cache: &'a mut HashMap<&'static str, Statement>,
+    channel: &'a str,
+    notify: bool,
+}
+
+impl Conn {
+    pub fn new(client: Client, channel: String) -> Self {
+        Conn {
+            client,
+            cache: HashMap::new(),
+            channel,
+        }
+    }
+
+    /// Runs `body` in a transaction, committing if it succeeds; retried a few
+    /// times when PostgreSQL reports a serialization failure or a deadlock.
+    pub fn transaction<T>(&mut self, mut body: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.try_transaction(&mut body);
+            match result {
+                Err(e) if attempt < 8 && is_retryable(&e) => {
+                    std::thread::sleep(std::time::Duration::from_millis(2 << attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_transaction<T>(&mut self, body: &mut impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.client.transaction()?;
+        let mut t = Tx {
+            tx,
+            cache: &mut self.cache,
+            channel: &self.channel,
+            notify: false,
+        };
+        let value = body(&mut t)?;
+        if t.notify {
+            let sql = format!("NOTIFY {}", t.channel);
+            t.tx.batch_execute(&sql)?;
+        }
+        t.tx.commit()?;
+        Ok(value)
+    }
+
+    /// A query outside any transaction (its own implicit one).
+    pub fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let stmt = prepared(&mut self.cache, |s| self.client.prepare(s), sql)?;
+        Ok(self.client.query(&stmt, params)?)
+    }
+}
+
+fn prepared(
+    cache: &mut HashMap<&'static str, Statement>,
+    prepare: impl FnOnce(&str) -> std::result::Result<Statement, postgres::Error>,
+    sql: &'static str,
+) -> Result<Statement> {
+    if let Some(s) = cache.get(sql) {
+        return Ok(s.clone());
+    }
+    let stmt = prepare(sql)?;
+    cache.insert(sql, stmt.clone());
+    Ok(stmt)
+}
+
+impl Tx<'_> {
+    fn stmt(&mut self, sql: &'static str) -> Result<Statement> {
+        let tx = &mut self.tx;
+        prepared(self.cache, |s| tx.prepare(s), sql)
+    }
+
+    /// Rows of a cached statement.
+    pub fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let stmt = self.stmt(sql)?;
+        Ok(self.tx.query(&stmt, params)?)
+    }
+
+    /// Exactly one row of a cached statement.
+    pub fn one(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        let stmt = self.stmt(sql)?;
+        Ok(self.tx.query_one(&stmt, params)?)
+    }
+
+    /// At most one row of a cached statement.
+    pub fn opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        let stmt = self.stmt(sql)?;
+        Ok(self.tx.query_opt(&stmt, params)?)
+    }
+
+    /// Rows changed by a cached statement.
+    pub fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let stmt = self.stmt(sql)?;
+        Ok(self.tx.execute(&stmt, params)?)
+    }
+
+    /// Wakes every listener of the database's change feed when this
+    /// transaction commits.
+    pub fn changed(&mut self) {
+        self.notify = true;
+    }
+}
+
+/// Serialization failure or deadlock: PostgreSQL rolled back, try again.
+fn is_retryable(e: &Error) -> bool {
+    e.storage_source::<postgres::Error>()
+        .and_then(|p| p.code())
+        .is_some_and(|c| {
+            *c == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+        })
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        let full = e.code().is_some_and(|c| {
+            *c == postgres::error::SqlState::DISK_FULL
+                || *c == postgres::error::SqlState::INSUFFICIENT_RESOURCES
+        });
+        if full {
+            Error::WriteFailed(Box::new(e))
+        } else {
+            Error::storage(e)
+        }
+    }
+}

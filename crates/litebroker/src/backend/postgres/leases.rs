@@ -1,0 +1,290 @@
+//! Leases, delays, receipts and dead letters inside a transaction. The
+//! decisions (dead-letter or not, and why; which receipt may act) come from
+//! [`crate::policy`]; this module only stores them.
+
+use postgres::Row;
+
+use super::conn::Tx;
+use super::messages::{self, limit_i64};
+use crate::error::Result;
+use crate::lease::{NackOutcome, QueueConfig, Receipt};
+use crate::message::{Filter, Message};
+use crate::policy::{self, LeaseEnd};
+
+/// Makes every deferred message due at `now` visible again, except expired
+/// leases that [`policy::on_expiry`] sends to a dead-letter queue.
+pub fn promote_due(tx: &mut Tx<'_>, now: i64) -> Result<u64> {
+    let expired = tx.query(
+        "SELECT m.seq, m.queue, m.receives, c.visibility_ns, c.max_receives, c.dead_letter \
+         FROM messages m JOIN queue_config c ON c.queue = m.queue \
+         WHERE m.visible_at <= $1 AND m.nonce IS NOT NULL AND m.state = 2 \
+         FOR UPDATE OF m SKIP LOCKED",
+        &[&now],
+    )?;
+    let mut changed = 0;
+    for row in &expired {
+        let (seq, queue): (i64, String) = (row.get(0), row.get(1));
+        let receives = u32::try_from(row.get::<_, i32>(2)).unwrap_or(0);
+        if let Some(dead) = policy::on_expiry(receives, &config_from(row, 3)) {
+            dead_letter(tx, seq, &queue, &dead.queue, &dead.reason)?;
+            changed += 1;
+        }
+    }
+    changed += tx.execute(
+        "UPDATE messages SET state = 0, visible_at = NULL, nonce = NULL \
+         WHERE visible_at <= $1 AND state = 2",
+        &[&now],
+    )?;
+    if changed > 0 {
+        tx.changed();
+    }
+    Ok(changed)
+}
+
+fn dead_letter(tx: &mut Tx<'_>, seq: i64, source: &str, dlq: &str, reason: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE messages SET queue = $1, state = 0, visible_at = NULL, nonce = NULL, \
+         dead_source = $2, dead_reason = $3 WHERE seq = $4",
+        &[&dlq, &source, &reason, &seq],
+    )?;
+    tx.changed();
+    Ok(())
+}
+
+/// Leases up to `limit` pending messages until `until`: each gets a new
+/// receipt nonce and one more receive.
+pub fn lease(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    filter: &Filter,
+    limit: usize,
+    until: i64,
+) -> Result<Vec<Message>> {
+    let rows = tx.query(
+        "UPDATE messages SET state = 2, receives = receives + 1, visible_at = $6, \
+         nonce = ('x' || substr(md5(gen_random_uuid()::text), 1, 16))::bit(64)::bigint \
+         WHERE seq IN (SELECT seq FROM messages \
+         WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+         AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+         ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) \
+         RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+         topic_offset, nonce",
+        &[
+            &queue,
+            &filter.id,
+            &filter.after,
+            &filter.before,
+            &limit_i64(limit),
+            &until,
+        ],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut msg = messages::message(row)?;
+        let nonce: i64 = row.get(9);
+        msg.receipt = Some(Receipt {
+            id: msg.id,
+            receives: msg.receives,
+            nonce: nonce as u64,
+        });
+        out.push(msg);
+    }
+    out.sort_unstable_by_key(|m| m.seq);
+    Ok(out)
+}
+
+/// The storage position and receive count of the message `receipt` leases
+/// in `queue` (locked), if the receipt passes [`policy::fence`].
+fn find_lease(tx: &mut Tx<'_>, queue: &str, receipt: &Receipt) -> Result<(i64, u32)> {
+    let row = tx.opt(
+        "SELECT seq, queue, state, receives, nonce FROM messages WHERE id = $1 FOR UPDATE",
+        &[&receipt.id],
+    )?;
+    let facts = row.as_ref().map(|r| {
+        let state: i16 = r.get(2);
+        let nonce: Option<i64> = r.get(4);
+        policy::LeaseFacts {
+            queue: r.get(1),
+            consumed: state == super::schema::CONSUMED,
+            deferred: state == super::schema::DEFERRED,
+            receives: Some(u32::try_from(r.get::<_, i32>(3)).unwrap_or(0)),
+            nonce: nonce.map(|n| n as u64),
+        }
+    });
+    policy::fence(receipt, queue, facts.as_ref())?;
+    let row = row.expect("fenced receipts name a row");
+    Ok((row.get(0), facts.and_then(|f| f.receives).unwrap_or(0)))
+}
+
+/// Acknowledges one delivery: the message is consumed.
+pub fn ack(tx: &mut Tx<'_>, queue: &str, receipt: &Receipt) -> Result<()> {
+    let (seq, _) = find_lease(tx, queue, receipt)?;
+    tx.execute(
+        "UPDATE messages SET state = 1, visible_at = NULL, nonce = NULL WHERE seq = $1",
+        &[&seq],
+    )?;
+    Ok(())
+}
+
+/// Gives a delivery back (now, at `until`, or to the dead-letter queue).
+pub fn nack(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    receipt: &Receipt,
+    until: Option<i64>,
+    config: &QueueConfig,
+) -> Result<NackOutcome> {
+    let (seq, receives) = find_lease(tx, queue, receipt)?;
+    match policy::on_nack(receives, config, until) {
+        LeaseEnd::DeadLetter(dead) => {
+            dead_letter(tx, seq, queue, &dead.queue, &dead.reason)?;
+            Ok(NackOutcome::DeadLettered(dead.queue))
+        }
+        LeaseEnd::Delay(at) => {
+            tx.execute(
+                "UPDATE messages SET visible_at = $1, nonce = NULL WHERE seq = $2",
+                &[&at, &seq],
+            )?;
+            Ok(NackOutcome::Delayed(at))
+        }
+        LeaseEnd::Requeue => {
+            make_visible(tx, seq, 0)?;
+            Ok(NackOutcome::Requeued)
+        }
+    }
+}
+
+/// Moves the message `receipt` leases to `dlq` now, recording `reason`.
+pub fn dead_letter_lease(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    receipt: &Receipt,
+    dlq: &str,
+    reason: &str,
+) -> Result<()> {
+    let (seq, _) = find_lease(tx, queue, receipt)?;
+    dead_letter(tx, seq, queue, dlq, reason)
+}
+
+/// A delivery that never reached its consumer: visible again, not counted.
+pub fn give_back(tx: &mut Tx<'_>, queue: &str, receipt: &Receipt) -> Result<()> {
+    let (seq, _) = find_lease(tx, queue, receipt)?;
+    make_visible(tx, seq, 1)
+}
+
+fn make_visible(tx: &mut Tx<'_>, seq: i64, uncount: i32) -> Result<()> {
+    tx.execute(
+        "UPDATE messages SET state = 0, visible_at = NULL, nonce = NULL, \
+         receives = GREATEST(receives - $1, 0) WHERE seq = $2",
+        &[&uncount, &seq],
+    )?;
+    tx.changed();
+    Ok(())
+}
+
+/// Moves a live lease's expiry to `until`.
+pub fn extend(tx: &mut Tx<'_>, queue: &str, receipt: &Receipt, until: i64) -> Result<()> {
+    let (seq, _) = find_lease(tx, queue, receipt)?;
+    tx.execute(
+        "UPDATE messages SET visible_at = $1 WHERE seq = $2",
+        &[&until, &seq],
+    )?;
+    Ok(())
+}
+
+/// Moves dead letters of `dlq` back to their sources (or all to `target`).
+pub fn redrive(tx: &mut Tx<'_>, dlq: &str, target: Option<&str>) -> Result<u64> {
+    let n = tx.execute(
+        "UPDATE messages SET queue = COALESCE($2, dead_source), receives = 0, \
+         dead_source = NULL, dead_reason = NULL \
+         WHERE queue = $1 AND state = 0 AND ($2::text IS NOT NULL OR dead_source IS NOT NULL)",
+        &[&dlq, &target],
+    )?;
+    if n > 0 {
+        tx.changed();
+    }
+    Ok(n)
+}
+
+/// A queue's settings from `visibility_ns, max_receives, dead_letter` at column `first`.
+fn config_from(row: &Row, first: usize) -> QueueConfig {
+    let visibility: Option<i64> = row.get(first);
+    let max: Option<i64> = row.get(first + 1);
+    QueueConfig {
+        visibility: visibility.map(|ns| std::time::Duration::from_nanos(ns.max(0) as u64)),
+        max_receives: max.and_then(|m| u32::try_from(m).ok()),
+        dead_letter: row.get(first + 2),
+    }
+}
+
+/// The stored settings of `queue` (empty if none).
+pub fn config(tx: &mut Tx<'_>, queue: &str) -> Result<QueueConfig> {
+    let row = tx.opt(
+        "SELECT visibility_ns, max_receives, dead_letter FROM queue_config WHERE queue = $1",
+        &[&queue],
+    )?;
+    Ok(row.map(|r| config_from(&r, 0)).unwrap_or_default())
+}
+
+/// Stores `config` for `queue` (an empty config removes the record).
+pub fn set_config(tx: &mut Tx<'_>, queue: &str, config: &QueueConfig) -> Result<()> {
+    if config.is_empty() {
+        tx.execute("DELETE FROM queue_config WHERE queue = $1", &[&queue])?;
+        return Ok(());
+    }
+    let visibility = config
+        .visibility
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let max = config.max_receives.map(i64::from);
+    tx.execute(
+        "INSERT INTO queue_config (queue, visibility_ns, max_receives, dead_letter) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (queue) DO UPDATE SET \
+         visibility_ns = EXCLUDED.visibility_ns, max_receives = EXCLUDED.max_receives, \
+         dead_letter = EXCLUDED.dead_letter",
+        &[&queue, &visibility, &max, &config.dead_letter],
+    )?;
+    Ok(())
+}
+
+/// Every configured queue, by name.
+pub fn configs(tx: &mut Tx<'_>) -> Result<Vec<(String, QueueConfig)>> {
+    let rows = tx.query(
+        "SELECT visibility_ns, max_receives, dead_letter, queue FROM queue_config",
+        &[],
+    )?;
+    let mut out: Vec<(String, QueueConfig)> =
+        rows.iter().map(|r| (r.get(3), config_from(r, 0))).collect();
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
+}
+
+/// Per queue: leased and delayed counts.
+pub fn deferred_counts(tx: &mut Tx<'_>) -> Result<Vec<(String, u64, u64)>> {
+    let rows = tx.query(
+        "SELECT queue, count(*) FILTER (WHERE nonce IS NOT NULL), count(*) FILTER (WHERE nonce IS NULL) \
+         FROM messages WHERE state = 2 GROUP BY queue",
+        &[],
+    )?;
+    let mut out: Vec<(String, u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get::<_, i64>(1) as u64,
+                r.get::<_, i64>(2) as u64,
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
+}
+
+/// When the next deferred message of `queue` becomes visible.
+pub fn next_visible_at(tx: &mut Tx<'_>, queue: &str) -> Result<Option<i64>> {
+    Ok(tx
+        .one(
+            "SELECT min(visible_at) FROM messages WHERE queue = $1 AND state = 2",
+            &[&queue],
+        )?
+        .get(0))
+}

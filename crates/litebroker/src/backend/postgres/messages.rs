@@ -1,0 +1,304 @@
+//! Message rows inside a transaction: ids, write, take (read, hold, lease),
+//! peek, move, dump and load.
+
+use postgres::Row;
+
+use super::conn::Tx;
+use super::schema::{CONSUMED, DEFERRED, HELD, PENDING};
+use crate::error::{Error, Result};
+use crate::headers::Headers;
+use crate::lease::DeadLetter;
+use crate::message::{Filter, Message, Outgoing, QueuedMessage};
+use crate::pubsub::Origin;
+
+/// A message from a row of `seq, id, body, headers, receives, dead_source,
+/// dead_reason, topic, topic_offset`.
+pub fn message(row: &Row) -> Result<Message> {
+    let body: Vec<u8> = row.get(2);
+    let body = String::from_utf8(body)
+        .map_err(|_| Error::Integrity("a stored message body is not valid UTF-8".into()))?;
+    let headers: Option<String> = row.get(3);
+    let receives: i32 = row.get(4);
+    let dead_source: Option<String> = row.get(5);
+    let dead_reason: Option<String> = row.get(6);
+    let topic: Option<String> = row.get(7);
+    let offset: Option<i64> = row.get(8);
+    Ok(Message {
+        seq: row.get(0),
+        id: row.get(1),
+        body,
+        headers: headers
+            .and_then(|h| Headers::from_json(&h).ok())
+            .unwrap_or_default(),
+        receives: u32::try_from(receives).unwrap_or(0),
+        receipt: None,
+        dead_letter: match (dead_source, dead_reason) {
+            (Some(source), Some(reason)) => Some(DeadLetter { source, reason }),
+            _ => None,
+        },
+        origin: match (topic, offset) {
+            (Some(topic), Some(offset)) => Some(Origin { topic, offset }),
+            _ => None,
+        },
+    })
+}
+
+/// Messages from rows, in storage order.
+pub fn sorted(rows: Vec<Row>) -> Result<Vec<Message>> {
+    let mut out = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
+    out.sort_unstable_by_key(|m| m.seq);
+    Ok(out)
+}
+
+/// Reserves `count` consecutive ids after the high-water mark (at least the
+/// database clock's current bucket) and returns the first. The `meta` row
+/// stays locked until the transaction ends, so ids (and storage positions)
+/// follow commit order across every connection and host.
+pub fn reserve_ids(tx: &mut Tx<'_>, count: usize) -> Result<i64> {
+    let n = count.max(1) as i64;
+    let row = tx.one(
+        "UPDATE meta SET value = GREATEST(value + 1, \
+         ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
+         + $1 - 1 WHERE key = 'last_ts' RETURNING value",
+        &[&n],
+    )?;
+    let last: i64 = row.get(0);
+    Ok(last - n + 1)
+}
+
+/// The id high-water mark.
+pub fn last_id(tx: &mut Tx<'_>) -> Result<i64> {
+    Ok(tx
+        .one("SELECT value FROM meta WHERE key = 'last_ts'", &[])?
+        .get(0))
+}
+
+/// Raises the high-water mark to `value` if it is lower.
+pub fn raise_last_id(tx: &mut Tx<'_>, value: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE meta SET value = $1 WHERE key = 'last_ts' AND value < $1",
+        &[&value],
+    )?;
+    Ok(())
+}
+
+/// Appends `batch` to `queue` (one statement) and returns the new ids.
+pub fn write(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>], now: i64) -> Result<Vec<i64>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = reserve_ids(tx, batch.len())?;
+    let ids: Vec<i64> = (first..first + batch.len() as i64).collect();
+    let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
+    let headers: Vec<Option<String>> = batch
+        .iter()
+        .map(|m| m.headers.filter(|h| !h.is_empty()).map(Headers::to_json))
+        .collect();
+    let visible: Vec<Option<i64>> = batch
+        .iter()
+        .map(|m| crate::clock::deadline(now, m.delay))
+        .collect();
+    let states: Vec<i16> = visible
+        .iter()
+        .map(|v| if v.is_some() { DEFERRED } else { PENDING })
+        .collect();
+    if batch.len() == 1 {
+        tx.execute(
+            "INSERT INTO messages (id, queue, body, state, headers, visible_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &ids[0],
+                &queue,
+                &bodies[0],
+                &states[0],
+                &headers[0],
+                &visible[0],
+            ],
+        )?;
+    } else {
+        tx.execute(
+            "INSERT INTO messages (id, queue, body, state, headers, visible_at) \
+             SELECT i, $2, b, s, h, v FROM unnest($1::bigint[], $3::bytea[], $4::smallint[], \
+             $5::text[], $6::bigint[]) WITH ORDINALITY AS t(i, b, s, h, v, n) ORDER BY n",
+            &[&ids, &queue, &bodies, &states, &headers, &visible],
+        )?;
+    }
+    tx.changed();
+    Ok(ids)
+}
+
+/// Moves up to `limit` pending messages of `queue` to `state` (consumed or
+/// held by `holder`), skipping rows another transaction has locked, and
+/// returns them in storage order.
+pub fn take(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    filter: &Filter,
+    limit: usize,
+    state: i16,
+    holder: Option<i64>,
+) -> Result<Vec<Message>> {
+    let limit = limit_i64(limit);
+    let rows = tx.query(
+        "UPDATE messages SET state = $6, holder = $7 WHERE seq IN (SELECT seq FROM messages \
+         WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+         AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+         ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) \
+         RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset",
+        &[
+            &queue,
+            &filter.id,
+            &filter.after,
+            &filter.before,
+            &limit,
+            &state,
+            &holder,
+        ],
+    )?;
+    if !rows.is_empty() && state != HELD {
+        tx.changed();
+    }
+    debug_assert!(state == CONSUMED || state == HELD);
+    sorted(rows)
+}
+
+/// Whether `queue` has a pending message the filter selects.
+pub fn any_visible(tx: &mut Tx<'_>, queue: &str, filter: &Filter) -> Result<bool> {
+    Ok(tx
+        .one(
+            "SELECT EXISTS(SELECT 1 FROM messages WHERE state = 0 AND queue = $1 \
+             AND ($2::bigint IS NULL OR id = $2) AND ($3::bigint IS NULL OR id > $3) \
+             AND ($4::bigint IS NULL OR id < $4))",
+            &[&queue, &filter.id, &filter.after, &filter.before],
+        )?
+        .get(0))
+}
+
+/// Pending messages after storage position `after_seq`, not consumed.
+pub fn peek(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    filter: &Filter,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let rows = tx.query(
+        "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset \
+         FROM messages WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+         AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+         AND seq > $5 ORDER BY seq LIMIT $6",
+        &[
+            &queue,
+            &filter.id,
+            &filter.after,
+            &filter.before,
+            &after_seq,
+            &limit_i64(limit),
+        ],
+    )?;
+    sorted(rows)
+}
+
+/// Moves up to `limit` messages from `src` to `dst` (pending ones, or
+/// consumed ones too), keeping ids and positions.
+pub fn move_to(
+    tx: &mut Tx<'_>,
+    src: &str,
+    dst: &str,
+    filter: &Filter,
+    limit: usize,
+    include_consumed: bool,
+) -> Result<Vec<Message>> {
+    let max_state = if include_consumed { CONSUMED } else { PENDING };
+    let rows = tx.query(
+        "UPDATE messages SET queue = $7, state = 0 WHERE seq IN (SELECT seq FROM messages \
+         WHERE state <= $6 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+         AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+         ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) \
+         RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset",
+        &[
+            &src,
+            &filter.id,
+            &filter.after,
+            &filter.before,
+            &limit_i64(limit),
+            &max_state,
+            &dst,
+        ],
+    )?;
+    if !rows.is_empty() {
+        tx.changed();
+    }
+    sorted(rows)
+}
+
+/// Inserts messages with their own ids (a dump being loaded).
+pub fn insert_with_ids(
+    tx: &mut Tx<'_>,
+    records: &mut dyn Iterator<Item = Result<QueuedMessage>>,
+) -> Result<u64> {
+    let (mut count, mut max_id) = (0u64, 0i64);
+    for record in records {
+        let record = record?;
+        let id = record.message.id;
+        let taken: bool = tx
+            .one(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = $1)",
+                &[&id],
+            )?
+            .get(0);
+        if taken {
+            return Err(Error::BadRecord {
+                line: count as usize + 1,
+                reason: format!("message id {id} already exists in the database"),
+            });
+        }
+        let headers = Some(&record.message.headers)
+            .filter(|h| !h.is_empty())
+            .map(Headers::to_json);
+        tx.execute(
+            "INSERT INTO messages (id, queue, body, headers) VALUES ($1, $2, $3, $4)",
+            &[
+                &id,
+                &record.queue,
+                &record.message.body.as_bytes(),
+                &headers,
+            ],
+        )?;
+        max_id = max_id.max(id);
+        count += 1;
+    }
+    raise_last_id(tx, max_id)?;
+    tx.changed();
+    Ok(count)
+}
+
+/// A page of stored, unconsumed messages after `after_seq` (all queues or
+/// the given ones), for dump.
+pub fn dump_page(
+    tx: &mut Tx<'_>,
+    queues: &[String],
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<QueuedMessage>> {
+    let all = queues.is_empty();
+    let rows = tx.query(
+        "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset, \
+         queue FROM messages WHERE state <> 1 AND seq > $1 AND ($2 OR queue = ANY($3)) \
+         ORDER BY seq LIMIT $4",
+        &[&after_seq, &all, &queues, &limit_i64(limit)],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(QueuedMessage {
+                queue: r.get(9),
+                message: message(r)?,
+            })
+        })
+        .collect()
+}
+
+/// A `LIMIT` from a count.
+pub fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
