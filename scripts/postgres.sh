@@ -61,7 +61,7 @@ start)
         cat "$dir/server.log" >&2
         exit 1
     }
-    echo "postgres://litebroker@localhost/postgres?host=$dir"
+    echo "postgresql:///postgres?host=$dir&user=litebroker"
     ;;
 stop)
     if [ -d "$dir/data" ]; then

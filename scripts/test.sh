@@ -3,6 +3,13 @@
 # reference (simplebroker==2.8.4) into .venv-reference/ at the repository root,
 # because the interoperability tests run both programs on one database.
 # Extra arguments are passed to `cargo test`, e.g. `scripts/test.sh --test interop`.
+#
+# PostgreSQL: unless BROKER_TEST_POSTGRES_URL names a server, it starts a
+# throwaway cluster (scripts/postgres.sh: initdb + pg_ctl into a temporary
+# directory, a Unix socket, as an unprivileged user when run as root) and
+# stops it at the end. The PostgreSQL tests then run with the rest, and
+# without extra arguments the library's conformance suite runs a second time
+# on PostgreSQL (LITEBROKER_TEST_BACKEND=postgres).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,4 +23,20 @@ if [ ! -x "$venv/bin/broker" ]; then
 fi
 
 export LITEBROKER_REFERENCE="$venv/bin/broker"
-exec cargo test --workspace "$@"
+
+if [ -z "${BROKER_TEST_POSTGRES_URL:-}" ]; then
+    pgdir="$(mktemp -d /tmp/litebroker-pg.XXXXXX)"
+    trap 'scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+    BROKER_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$pgdir")"
+    echo "started a throwaway PostgreSQL: $BROKER_TEST_POSTGRES_URL" >&2
+fi
+export BROKER_TEST_POSTGRES_URL
+# No PostgreSQL test may pass for lack of a server here.
+export LITEBROKER_REQUIRE_POSTGRES=1
+
+cargo test --workspace "$@"
+if [ "$#" -eq 0 ]; then
+    echo "the conformance suite again, on PostgreSQL" >&2
+    LITEBROKER_TEST_BACKEND=postgres cargo test -p litebroker \
+        --test broker --test lease --test delivery --test pubsub --test watcher --test worker
+fi

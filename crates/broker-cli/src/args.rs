@@ -21,6 +21,13 @@ pub struct Cli {
     /// Database filename or absolute path (default: .broker.db)
     #[arg(short = 'f', long = "file", value_name = "NAME")]
     pub file: Option<String>,
+    /// A PostgreSQL database (postgres://user@host:port/db) instead of the
+    /// SQLite file; also BROKER_DATABASE_URL
+    #[arg(long = "db", value_name = "URL")]
+    pub db: Option<String>,
+    /// With --cleanup on PostgreSQL: yes, drop litebroker's schema
+    #[arg(long)]
+    pub yes: bool,
     /// Suppress non-error output
     #[arg(short = 'q', long)]
     pub quiet: bool,

@@ -14,7 +14,7 @@ const GLOBAL_FLAGS: &[&str] = &[
     "--status",
 ];
 /// Global options that take a value.
-const GLOBAL_VALUED: &[&str] = &["-d", "--dir", "-f", "--file"];
+const GLOBAL_VALUED: &[&str] = &["-d", "--dir", "-f", "--file", "--db"];
 
 /// The command line split into global options and the sub-command's own words.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 mod args;
 mod cmd;
+mod database;
 mod exit;
 mod hoist;
 mod interrupt;
@@ -120,13 +121,17 @@ fn run(raw: Vec<OsString>) -> Result<Outcome, Failure> {
         .iter()
         .for_each(|w| eprintln!("broker: warning: {w}"));
     check_exclusions(&cli)?;
-    let ctx = Ctx {
-        settings,
-        path_request: PathRequest {
+    let database = database::Database::select(
+        cli.db.as_deref(),
+        PathRequest {
             dir: cli.dir.clone(),
             file: cli.file.clone(),
             command_is_init: matches!(cli.command, Some(Command::Init(_))),
         },
+    )?;
+    let ctx = Ctx {
+        settings,
+        database,
         quiet: cli.quiet,
     };
     Ok(dispatch(&ctx, &cli, status_json)?)
@@ -176,6 +181,9 @@ fn check_exclusions(cli: &Cli) -> Result<()> {
     if cli.compact && !cli.vacuum {
         bail!("--compact can only be used with --vacuum");
     }
+    if cli.yes && !cli.cleanup {
+        bail!("--yes can only be used with --cleanup");
+    }
     Ok(())
 }
 
@@ -189,7 +197,7 @@ fn dispatch(ctx: &Ctx, cli: &Cli, status_json: bool) -> Result<Outcome> {
         return cmd::init::run(ctx);
     }
     if cli.cleanup {
-        return cmd::maintenance::cleanup(ctx);
+        return cmd::maintenance::cleanup(ctx, cli.yes);
     }
     if cli.vacuum {
         return cmd::maintenance::vacuum(ctx, cli.compact);

@@ -10,6 +10,16 @@ use crate::exit::Outcome;
 /// Creates `<cwd>/<BROKER_DEFAULT_DB_NAME>`; an existing SimpleBroker database
 /// is left as it is, anything else at that path is refused untouched.
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
+    if let Some(pg) = ctx.database.postgres()? {
+        let (from, to) = pg.init()?;
+        let where_ = litebroker::Connector::describe(&pg);
+        ctx.info(&match from {
+            0 => format!("Initialized litebroker schema version {to}: {where_}"),
+            f if f == to => format!("litebroker schema version {to} already exists: {where_}"),
+            f => format!("Migrated litebroker schema from version {f} to {to}: {where_}"),
+        });
+        return Ok(Outcome::Done);
+    }
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let path = location::init_path(&ctx.settings.location, &cwd)?;
     match location::init_state(&path) {

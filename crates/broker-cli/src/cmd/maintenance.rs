@@ -2,14 +2,31 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::Ctx;
 use crate::exit::Outcome;
 use crate::progress::Progress;
 
 /// Deletes the database file (only that file), whether or not it existed.
-pub fn cleanup(ctx: &Ctx) -> Result<Outcome> {
+/// On PostgreSQL: drops litebroker's schema, only with `--yes`.
+pub fn cleanup(ctx: &Ctx, yes: bool) -> Result<Outcome> {
+    if let Some(pg) = ctx.database.postgres()? {
+        let where_ = litebroker::Connector::describe(&pg);
+        if !yes {
+            bail!(
+                "--cleanup on PostgreSQL drops schema '{}' and every message in it ({where_}); \
+                 add --yes to confirm",
+                pg.schema()
+            );
+        }
+        if pg.drop_schema()? {
+            ctx.info(&format!("Database cleaned up: {where_}"));
+        } else {
+            ctx.info(&format!("Database not found, nothing to clean up: {where_}"));
+        }
+        return Ok(Outcome::Done);
+    }
     let path = ctx.db_path()?;
     match std::fs::remove_file(&path) {
         Ok(()) => ctx.info(&format!("Database cleaned up: {}", path.display())),
@@ -24,10 +41,12 @@ pub fn cleanup(ctx: &Ctx) -> Result<Outcome> {
 
 /// Removes consumed messages and gives the space back.
 pub fn vacuum(ctx: &Ctx, compact: bool) -> Result<Outcome> {
-    let path = ctx.db_path()?;
-    if !path.exists() {
-        ctx.info(&format!("Database not found: {}", path.display()));
-        return Ok(Outcome::Done);
+    if ctx.database.postgres()?.is_none() {
+        let path = ctx.db_path()?;
+        if !path.exists() {
+            ctx.info(&format!("Database not found: {}", path.display()));
+            return Ok(Outcome::Done);
+        }
     }
     let mut broker = ctx.open()?;
     let started = Instant::now();
@@ -53,6 +72,17 @@ pub fn vacuum(ctx: &Ctx, compact: bool) -> Result<Outcome> {
 pub fn status(ctx: &Ctx, json: bool) -> Result<Outcome> {
     let mut broker = ctx.open()?;
     let s = broker.status()?;
+    // PostgreSQL adds what makes sense there: the server and schema versions.
+    let mut server = Vec::new();
+    if let Some(pg) = ctx.database.postgres()? {
+        server.push(("backend", "\"postgresql\"".to_owned(), "postgresql".to_owned()));
+        let version = pg.server_version()?;
+        server.push(("server_version", serde_json::to_string(&version)?, version));
+        let schema = pg.schema().to_owned();
+        server.push(("schema", serde_json::to_string(&schema)?, schema));
+        let v = litebroker::backend::postgres::schema::SCHEMA_VERSION.to_string();
+        server.push(("schema_version", v.clone(), v));
+    }
     // Leased and delayed counts appear only when there are some, so a
     // reference database reports exactly what the reference reports.
     let extra = [
@@ -60,17 +90,27 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<Outcome> {
         ("delayed_messages", s.delayed),
     ];
     let extra = extra.iter().filter(|(_, n)| *n > 0);
+    let mut out = String::new();
     if json {
-        let tail: String = extra.map(|(k, n)| format!(", \"{k}\": {n}")).collect();
-        println!(
-            "{{\"total_messages\": {}, \"last_timestamp\": {}, \"db_size\": {}{tail}}}",
+        let mut tail: String = extra.map(|(k, n)| format!(", \"{k}\": {n}")).collect();
+        for (k, json, _) in &server {
+            tail.push_str(&format!(", \"{k}\": {json}"));
+        }
+        out.push_str(&format!(
+            "{{\"total_messages\": {}, \"last_timestamp\": {}, \"db_size\": {}{tail}}}\n",
             s.total_messages, s.last_id, s.db_size
-        );
+        ));
     } else {
-        println!("total_messages: {}", s.total_messages);
-        println!("last_timestamp: {}", s.last_id);
-        println!("db_size: {}", s.db_size);
-        extra.for_each(|(k, n)| println!("{k}: {n}"));
+        out.push_str(&format!("total_messages: {}\n", s.total_messages));
+        out.push_str(&format!("last_timestamp: {}\n", s.last_id));
+        out.push_str(&format!("db_size: {}\n", s.db_size));
+        extra.for_each(|(k, n)| out.push_str(&format!("{k}: {n}\n")));
+        for (k, _, text) in &server {
+            out.push_str(&format!("{k}: {text}\n"));
+        }
     }
+    // A closed pipe (`| head -1`) is an error main treats as a quiet exit.
+    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
+        .context("cannot write the status")?;
     Ok(Outcome::Done)
 }

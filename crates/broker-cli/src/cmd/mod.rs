@@ -26,40 +26,50 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use litebroker::location::{self, PathRequest};
+use std::sync::Arc;
+
+use litebroker::location;
+use litebroker::Connector;
 use litebroker::message::{Filter, MAX_MESSAGE_SIZE};
 use litebroker::Settings;
 use litebroker::{name, timebound, Broker};
 
 use crate::args::Selection;
+use crate::database::Database;
 use crate::exit::Bare;
 
 /// What every command needs: the settings and where the database is.
 pub struct Ctx {
     /// Parsed `BROKER_*` settings.
     pub settings: Settings,
-    /// `-d` / `-f` as given.
-    pub path_request: PathRequest,
+    /// The SQLite file (`-d` / `-f` as given) or a PostgreSQL URL.
+    pub database: Database,
     /// `-q`.
     pub quiet: bool,
 }
 
 impl Ctx {
-    /// The database file this invocation works on.
+    /// The database file this invocation works on (SQLite only).
     pub fn db_path(&self) -> Result<PathBuf> {
+        let Database::File(request) = &self.database else {
+            bail!("this needs the SQLite file, but PostgreSQL is selected (--db / BROKER_DATABASE_URL)");
+        };
         let cwd = std::env::current_dir().context("cannot determine the current directory")?;
         Ok(location::resolve_db_path(
-            &self.path_request,
+            request,
             &self.settings.location,
             &cwd,
         )?)
     }
 
+    /// A connector to the database (nothing opened yet).
+    pub fn connector(&self) -> Result<Arc<dyn Connector>> {
+        self.database.connector(|| self.db_path(), &self.settings)
+    }
+
     /// Opens (creating if needed) the database.
     pub fn open(&self) -> Result<Broker> {
-        let path = self.db_path()?;
-        location::ensure_parent_dir(&path)?;
-        Ok(Broker::open(&path, &self.settings)?)
+        Ok(Broker::connect(self.connector()?)?)
     }
 
     /// Prints an informational line unless `-q`.
