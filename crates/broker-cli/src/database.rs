@@ -51,9 +51,7 @@ impl Database {
             bail!("{source} takes a postgres:// URL (got '{}')", redact(&url));
         }
         if request.dir.is_some() || request.file.is_some() {
-            bail!(
-                "-d/-f select a SQLite file and cannot be combined with {source} (PostgreSQL)"
-            );
+            bail!("-d/-f select a SQLite file and cannot be combined with {source} (PostgreSQL)");
         }
         Ok(Database::Postgres(url))
     }

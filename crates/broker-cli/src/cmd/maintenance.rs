@@ -23,7 +23,9 @@ pub fn cleanup(ctx: &Ctx, yes: bool) -> Result<Outcome> {
         if pg.drop_schema()? {
             ctx.info(&format!("Database cleaned up: {where_}"));
         } else {
-            ctx.info(&format!("Database not found, nothing to clean up: {where_}"));
+            ctx.info(&format!(
+                "Database not found, nothing to clean up: {where_}"
+            ));
         }
         return Ok(Outcome::Done);
     }
@@ -75,7 +77,11 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<Outcome> {
     // PostgreSQL adds what makes sense there: the server and schema versions.
     let mut server = Vec::new();
     if let Some(pg) = ctx.database.postgres()? {
-        server.push(("backend", "\"postgresql\"".to_owned(), "postgresql".to_owned()));
+        server.push((
+            "backend",
+            "\"postgresql\"".to_owned(),
+            "postgresql".to_owned(),
+        ));
         let version = pg.server_version()?;
         server.push(("server_version", serde_json::to_string(&version)?, version));
         let schema = pg.schema().to_owned();

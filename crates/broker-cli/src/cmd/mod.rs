@@ -29,8 +29,8 @@ use anyhow::{bail, Context, Result};
 use std::sync::Arc;
 
 use litebroker::location;
-use litebroker::Connector;
 use litebroker::message::{Filter, MAX_MESSAGE_SIZE};
+use litebroker::Connector;
 use litebroker::Settings;
 use litebroker::{name, timebound, Broker};
 

@@ -13,15 +13,11 @@ fn by_bytes<T>(rows: &mut [T], name: impl Fn(&T) -> &str) {
 }
 
 pub fn delete_queue(tx: &mut Tx<'_>, queue: &str) -> Result<u64> {
-    let n = tx.execute("DELETE FROM messages WHERE queue = $1", &[&queue])?;
-    tx.changed();
-    Ok(n)
+    tx.execute("DELETE FROM messages WHERE queue = $1", &[&queue])
 }
 
 pub fn delete_all(tx: &mut Tx<'_>) -> Result<u64> {
-    let n = tx.execute("DELETE FROM messages", &[])?;
-    tx.changed();
-    Ok(n)
+    tx.execute("DELETE FROM messages", &[])
 }
 
 pub fn delete_message(tx: &mut Tx<'_>, queue: &str, id: i64) -> Result<bool> {
@@ -29,9 +25,6 @@ pub fn delete_message(tx: &mut Tx<'_>, queue: &str, id: i64) -> Result<bool> {
         "UPDATE messages SET state = 1 WHERE queue = $1 AND id = $2 AND state = 0",
         &[&queue, &id],
     )?;
-    if n > 0 {
-        tx.changed();
-    }
     Ok(n > 0)
 }
 

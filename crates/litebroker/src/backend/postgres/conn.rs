@@ -122,7 +122,10 @@ impl Tx<'_> {
     }
 
     /// Wakes every listener of the database's change feed when this
-    /// transaction commits.
+    /// transaction commits. Called by changes that can give a waiter
+    /// something to take (a write, a release, a move, a redrive, a delay or
+    /// lease running out); not by consuming or deleting, which cannot, so
+    /// readers do not pay for `NOTIFY`'s commit-time lock.
     pub fn changed(&mut self) {
         self.notify = true;
     }

@@ -155,9 +155,6 @@ pub fn take(
             &holder,
         ],
     )?;
-    if !rows.is_empty() && state != HELD {
-        tx.changed();
-    }
     debug_assert!(state == CONSUMED || state == HELD);
     sorted(rows)
 }
