@@ -56,9 +56,8 @@ pub const ERROR: i32 = 1;
 pub fn code_for(kind: litebroker::ErrorKind) -> i32 {
     use litebroker::ErrorKind::*;
     match kind {
-        InvalidInput | NotFound | Conflict | Stale | Busy | TooLarge | Incompatible | Storage => {
-            ERROR
-        }
+        InvalidInput | NotFound | Conflict | Stale | Busy | TooLarge | Incompatible | Storage
+        | Unavailable => ERROR,
     }
 }
 

@@ -33,6 +33,9 @@ pub enum ErrorKind {
     Incompatible,
     /// The storage failed (I/O error, disk full, corruption, lost connection).
     Storage,
+    /// The database cannot be reached right now (server down or restarting,
+    /// connection lost): worth retrying later; a server answers 503.
+    Unavailable,
 }
 
 /// Everything that can go wrong in a broker operation.
@@ -132,6 +135,11 @@ pub enum Error {
     #[error("database error: {0}")]
     Storage(Box<dyn std::error::Error + Send + Sync>),
 
+    /// The database server cannot be reached or dropped the connection; the
+    /// operation in flight may or may not have committed.
+    #[error("database unavailable: {0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
+
     /// The storage could not write: the disk is full, a file size limit
     /// (`ulimit -f`) was reached, or the write itself failed. Nothing of the
     /// failed transaction was kept.
@@ -213,7 +221,9 @@ impl Error {
     /// The storage engine's own error, if this is one of type `E`.
     pub fn storage_source<E: std::error::Error + 'static>(&self) -> Option<&E> {
         match self {
-            Error::Storage(inner) | Error::WriteFailed(inner) => inner.downcast_ref::<E>(),
+            Error::Storage(inner) | Error::WriteFailed(inner) | Error::Unavailable(inner) => {
+                inner.downcast_ref::<E>()
+            }
             _ => None,
         }
     }
@@ -254,6 +264,7 @@ impl Error {
                 ErrorKind::Incompatible
             }
             Error::Busy { .. } => ErrorKind::Busy,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Storage(_) | Error::WriteFailed(_) | Error::Io { .. } | Error::Integrity(_) => {
                 ErrorKind::Storage
             }

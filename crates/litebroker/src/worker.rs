@@ -15,7 +15,7 @@ use crate::message::{Filter, Message};
 use crate::name::validate_queue_name;
 use crate::policy;
 use crate::ticker::Ticker;
-use crate::watch::{StopHandle, Waiter, RESCAN_EVERY};
+use crate::watch::{NoticeFn, Outage, StopHandle, Waiter, RESCAN_EVERY};
 use crate::Broker;
 
 /// The longest backoff between two attempts at a failing message (as SQS's longest delay).
@@ -86,6 +86,14 @@ pub struct Summary {
     pub dead_lettered: u64,
 }
 
+/// What one pass of [`Worker::run`] did.
+enum Pass {
+    /// Handled a message, or waited.
+    Went,
+    /// `drain`: nothing is left.
+    Drained,
+}
+
 /// A consumer loop over one queue (see the module docs).
 #[derive(Clone)]
 pub struct Worker {
@@ -95,6 +103,7 @@ pub struct Worker {
     /// The retry limit and where messages go past it.
     limit: Option<(u32, String)>,
     stop: StopHandle,
+    notices: Option<NoticeFn>,
 }
 
 impl Worker {
@@ -128,6 +137,7 @@ impl Worker {
             options,
             limit,
             stop: StopHandle::new(),
+            notices: None,
         })
     }
 
@@ -139,6 +149,14 @@ impl Worker {
     /// Uses `stop` instead of the worker's own stop handle.
     pub fn with_stop(mut self, stop: StopHandle) -> Self {
         self.stop = stop;
+        self
+    }
+
+    /// Hears when the database becomes unavailable and when it is back (the
+    /// worker keeps going meanwhile; a lease it could not settle runs out and
+    /// the message is delivered again).
+    pub fn with_notices(mut self, notices: NoticeFn) -> Self {
+        self.notices = Some(notices);
         self
     }
 
@@ -155,35 +173,62 @@ impl Worker {
         // With `drain`, retries this worker scheduled are waited for: draining
         // means every message was acked or dead-lettered, not merely postponed.
         let mut retries_due = i64::MIN;
+        let mut outage = Outage::default();
         while !self.stop.is_stopped() {
-            waiter.mark();
-            let leased =
-                broker
-                    .queue(&self.queue)?
-                    .lease(&Filter::all(), 1, self.options.visibility)?;
-            let Some(msg) = leased.into_iter().next() else {
-                if self.options.drain && broker.now_ns()? >= retries_due {
-                    break;
-                }
-                let longest = self.until_next_due(&mut broker)?.min(RESCAN_EVERY);
-                waiter.wait(&self.stop, longest);
-                continue;
-            };
-            waiter.activity();
-            let outcome = self.handle(&mut broker, &msg, &mut handler)?;
-            match outcome {
-                Outcome::Acked => summary.acked += 1,
-                Outcome::Retry(delay) => {
-                    let due = crate::clock::after(broker.now_ns()?, delay);
-                    retries_due = retries_due.max(due);
-                    summary.retried += 1;
-                }
-                Outcome::DeadLettered(_) => summary.dead_lettered += 1,
-                Outcome::GivenBack | Outcome::LeaseLost(_) => {}
+            let pass = self.pass(
+                &mut broker,
+                &mut waiter,
+                &mut summary,
+                &mut retries_due,
+                &mut handler,
+                &mut observe,
+            );
+            match pass {
+                Ok(Pass::Drained) => break,
+                Ok(Pass::Went) => outage.recovered(self.notices.as_ref()),
+                Err(e) => outage.ride(e, &self.stop, self.notices.as_ref())?,
             }
-            observe(&msg, &outcome);
         }
         Ok(summary)
+    }
+
+    /// Leases and handles one message, or waits for one.
+    fn pass(
+        &self,
+        broker: &mut Broker,
+        waiter: &mut Waiter,
+        summary: &mut Summary,
+        retries_due: &mut i64,
+        handler: &mut impl FnMut(&Message) -> Verdict,
+        observe: &mut impl FnMut(&Message, &Outcome),
+    ) -> Result<Pass> {
+        waiter.mark();
+        let leased =
+            broker
+                .queue(&self.queue)?
+                .lease(&Filter::all(), 1, self.options.visibility)?;
+        let Some(msg) = leased.into_iter().next() else {
+            if self.options.drain && broker.now_ns()? >= *retries_due {
+                return Ok(Pass::Drained);
+            }
+            let longest = self.until_next_due(broker)?.min(RESCAN_EVERY);
+            waiter.wait(&self.stop, longest);
+            return Ok(Pass::Went);
+        };
+        waiter.activity();
+        let outcome = self.handle(broker, &msg, handler)?;
+        match outcome {
+            Outcome::Acked => summary.acked += 1,
+            Outcome::Retry(delay) => {
+                let due = crate::clock::after(broker.now_ns()?, delay);
+                *retries_due = (*retries_due).max(due);
+                summary.retried += 1;
+            }
+            Outcome::DeadLettered(_) => summary.dead_lettered += 1,
+            Outcome::GivenBack | Outcome::LeaseLost(_) => {}
+        }
+        observe(&msg, &outcome);
+        Ok(Pass::Went)
     }
 
     fn handle(

@@ -80,6 +80,17 @@ impl Ctx {
     }
 }
 
+/// Tells the user on stderr when a long-running command (watch, listen, run)
+/// loses the database and when it is back; the command keeps waiting.
+pub fn outage_notices() -> litebroker::watch::NoticeFn {
+    Arc::new(|notice| match notice {
+        litebroker::watch::Notice::Unavailable(why) => {
+            eprintln!("broker: {why}; waiting for the database to come back")
+        }
+        litebroker::watch::Notice::Reconnected => eprintln!("broker: database reachable again"),
+    })
+}
+
 /// `1 message`, `2 messages`: a count with its noun in the right number.
 pub fn count(n: impl Into<u64>, noun: &str) -> String {
     match n.into() {

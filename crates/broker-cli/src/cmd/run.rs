@@ -53,7 +53,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome> {
         dead_letter,
         ..options
     };
-    let worker = Worker::new(broker.connector(), &queue, options)?;
+    let worker =
+        Worker::new(broker.connector(), &queue, options)?.with_notices(super::outage_notices());
     let stop = worker.stop_handle();
     interrupt::stop_gracefully(stop.clone());
     let spawn_error = Arc::new(Mutex::new(None));

@@ -89,7 +89,9 @@ pub fn listen(ctx: &Ctx, args: &ListenArgs) -> Result<Outcome> {
     let _alive = sub.keep_alive(expire / 3);
     let stop = StopHandle::new();
     interrupt::stop_gracefully(stop.clone());
-    let watcher = Watcher::new(connector, &name, Mode::Consume)?.with_stop(stop.clone());
+    let watcher = Watcher::new(connector, &name, Mode::Consume)?
+        .with_stop(stop.clone())
+        .with_notices(super::outage_notices());
     let _timer = timeout.map(|t| stop_after(stop.clone(), t));
     let mut sink = CountingSink {
         inner: StdoutSink::new(Format::from_flags(args.json, args.timestamps), true),

@@ -35,7 +35,8 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> Result<Outcome> {
     if !ctx.quiet {
         eprintln!("Watching queue '{queue}' ({label} mode)...");
     }
-    let mut watcher = Watcher::new(broker.connector(), &queue, mode)?;
+    let mut watcher =
+        Watcher::new(broker.connector(), &queue, mode)?.with_notices(super::outage_notices());
     if let Some(bound) = since {
         watcher = watcher.since(bound)?;
     }

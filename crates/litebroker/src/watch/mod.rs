@@ -17,7 +17,7 @@ pub use thread::{HandlerFailure, HandlerSink, WatcherThread};
 
 use crate::backend::{ChangeFeed, Connector};
 use crate::delivery::{deliver, DeliveryError, Pacing, Sink};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::message::Filter;
 use crate::name::validate_queue_name;
 use crate::Broker;
@@ -108,6 +108,70 @@ impl Waiter {
     }
 }
 
+/// What a long-running loop (watcher, worker) tells its user about the
+/// database going away and coming back; it keeps running meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The database cannot be reached (the error's text); retrying with backoff.
+    Unavailable(String),
+    /// The database answers again; the loop looked at everything anew.
+    Reconnected,
+}
+
+/// A receiver of [`Notice`]s.
+pub type NoticeFn = Arc<dyn Fn(&Notice) + Send + Sync>;
+
+/// The first pause after an outage is seen, doubled up to [`OUTAGE_PAUSE_MAX`].
+const OUTAGE_PAUSE: Duration = Duration::from_millis(200);
+/// The longest pause between attempts while the database is unavailable.
+const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// Rides out a database outage in a loop: an [`ErrorKind::Unavailable`]
+/// error pauses the loop (with backoff) instead of ending it; the next pass
+/// reconnects and rescans, so nothing committed meanwhile is missed.
+#[derive(Default)]
+pub(crate) struct Outage {
+    pause: Option<Duration>,
+}
+
+impl Outage {
+    /// Waits out `err` if it is an outage (`Ok`), or gives it back.
+    pub(crate) fn ride(
+        &mut self,
+        err: Error,
+        stop: &StopHandle,
+        notices: Option<&NoticeFn>,
+    ) -> Result<()> {
+        if err.kind() != ErrorKind::Unavailable {
+            return Err(err);
+        }
+        let pause = match self.pause {
+            None => {
+                if let Some(n) = notices {
+                    n(&Notice::Unavailable(err.to_string()));
+                }
+                OUTAGE_PAUSE
+            }
+            Some(p) => (p * 2).min(OUTAGE_PAUSE_MAX),
+        };
+        self.pause = Some(pause);
+        let until = std::time::Instant::now() + pause;
+        while !stop.is_stopped() && std::time::Instant::now() < until {
+            std::thread::sleep(STOP_CHECK.min(pause));
+        }
+        Ok(())
+    }
+
+    /// A pass succeeded: if an outage was being ridden out, it is over.
+    pub(crate) fn recovered(&mut self, notices: Option<&NoticeFn>) {
+        if self.pause.take().is_some() {
+            if let Some(n) = notices {
+                n(&Notice::Reconnected);
+            }
+        }
+    }
+}
+
 /// Watches one or more queues of one database.
 #[derive(Clone)]
 pub struct Watcher {
@@ -117,6 +181,7 @@ pub struct Watcher {
     since: Option<i64>,
     batch: usize,
     stop: StopHandle,
+    notices: Option<NoticeFn>,
 }
 
 impl Watcher {
@@ -150,6 +215,7 @@ impl Watcher {
             since: None,
             batch: 100,
             stop: StopHandle::new(),
+            notices: None,
         })
     }
 
@@ -178,6 +244,13 @@ impl Watcher {
         self
     }
 
+    /// Hears when the database becomes unavailable and when it is back (the
+    /// watcher keeps waiting meanwhile).
+    pub fn with_notices(mut self, notices: NoticeFn) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
     /// A handle that stops this watcher.
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
@@ -188,15 +261,34 @@ impl Watcher {
         let mut broker = Broker::connect(self.connector.clone())?;
         let mut waiter = Waiter::new(broker.changes());
         let mut marks = vec![self.since.unwrap_or(0); self.queues.len()];
+        let mut outage = Outage::default();
         while !self.stop.is_stopped() {
-            waiter.mark();
-            if self.drain_all(&mut broker, &mut marks, sink)? > 0 {
-                waiter.activity();
-                continue;
+            match self.pass(&mut broker, &mut waiter, &mut marks, sink) {
+                Ok(()) => outage.recovered(self.notices.as_ref()),
+                Err(DeliveryError::Backend(e)) => outage
+                    .ride(e, &self.stop, self.notices.as_ref())
+                    .map_err(DeliveryError::Backend)?,
+                Err(e) => return Err(e),
             }
-            let longest = self.until_next_due(&mut broker)?.min(RESCAN_EVERY);
-            waiter.wait(&self.stop, longest);
         }
+        Ok(())
+    }
+
+    /// Takes what is there, or waits for a change.
+    fn pass<S: Sink>(
+        &self,
+        broker: &mut Broker,
+        waiter: &mut Waiter,
+        marks: &mut [i64],
+        sink: &mut S,
+    ) -> std::result::Result<(), WatchError<S::Error>> {
+        waiter.mark();
+        if self.drain_all(broker, marks, sink)? > 0 {
+            waiter.activity();
+            return Ok(());
+        }
+        let longest = self.until_next_due(broker)?.min(RESCAN_EVERY);
+        waiter.wait(&self.stop, longest);
         Ok(())
     }
 
@@ -287,5 +379,46 @@ impl Watcher {
         }
         sink.flush().map_err(|(_, e)| WatchError::Sink(e))?;
         Ok(moved.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn recorder() -> (NoticeFn, Arc<Mutex<Vec<Notice>>>) {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        (Arc::new(move |n| h.lock().unwrap().push(n.clone())), heard)
+    }
+
+    #[test]
+    fn an_outage_is_ridden_out_and_announced_once() {
+        let (notices, heard) = recorder();
+        let stop = StopHandle::new();
+        let mut outage = Outage::default();
+        let down = || Error::Unavailable("server closed the connection".into());
+        let started = std::time::Instant::now();
+        assert!(outage.ride(down(), &stop, Some(&notices)).is_ok());
+        assert!(outage.ride(down(), &stop, Some(&notices)).is_ok());
+        // 200 ms, then 400 ms: backoff between attempts.
+        assert!(started.elapsed() >= Duration::from_millis(600));
+        outage.recovered(Some(&notices));
+        outage.recovered(Some(&notices));
+        assert_eq!(
+            *heard.lock().unwrap(),
+            vec![
+                Notice::Unavailable("database unavailable: server closed the connection".into()),
+                Notice::Reconnected
+            ]
+        );
+    }
+
+    #[test]
+    fn other_errors_end_the_loop() {
+        let mut outage = Outage::default();
+        let err = Error::InvalidRequest("no".into());
+        assert!(outage.ride(err, &StopHandle::new(), None).is_err());
     }
 }

@@ -15,6 +15,9 @@ pub struct Conn {
     cache: HashMap<&'static str, Statement>,
     /// The channel every committing change notifies (`NOTIFY`).
     pub channel: String,
+    /// The last transaction failed before it began (`BEGIN` itself): nothing
+    /// ran, so it may be retried on a new connection.
+    pub begin_failed: bool,
 }
 
 /// A transaction with the connection's statement cache.
@@ -31,6 +34,7 @@ impl Conn {
             client,
             cache: HashMap::new(),
             channel,
+            begin_failed: false,
         }
     }
 
@@ -51,7 +55,14 @@ impl Conn {
     }
 
     fn try_transaction<T>(&mut self, body: &mut impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let tx = self.client.transaction()?;
+        self.begin_failed = false;
+        let tx = match self.client.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                self.begin_failed = true;
+                return Err(e.into());
+            }
+        };
         let mut t = Tx {
             tx,
             cache: &mut self.cache,
@@ -65,12 +76,6 @@ impl Conn {
         }
         t.tx.commit()?;
         Ok(value)
-    }
-
-    /// A query outside any transaction (its own implicit one).
-    pub fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let stmt = prepared(&mut self.cache, |s| self.client.prepare(s), sql)?;
-        Ok(self.client.query(&stmt, params)?)
     }
 }
 
@@ -133,7 +138,8 @@ impl Tx<'_> {
 
 /// Serialization failure or deadlock: PostgreSQL rolled back, try again.
 fn is_retryable(e: &Error) -> bool {
-    e.storage_source::<postgres::Error>()
+    e.storage_source::<PgError>()
+        .map(|p| &p.0)
         .and_then(|p| p.code())
         .is_some_and(|c| {
             *c == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
@@ -141,16 +147,62 @@ fn is_retryable(e: &Error) -> bool {
         })
 }
 
+/// Whether `e` means the server is gone or going (connection closed or
+/// refused, shutdown, crash recovery): retry later, on a new connection.
+pub fn is_unavailable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        return *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::CONNECTION_FAILURE
+            || *code == SqlState::CONNECTION_EXCEPTION;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
+        if is_unavailable(&e) {
+            return Error::Unavailable(Box::new(PgError(e)));
+        }
         let full = e.code().is_some_and(|c| {
             *c == postgres::error::SqlState::DISK_FULL
                 || *c == postgres::error::SqlState::INSUFFICIENT_RESOURCES
         });
         if full {
-            Error::WriteFailed(Box::new(e))
+            Error::WriteFailed(Box::new(PgError(e)))
         } else {
-            Error::storage(e)
+            Error::storage(PgError(e))
         }
     }
 }
+
+/// PostgreSQL's error with the server's own words in its text (the client
+/// library prints only "db error" and keeps the details in its source).
+#[derive(Debug)]
+pub struct PgError(pub postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(f, "{}: {}", db.severity(), db.message()),
+            None => match std::error::Error::source(&self.0) {
+                Some(cause) => write!(f, "{}: {cause}", self.0),
+                None => write!(f, "{}", self.0),
+            },
+        }
+    }
+}
+
+impl std::error::Error for PgError {}

@@ -84,12 +84,46 @@ impl PostgresOptions {
 
 /// Opens connections to one PostgreSQL database (`Send + Sync`).
 pub struct PostgresConnector {
-    config: postgres::Config,
-    describe: String,
-    options: PostgresOptions,
+    link: Arc<Link>,
     clock: Option<Arc<dyn Clock>>,
     checked: OnceLock<()>,
     feed: OnceLock<super::ChangeFeed>,
+}
+
+/// How to reach the database: shared by the connector and every connection,
+/// which reconnects through it after the server went away.
+struct Link {
+    config: postgres::Config,
+    describe: String,
+    options: PostgresOptions,
+}
+
+impl Link {
+    fn channel(&self) -> String {
+        format!("litebroker_{}", self.options.schema)
+    }
+
+    fn raw_connect(&self) -> Result<postgres::Client> {
+        self.config.connect(postgres::NoTls).map_err(|e| {
+            let unavailable = conn::is_unavailable(&e);
+            let text = format!("cannot connect to {}: {}", self.describe, conn::PgError(e));
+            if unavailable {
+                Error::Unavailable(text.into())
+            } else {
+                Error::Storage(text.into())
+            }
+        })
+    }
+
+    /// A new connection with litebroker's schema on its search path.
+    fn open_conn(&self) -> Result<Conn> {
+        let mut client = self.raw_connect()?;
+        client.batch_execute(&format!(
+            "SET search_path TO \"{}\", pg_catalog",
+            self.options.schema
+        ))?;
+        Ok(Conn::new(client, self.channel()))
+    }
 }
 
 impl PostgresConnector {
@@ -112,9 +146,11 @@ impl PostgresConnector {
         }
         let describe = describe(&config, &options.schema);
         Ok(PostgresConnector {
-            config,
-            describe,
-            options,
+            link: Arc::new(Link {
+                config,
+                describe,
+                options,
+            }),
             clock: None,
             checked: OnceLock::new(),
             feed: OnceLock::new(),
@@ -130,35 +166,21 @@ impl PostgresConnector {
 
     /// The schema litebroker uses.
     pub fn schema(&self) -> &str {
-        &self.options.schema
-    }
-
-    fn channel(&self) -> String {
-        format!("litebroker_{}", self.options.schema)
-    }
-
-    fn raw_connect(&self) -> Result<postgres::Client> {
-        self.config
-            .connect(postgres::NoTls)
-            .map_err(|e| Error::Storage(format!("cannot connect to {}: {e}", self.describe).into()))
+        &self.link.options.schema
     }
 
     fn open(&self) -> Result<PostgresBackend> {
-        let mut client = self.raw_connect()?;
-        client.batch_execute(&format!(
-            "SET search_path TO \"{}\", pg_catalog",
-            self.options.schema
-        ))?;
-        let mut conn = Conn::new(client, self.channel());
+        let mut conn = self.link.open_conn()?;
         if self.checked.get().is_none() {
-            ensure_schema(&mut conn, &self.options.schema, &self.describe, false)?;
+            let link = &self.link;
+            ensure_schema(&mut conn, &link.options.schema, &link.describe, false)?;
             let _ = self.checked.set(());
         }
         Ok(PostgresBackend {
-            conn,
+            link: self.link.clone(),
+            conn: Some(conn),
             clock: self.clock.clone(),
             custody: None,
-            options: self.options.clone(),
         })
     }
 
@@ -166,28 +188,28 @@ impl PostgresConnector {
     /// (`broker init`). Refuses, touching nothing, a schema that is newer
     /// than this build or is not litebroker's. Returns (from, to) versions.
     pub fn init(&self) -> Result<(i64, i64)> {
-        let mut client = self.raw_connect()?;
-        client.batch_execute(&format!(
-            "SET search_path TO \"{}\", pg_catalog",
-            self.options.schema
-        ))?;
-        let mut conn = Conn::new(client, self.channel());
-        ensure_schema(&mut conn, &self.options.schema, &self.describe, true)
+        let mut conn = self.link.open_conn()?;
+        ensure_schema(
+            &mut conn,
+            &self.link.options.schema,
+            &self.link.describe,
+            true,
+        )
     }
 
     /// Drops litebroker's schema and everything in it (`--cleanup`).
     pub fn drop_schema(&self) -> Result<bool> {
-        let mut client = self.raw_connect()?;
-        let exists = schema_exists(&mut client, &self.options.schema)?;
+        let mut client = self.link.raw_connect()?;
+        let exists = schema_exists(&mut client, self.schema())?;
         if exists {
-            client.batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", self.options.schema))?;
+            client.batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema()))?;
         }
         Ok(exists)
     }
 
     /// The server's version string (`--status`).
     pub fn server_version(&self) -> Result<String> {
-        let mut client = self.raw_connect()?;
+        let mut client = self.link.raw_connect()?;
         Ok(client.query_one("SHOW server_version", &[])?.get(0))
     }
 }
@@ -312,8 +334,8 @@ impl super::Connector for PostgresConnector {
     fn changes(&self) -> super::ChangeFeed {
         self.feed
             .get_or_init(|| {
-                let config = self.config.clone();
-                let channel = self.channel();
+                let config = self.link.config.clone();
+                let channel = self.link.channel();
                 super::ChangeFeed::new(Box::new(move || {
                     let client = config.connect(postgres::NoTls)?;
                     Ok(Box::new(feed::PgSource::listen(client, &channel)?)
@@ -324,16 +346,19 @@ impl super::Connector for PostgresConnector {
     }
 
     fn describe(&self) -> String {
-        self.describe.clone()
+        self.link.describe.clone()
     }
 }
 
-/// One PostgreSQL connection.
+/// One PostgreSQL connection. If the server goes away, the next operation
+/// fails with [`Error::Unavailable`] and the one after it connects anew (an
+/// operation whose `BEGIN` failed is retried on the new connection at once:
+/// nothing of it ran).
 pub struct PostgresBackend {
-    conn: Conn,
+    link: Arc<Link>,
+    conn: Option<Conn>,
     clock: Option<Arc<dyn Clock>>,
     custody: Option<Custody>,
-    options: PostgresOptions,
 }
 
 struct Custody {
@@ -356,15 +381,49 @@ impl PostgresBackend {
         if let Some(now) = self.fixed_now() {
             return Ok(now);
         }
-        let rows = self.conn.query(
-            "SELECT ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000)",
-            &[],
-        )?;
-        Ok(rows[0].get(0))
+        self.transaction(|tx| {
+            Ok(tx
+                .one(
+                    "SELECT ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000)",
+                    &[],
+                )?
+                .get(0))
+        })
     }
 
-    fn transaction<T>(&mut self, body: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.conn.transaction(body)
+    /// The connection, connecting anew if there is none (the last one was lost).
+    fn conn(&mut self) -> Result<&mut Conn> {
+        if self.conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            // A holder's lock died with its session: whoever takes next
+            // (this connection included) returns what it held.
+            self.custody = None;
+            self.conn = None;
+            self.conn = Some(self.link.open_conn()?);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// Forgets a connection that failed with [`Error::Unavailable`].
+    fn check<T>(&mut self, result: Result<T>) -> Result<T> {
+        if matches!(&result, Err(Error::Unavailable(_))) {
+            self.conn = None;
+            self.custody = None;
+        }
+        result
+    }
+
+    fn transaction<T>(&mut self, mut body: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let result = self.conn()?.transaction(&mut body);
+        let stale = matches!(&result, Err(Error::Unavailable(_)))
+            && self.conn.as_ref().is_some_and(|c| c.begin_failed);
+        let result = self.check(result);
+        if stale {
+            // The connection had died while idle (a server restart): nothing
+            // ran, so run it once on a new connection.
+            let again = self.conn()?.transaction(&mut body);
+            return self.check(again);
+        }
+        result
     }
 
     fn promote_if_due(&mut self) -> Result<()> {
@@ -514,8 +573,8 @@ impl Backend for PostgresBackend {
              UPDATE holders SET progress = GREATEST(progress, {seq}) WHERE token = {}; COMMIT",
             c.token
         );
-        self.conn.client.batch_execute(&sql)?;
-        Ok(())
+        let result = self.conn()?.client.batch_execute(&sql).map_err(Error::from);
+        self.check(result)
     }
 
     fn peek(
@@ -581,19 +640,20 @@ impl Backend for PostgresBackend {
     }
 
     fn vacuum(&mut self, compact: bool) -> Result<u64> {
-        let locked: bool = self
-            .conn
+        let locked = self
+            .conn()?
             .client
-            .query_one("SELECT pg_try_advisory_lock($1, 0)", &[&(LOCK_CLASS + 1)])?
-            .get(0);
-        if !locked {
+            .query_one("SELECT pg_try_advisory_lock($1, 0)", &[&(LOCK_CLASS + 1)])
+            .map_err(Error::from);
+        if !self.check(locked)?.get::<_, bool>(0) {
             return Ok(0); // another process is vacuuming this database
         }
         let result = self.vacuum_locked(compact);
-        let _ = self
-            .conn
-            .client
-            .execute("SELECT pg_advisory_unlock($1, 0)", &[&(LOCK_CLASS + 1)]);
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = conn
+                .client
+                .execute("SELECT pg_advisory_unlock($1, 0)", &[&(LOCK_CLASS + 1)]);
+        }
         result
     }
 
@@ -748,13 +808,17 @@ impl Backend for PostgresBackend {
     }
 
     fn storage_size(&mut self) -> Result<Option<u64>> {
-        let rows = self.conn.query(
-            "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = current_schema() AND c.relkind = 'r'",
-            &[],
-        )?;
-        Ok(Some(rows[0].get::<_, i64>(0).max(0) as u64))
+        let size: i64 = self.transaction(|tx| {
+            Ok(tx
+                .one(
+                    "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                    &[],
+                )?
+                .get(0))
+        })?;
+        Ok(Some(size.max(0) as u64))
     }
 
     fn publish(&mut self, topic: &str, batch: &[Outgoing<'_>]) -> Result<Vec<Published>> {
@@ -802,7 +866,7 @@ impl PostgresBackend {
     fn vacuum_locked(&mut self, compact: bool) -> Result<u64> {
         self.transaction(|tx| custody::release_dead(tx, None).map(|_| ()))?;
         self.promote_if_due()?;
-        let batch = self.options.vacuum_batch.max(1);
+        let batch = self.link.options.vacuum_batch.max(1);
         let mut deleted = 0;
         loop {
             let n = self.transaction(|tx| admin::delete_consumed(tx, batch))?;
@@ -812,7 +876,12 @@ impl PostgresBackend {
             }
         }
         if compact {
-            self.conn.client.batch_execute("VACUUM FULL messages")?;
+            let done = self
+                .conn()?
+                .client
+                .batch_execute("VACUUM FULL messages")
+                .map_err(Error::from);
+            self.check(done)?;
         }
         Ok(deleted)
     }

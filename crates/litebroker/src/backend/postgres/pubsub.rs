@@ -286,16 +286,18 @@ pub fn delete_subscription(tx: &mut Tx<'_>, name: &str) -> Result<bool> {
 
 /// Removes ephemeral subscriptions whose owner is gone: the owner's session
 /// holds an advisory lock on the subscription's key, which ends with it (on
-/// whatever host it ran). A subscription without an owner key falls back to
-/// its expiry (touched by the owner's keep-alive).
+/// whatever host it ran), and nobody touched the subscription within its
+/// expiry. Both must hold, so an owner that lost its connection for a
+/// moment (a server restart) keeps its subscription while its keep-alive
+/// goes on touching it; a live owner keeps it however long it is idle.
 pub fn reap(tx: &mut Tx<'_>, now: i64) -> Result<u64> {
     let rows = tx.query(
         "SELECT s.name FROM subscriptions s WHERE s.ephemeral AND CASE \
-         WHEN s.owner_key IS NOT NULL THEN NOT EXISTS (SELECT 1 FROM pg_locks l \
+         WHEN s.owner_key IS NOT NULL AND EXISTS (SELECT 1 FROM pg_locks l \
          WHERE l.locktype = 'advisory' \
          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND l.classid = $2::int::oid AND l.objid = s.owner_key::oid AND l.objsubid = 2 \
-         AND l.granted) \
+         AND l.granted) THEN false \
          ELSE s.expire_ns IS NOT NULL AND $1::bigint - s.touched_ns > s.expire_ns END \
          FOR UPDATE SKIP LOCKED",
         &[&now, &(LOCK_CLASS + 2)],
