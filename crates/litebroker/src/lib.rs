@@ -45,7 +45,9 @@
 //! **The seam and the backends**:
 //! - [`backend`]: `Connector`, `Backend`, `ChangeFeed`;
 //!   [`backend::sqlite`]: the file (pragmas, `data_version` + inotify,
-//!   holder files, the schema shared with the reference).
+//!   holder files, the schema shared with the reference);
+//!   [`backend::postgres`]: many hosts on one PostgreSQL database (SKIP
+//!   LOCKED, advisory-lock custody, LISTEN/NOTIFY).
 //! - [`clock`]: the clock deadlines are measured on (tests move it by hand).
 
 #![warn(missing_docs)]
