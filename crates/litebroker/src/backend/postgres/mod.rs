@@ -10,9 +10,9 @@
 //!   (SELECT ... FOR UPDATE SKIP LOCKED)`, each method one transaction;
 //! - ids: the `meta.last_ts` row, raised under its row lock from the
 //!   database's clock, so ids are unique and follow commit order on every
-//!   host ([`messages::reserve_ids`]);
+//!   host (`messages::reserve_ids`);
 //! - deadlines (leases, delays, retention, expiry) on the database's clock;
-//! - custody: a session-level advisory lock per holder ([`custody`]);
+//! - custody: a session-level advisory lock per holder (`custody.rs`);
 //! - the change feed: `LISTEN`/`NOTIFY` ([`feed`]).
 
 mod admin;
