@@ -55,7 +55,7 @@ pub fn broadcast(tx: &mut Tx<'_>, body: &str, accept: &dyn Fn(&str) -> bool) -> 
         .collect();
     by_bytes(&mut names, |q| q);
     for name in &names {
-        messages::write(tx, name, &[Outgoing::body(body)], 0)?;
+        messages::write_in(tx, name, &[Outgoing::body(body)])?;
     }
     Ok(names.len())
 }

@@ -54,6 +54,17 @@ impl Conn {
         }
     }
 
+    /// One statement in its own implicit transaction: one round trip.
+    pub fn autocommit(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let client = &mut self.client;
+        let stmt = prepared(&mut self.cache, |s| client.prepare(s), sql)?;
+        Ok(self.client.query(&stmt, params)?)
+    }
+
     fn try_transaction<T>(&mut self, body: &mut impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.begin_failed = false;
         let tx = match self.client.transaction() {

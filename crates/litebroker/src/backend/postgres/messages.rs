@@ -3,7 +3,7 @@
 
 use postgres::Row;
 
-use super::conn::Tx;
+use super::conn::{Conn, Tx};
 use super::schema::{CONSUMED, DEFERRED, HELD, PENDING};
 use crate::error::{Error, Result};
 use crate::headers::Headers;
@@ -82,13 +82,14 @@ pub fn raise_last_id(tx: &mut Tx<'_>, value: i64) -> Result<()> {
     Ok(())
 }
 
-/// Appends `batch` to `queue` (one statement) and returns the new ids.
-pub fn write(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>], now: i64) -> Result<Vec<i64>> {
+/// Appends `batch` to `queue` and returns the new ids: one statement in its
+/// own transaction (one round trip), which reserves the ids (the `meta` row,
+/// locked until it commits), inserts the rows in order and notifies waiters.
+pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> Result<Vec<i64>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let first = reserve_ids(tx, batch.len())?;
-    let ids: Vec<i64> = (first..first + batch.len() as i64).collect();
+    let n = batch.len() as i64;
     let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
     let headers: Vec<Option<String>> = batch
         .iter()
@@ -102,27 +103,38 @@ pub fn write(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>], now: i64) -> 
         .iter()
         .map(|v| if v.is_some() { DEFERRED } else { PENDING })
         .collect();
-    if batch.len() == 1 {
-        tx.execute(
-            "INSERT INTO messages (id, queue, body, state, headers, visible_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &ids[0],
-                &queue,
-                &bodies[0],
-                &states[0],
-                &headers[0],
-                &visible[0],
-            ],
-        )?;
-    } else {
-        tx.execute(
-            "INSERT INTO messages (id, queue, body, state, headers, visible_at) \
-             SELECT i, $2, b, s, h, v FROM unnest($1::bigint[], $3::bytea[], $4::smallint[], \
-             $5::text[], $6::bigint[]) WITH ORDINALITY AS t(i, b, s, h, v, n) ORDER BY n",
-            &[&ids, &queue, &bodies, &states, &headers, &visible],
-        )?;
-    }
+    let channel = conn.channel.clone();
+    let rows = conn.autocommit(
+        "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
+         ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
+         + $7::bigint - 1 WHERE key = 'last_ts' RETURNING value - $7::bigint + 1 AS first), \
+         ins AS (INSERT INTO messages (id, queue, body, state, headers, visible_at) \
+         SELECT ids.first + t.n - 1, $2, t.b, t.s, t.h, t.v FROM ids, \
+         unnest($3::bytea[], $4::smallint[], $5::text[], $6::bigint[]) WITH ORDINALITY \
+         AS t(b, s, h, v, n) ORDER BY t.n RETURNING id) \
+         SELECT min(id), count(*), pg_notify($1, '')::text FROM ins",
+        &[&channel, &queue, &bodies, &states, &headers, &visible, &n],
+    )?;
+    let first: Option<i64> = rows[0].get(0);
+    let count: i64 = rows[0].get(1);
+    let first = first.filter(|_| count == n).ok_or_else(|| {
+        Error::Integrity(format!(
+            "wrote {count} of {n} messages: the id counter row is missing"
+        ))
+    })?;
+    Ok((first..first + n).collect())
+}
+
+/// Appends `batch` to `queue` inside a larger transaction (broadcast).
+pub fn write_in(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {
+    let first = reserve_ids(tx, batch.len())?;
+    let ids: Vec<i64> = (first..first + batch.len() as i64).collect();
+    let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
+    tx.execute(
+        "INSERT INTO messages (id, queue, body) SELECT i, $2, b \
+         FROM unnest($1::bigint[], $3::bytea[]) WITH ORDINALITY AS t(i, b, n) ORDER BY n",
+        &[&ids, &queue, &bodies],
+    )?;
     tx.changed();
     Ok(ids)
 }

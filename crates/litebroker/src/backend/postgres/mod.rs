@@ -475,7 +475,8 @@ impl Backend for PostgresBackend {
         } else {
             0
         };
-        self.transaction(|tx| messages::write(tx, queue, batch, now))
+        let result = messages::write(self.conn()?, queue, batch, now);
+        self.check(result)
     }
 
     fn insert_with_ids(

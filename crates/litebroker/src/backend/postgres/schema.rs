@@ -65,7 +65,6 @@ CREATE TABLE messages (
     topic_offset BIGINT
 );
 CREATE INDEX messages_pending ON messages (queue, seq) WHERE state = 0;
-CREATE INDEX messages_queue ON messages (queue, seq);
 CREATE INDEX messages_deferred ON messages (visible_at) WHERE visible_at IS NOT NULL;
 CREATE INDEX messages_held ON messages (holder) WHERE holder IS NOT NULL;
 CREATE INDEX messages_consumed ON messages (seq) WHERE state = 1;
