@@ -171,6 +171,51 @@ pub fn take(
     sorted(rows)
 }
 
+/// [`take`] into consumed, as one autocommit statement (one round trip),
+/// when there is nothing to do first: no deferred message is due at the
+/// database's (or the given) clock and no other holder exists. `None` when
+/// there is, and the caller takes the long way (a transaction that first
+/// returns dead holders' messages and makes due ones visible).
+pub fn read_quick(
+    conn: &mut Conn,
+    queue: &str,
+    filter: &Filter,
+    limit: usize,
+    fixed_now: Option<i64>,
+    me: Option<i64>,
+) -> Result<Option<Vec<Message>>> {
+    let rows = conn.autocommit(
+        "WITH c AS MATERIALIZED (SELECT EXISTS(SELECT 1 FROM messages WHERE visible_at <= t.n) \
+         OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
+         FROM (SELECT COALESCE($6::bigint, \
+         (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
+         taken AS (UPDATE messages SET state = 1 WHERE seq IN (SELECT seq FROM messages \
+         WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+         AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+         ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
+         RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset) \
+         SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
+         t.topic, t.topic_offset, c.busy FROM c LEFT JOIN taken t ON true",
+        &[
+            &queue,
+            &filter.id,
+            &filter.after,
+            &filter.before,
+            &limit_i64(limit),
+            &fixed_now,
+            &me,
+        ],
+    )?;
+    if rows.first().is_some_and(|r| r.get::<_, bool>(9)) {
+        return Ok(None);
+    }
+    let taken: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| r.get::<_, Option<i64>>(0).is_some())
+        .collect();
+    sorted(taken).map(Some)
+}
+
 /// Whether `queue` has a pending message the filter selects.
 pub fn any_visible(tx: &mut Tx<'_>, queue: &str, filter: &Filter) -> Result<bool> {
     Ok(tx
