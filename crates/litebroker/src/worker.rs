@@ -15,7 +15,7 @@ use crate::message::{Filter, Message};
 use crate::name::validate_queue_name;
 use crate::policy;
 use crate::ticker::Ticker;
-use crate::watch::{NoticeFn, Outage, StopHandle, Waiter, RESCAN_EVERY};
+use crate::watch::{NoticeFn, Outage, StopHandle, Waiter};
 use crate::Broker;
 
 /// The longest backoff between two attempts at a failing message (as SQS's longest delay).
@@ -211,7 +211,9 @@ impl Worker {
             if self.options.drain && broker.now_ns()? >= *retries_due {
                 return Ok(Pass::Drained);
             }
-            let longest = self.until_next_due(broker)?.min(RESCAN_EVERY);
+            let longest = self
+                .until_next_due(broker)?
+                .min(self.connector.rescan_every());
             waiter.wait(&self.stop, longest);
             return Ok(Pass::Went);
         };

@@ -30,6 +30,13 @@ pub trait Connector: Send + Sync {
 
     /// Where the database is, for messages (a path, a URL without password).
     fn describe(&self) -> String;
+
+    /// How often an idle waiter looks again without any sign of change: no
+    /// commit announces that a holder died (its messages come back when
+    /// someone next takes) or that a lease ran out.
+    fn rescan_every(&self) -> std::time::Duration {
+        crate::watch::RESCAN_EVERY
+    }
 }
 
 use std::sync::Arc;

@@ -287,7 +287,9 @@ impl Watcher {
             waiter.activity();
             return Ok(());
         }
-        let longest = self.until_next_due(broker)?.min(RESCAN_EVERY);
+        let longest = self
+            .until_next_due(broker)?
+            .min(self.connector.rescan_every());
         waiter.wait(&self.stop, longest);
         Ok(())
     }

@@ -348,7 +348,19 @@ impl super::Connector for PostgresConnector {
     fn describe(&self) -> String {
         self.link.describe.clone()
     }
+
+    /// Every commit that gives a waiter something to take notifies it, so
+    /// an idle waiter only looks again now and then, for what no commit
+    /// announces: a holder whose session died (its messages come back at
+    /// the next take on any host) and leases or delays running out (which
+    /// waiters also time by `until_visible`).
+    fn rescan_every(&self) -> Duration {
+        IDLE_RESCAN
+    }
 }
+
+/// How often an idle waiter on PostgreSQL looks again without a `NOTIFY`.
+pub const IDLE_RESCAN: Duration = Duration::from_secs(10);
 
 /// One PostgreSQL connection. If the server goes away, the next operation
 /// fails with [`Error::Unavailable`] and the one after it connects anew (an
