@@ -35,7 +35,7 @@ pub enum Parsed {
 
 /// Parses like the reference's argparse parser would.
 pub fn parse(argv: Vec<String>) -> Parsed {
-    let cmd = build();
+    let mut cmd = build();
     let (path, sub) = subcommand_path(&cmd, &argv[1..]);
     let mut extras: Vec<(usize, String)> = Vec::new();
     let mut words: Vec<(usize, String)> = Vec::with_capacity(argv.len());
@@ -73,11 +73,13 @@ pub fn parse(argv: Vec<String>) -> Parsed {
             let list: Vec<String> = sorted.into_iter().map(|(_, w)| w).collect();
             format!("unrecognized arguments: {}", list.join(" "))
         };
-        match cmd
-            .clone()
-            .try_get_matches_from(words.iter().map(|(_, w)| w))
-        {
-            Ok(m) if extras.is_empty() => return from_matches(&m),
+        // Parsed in place, not on a clone: one command tree per process
+        // (building, copying and freeing clap's tree is most of a `write`'s
+        // start-up). The subcommand is looked up again only on an error.
+        let parsed = cmd.try_get_matches_from_mut(words.iter().map(|(_, w)| w));
+        let sub = subcommand_path(&cmd, &argv[1..]).1;
+        match parsed {
+            Ok(m) if extras.is_empty() => return from_matches(m),
             Ok(_) => return Parsed::Error(unrecognized()),
             Err(e)
                 if matches!(
@@ -118,8 +120,8 @@ fn build() -> Command {
     override_self(Cli::command())
 }
 
-fn from_matches(m: &ArgMatches) -> Parsed {
-    match Cli::from_arg_matches(m) {
+fn from_matches(mut m: ArgMatches) -> Parsed {
+    match Cli::from_arg_matches_mut(&mut m) {
         Ok(cli) => Parsed::Cli(Box::new(cli)),
         Err(e) => Parsed::Error(e.to_string()),
     }
