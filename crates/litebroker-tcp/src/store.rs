@@ -1,0 +1,66 @@
+//! Library calls on a bounded blocking pool: the core is synchronous, so
+//! every call runs on tokio's blocking threads, at most `limit` at once, each
+//! on a connection taken from a small pool of open ones.
+
+use std::sync::{Arc, Mutex};
+
+use litebroker::{Broker, Connector};
+use tokio::sync::Semaphore;
+
+/// The database, as the server's tasks reach it.
+pub struct Store {
+    connector: Arc<dyn Connector>,
+    idle: Mutex<Vec<Broker>>,
+    permits: Semaphore,
+}
+
+impl Store {
+    /// At most `limit` library calls run at once.
+    pub fn new(connector: Arc<dyn Connector>, limit: usize) -> Arc<Store> {
+        Arc::new(Store {
+            connector,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(limit.max(1)),
+        })
+    }
+
+    /// The connector (for its change feed).
+    pub fn connector(&self) -> &Arc<dyn Connector> {
+        &self.connector
+    }
+
+    /// Runs `f` on a pooled connection on the blocking pool.
+    pub async fn call<T, F>(self: &Arc<Self>, f: F) -> litebroker::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Broker) -> litebroker::Result<T> + Send + 'static,
+    {
+        let _permit = self.permits.acquire().await.expect("the pool is never closed");
+        let store = self.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let pooled = store.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let mut broker = match pooled {
+                Some(b) => b,
+                None => Broker::connect(store.connector.clone())?,
+            };
+            let out = f(&mut broker);
+            // A connection whose storage failed may be unusable: open a new one next time.
+            let healthy = !matches!(&out, Err(e) if e.kind() == litebroker::ErrorKind::Storage);
+            if healthy {
+                store
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(broker);
+            }
+            out
+        })
+        .await;
+        match joined {
+            Ok(out) => out,
+            Err(e) => Err(litebroker::Error::InvalidRequest(format!(
+                "the request failed inside the server: {e}"
+            ))),
+        }
+    }
+}
