@@ -373,7 +373,8 @@ impl Hub {
         for m in members {
             let found = {
                 let mut unacked = lock(&m.unacked);
-                let at = unacked.iter().position(|u| {
+                // The newest delivery first: an older one of the same message is stale.
+                let at = unacked.iter().rposition(|u| {
                     u.offset == seq && topic.is_none_or(|t| u.topic.as_deref() == Some(t))
                 });
                 at.map(|i| unacked.remove(i).receipt)
@@ -485,6 +486,10 @@ impl Hub {
                 continue;
             };
             group.next = (i + 1) % n;
+            // A new lease ends any earlier one of the same message (it expired).
+            for m in group.members.iter().filter(|m| m.manual) {
+                lock(&m.unacked).retain(|u| u.receipt.id != receipt.id);
+            }
             let member = group.members[i].clone();
             let (bytes, topic, offset) = data_frame(msg, name, member.manual, receipt);
             if member.manual {
