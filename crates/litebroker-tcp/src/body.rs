@@ -44,13 +44,19 @@ mod tests {
 
     #[test]
     fn text_stays_text_and_bytes_survive() {
-        assert_eq!(to_stored(b"hello\0\n".to_vec()), ("hello\0\n".into(), false));
+        assert_eq!(
+            to_stored(b"hello\0\n".to_vec()),
+            ("hello\0\n".into(), false)
+        );
         let all: Vec<u8> = (0..=255).collect();
         let (stored, encoded) = to_stored(all.clone());
         assert!(encoded);
         let mut h = Headers::new();
         mark(&mut h).unwrap();
         assert_eq!(from_stored(stored.clone(), &h), all);
-        assert_eq!(from_stored(stored.clone(), &Headers::new()), stored.into_bytes());
+        assert_eq!(
+            from_stored(stored.clone(), &Headers::new()),
+            stored.into_bytes()
+        );
     }
 }

@@ -100,7 +100,10 @@ pub async fn serve(stream: TcpStream, hub: Arc<Hub>, mut shutdown: watch::Receiv
     hub.leave_connection(&conn).await;
     drop(replies);
     let mut writer = writer;
-    if tokio::time::timeout(WRITER_EXIT, &mut writer).await.is_err() {
+    if tokio::time::timeout(WRITER_EXIT, &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
     if linger {

@@ -233,7 +233,11 @@ impl Hub {
             .entry(subscription.to_owned())
             .or_insert_with(|| {
                 let wake = Arc::new(Notify::new());
-                tokio::spawn(dispatch(self.clone(), subscription.to_owned(), wake.clone()));
+                tokio::spawn(dispatch(
+                    self.clone(),
+                    subscription.to_owned(),
+                    wake.clone(),
+                ));
                 Group {
                     members: Vec::new(),
                     next: 0,
@@ -252,7 +256,9 @@ impl Hub {
             wake: group.wake.clone(),
         });
         group.members.push(member.clone());
-        state.members.insert(subscriber_id.to_owned(), member.clone());
+        state
+            .members
+            .insert(subscriber_id.to_owned(), member.clone());
         Ok(member)
     }
 
@@ -366,7 +372,11 @@ impl Hub {
             .members
             .values()
             .filter(|m| Arc::ptr_eq(&m.conn, conn) && m.manual)
-            .filter(|m| props.get("subscription_id").is_none_or(|s| s == m.subscription))
+            .filter(|m| {
+                props
+                    .get("subscription_id")
+                    .is_none_or(|s| s == m.subscription)
+            })
             .cloned()
             .collect();
         let topic = props.get("topic");
@@ -381,7 +391,10 @@ impl Hub {
             };
             let Some(receipt) = found else { continue };
             let queue = m.subscription.clone();
-            let done = self.store.call(move |b| b.queue(&queue)?.ack(&receipt)).await;
+            let done = self
+                .store
+                .call(move |b| b.queue(&queue)?.ack(&receipt))
+                .await;
             m.wake.notify_one();
             return done;
         }

@@ -288,7 +288,12 @@ mod tests {
     #[tokio::test]
     async fn round_trip_with_binary_body() {
         let body: Vec<u8> = (0..=255).collect();
-        let f = Frame::new(Kind::Publish, 7, props(&[("topic", "t"), ("k", "a=b")]), body);
+        let f = Frame::new(
+            Kind::Publish,
+            7,
+            props(&[("topic", "t"), ("k", "a=b")]),
+            body,
+        );
         let bytes = f.to_bytes();
         assert_eq!(
             u32::from_be_bytes(bytes[0..4].try_into().unwrap()) as usize,

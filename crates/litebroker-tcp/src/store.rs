@@ -35,7 +35,11 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Broker) -> litebroker::Result<T> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await.expect("the pool is never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the pool is never closed");
         let store = self.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let pooled = store.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();

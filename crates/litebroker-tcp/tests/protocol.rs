@@ -25,7 +25,11 @@ fn every_request_type_and_its_answer() {
     let mut c = server.client();
 
     // CREATE_TOPIC: once; a second time is an error, as in the original.
-    let created = c.ok(Kind::CreateTopic, &[("topic", "events"), ("partitions", "1")], b"");
+    let created = c.ok(
+        Kind::CreateTopic,
+        &[("topic", "events"), ("partitions", "1")],
+        b"",
+    );
     assert_eq!(created.kind, Kind::Ack as u32);
     assert_eq!(created.properties.get("topic"), Some("events"));
     assert_eq!(created.properties.get("version"), Some("1.0"));
@@ -49,13 +53,21 @@ fn every_request_type_and_its_answer() {
     );
     assert_eq!(p.properties.get("offset"), Some("1"));
     assert!(c
-        .refused(Kind::Publish, &[("topic", "nowhere"), ("client_id", "c1")], b"x")
+        .refused(
+            Kind::Publish,
+            &[("topic", "nowhere"), ("client_id", "c1")],
+            b"x"
+        )
         .contains("does not exist"));
 
     // CREATE_SUBSCRIPTION from offset 1: replays the second message only.
     let s = c.ok(
         Kind::CreateSubscription,
-        &[("subscription_id", "group"), ("topic", "events"), ("start_offset", "1")],
+        &[
+            ("subscription_id", "group"),
+            ("topic", "events"),
+            ("start_offset", "1"),
+        ],
         b"",
     );
     assert_eq!(s.properties.get("replayed"), Some("1"));
@@ -89,7 +101,11 @@ fn every_request_type_and_its_answer() {
         assert_eq!(d.properties.get("version"), Some("1.0"));
         assert!(d.properties.get("created_at").is_some());
     }
-    assert_eq!(d2.properties.get("n"), Some("3"), "publisher properties travel");
+    assert_eq!(
+        d2.properties.get("n"),
+        Some("3"),
+        "publisher properties travel"
+    );
     assert_eq!(d2.properties.get("client_id"), Some("c1"));
     // The same subscriber id cannot join twice (ids are global, as in the original).
     let mut other = server.client();
@@ -109,7 +125,11 @@ fn every_request_type_and_its_answer() {
     }
 
     // UNSUBSCRIBE: no more DATA to it.
-    member.ok(Kind::Unsubscribe, &[("subscription_id", "group"), ("subscriber_id", "m1")], b"");
+    member.ok(
+        Kind::Unsubscribe,
+        &[("subscription_id", "group"), ("subscriber_id", "m1")],
+        b"",
+    );
     assert!(member
         .refused(Kind::Unsubscribe, &[("subscriber_id", "m1")], b"")
         .contains("not a member"));
@@ -117,9 +137,17 @@ fn every_request_type_and_its_answer() {
     assert!(member.data(QUIET).is_none());
 
     // DELETE_SUBSCRIPTION: once.
-    c.ok(Kind::DeleteSubscription, &[("subscription_id", "group")], b"");
+    c.ok(
+        Kind::DeleteSubscription,
+        &[("subscription_id", "group")],
+        b"",
+    );
     assert!(c
-        .refused(Kind::DeleteSubscription, &[("subscription_id", "group")], b"")
+        .refused(
+            Kind::DeleteSubscription,
+            &[("subscription_id", "group")],
+            b""
+        )
         .contains("does not exist"));
     assert!(c
         .refused(
@@ -134,20 +162,61 @@ fn every_request_type_and_its_answer() {
 fn missing_and_bad_properties_are_error_acks_and_the_connection_goes_on() {
     let server = Server::start_with(fast());
     let mut c = server.client();
-    let cases: &[(Kind, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (Kind, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (Kind::CreateTopic, &[], "Missing 'topic'"),
         (Kind::CreateTopic, &[("topic", "a b")], "topic"),
-        (Kind::CreateTopic, &[("topic", "t"), ("retention_hours", "soon")], "retention_hours"),
+        (
+            Kind::CreateTopic,
+            &[("topic", "t"), ("retention_hours", "soon")],
+            "retention_hours",
+        ),
         (Kind::Publish, &[("client_id", "c")], "Missing 'topic'"),
         (Kind::Publish, &[("topic", "t")], "Missing 'publisher_id'"),
-        (Kind::Publish, &[("topic", "t"), ("client_id", "c"), ("lb-body-encoding", "x")], "reserved"),
-        (Kind::CreateSubscription, &[("topic", "t")], "Missing 'subscription_id'"),
-        (Kind::CreateSubscription, &[("subscription_id", "s")], "Missing 'topic'"),
-        (Kind::CreateSubscription, &[("subscription_id", "s"), ("topic", "t"), ("start_offset", "-1")], "start_offset"),
-        (Kind::CreateSubscription, &[("subscription_id", "s"), ("topic", "bad topic")], "topic"),
+        (
+            Kind::Publish,
+            &[
+                ("topic", "t"),
+                ("client_id", "c"),
+                ("lb-body-encoding", "x"),
+            ],
+            "reserved",
+        ),
+        (
+            Kind::CreateSubscription,
+            &[("topic", "t")],
+            "Missing 'subscription_id'",
+        ),
+        (
+            Kind::CreateSubscription,
+            &[("subscription_id", "s")],
+            "Missing 'topic'",
+        ),
+        (
+            Kind::CreateSubscription,
+            &[
+                ("subscription_id", "s"),
+                ("topic", "t"),
+                ("start_offset", "-1"),
+            ],
+            "start_offset",
+        ),
+        (
+            Kind::CreateSubscription,
+            &[("subscription_id", "s"), ("topic", "bad topic")],
+            "topic",
+        ),
         (Kind::DeleteSubscription, &[], "Missing 'subscription_id'"),
-        (Kind::Subscribe, &[("subscriber_id", "x")], "Missing 'subscription_id'"),
-        (Kind::Subscribe, &[("subscription_id", "s")], "Missing 'subscriber_id'"),
+        (
+            Kind::Subscribe,
+            &[("subscriber_id", "x")],
+            "Missing 'subscription_id'",
+        ),
+        (
+            Kind::Subscribe,
+            &[("subscription_id", "s")],
+            "Missing 'subscriber_id'",
+        ),
         (Kind::Unsubscribe, &[], "Missing 'subscriber_id'"),
         (Kind::Data, &[], "sent by the server"),
     ];
@@ -158,7 +227,15 @@ fn missing_and_bad_properties_are_error_acks_and_the_connection_goes_on() {
     c.create_topic("t");
     c.create_subscription("s", "t", "0");
     assert!(c
-        .refused(Kind::Subscribe, &[("subscription_id", "s"), ("subscriber_id", "x"), ("ack", "sometimes")], b"")
+        .refused(
+            Kind::Subscribe,
+            &[
+                ("subscription_id", "s"),
+                ("subscriber_id", "x"),
+                ("ack", "sometimes")
+            ],
+            b""
+        )
         .contains("ack must be"));
     // An unknown type, an ACK nobody waits for: error ACKs, and still usable.
     let mut unknown = Frame::new(Kind::Heartbeat, 5, Properties::new(), vec![]);
@@ -166,9 +243,18 @@ fn missing_and_bad_properties_are_error_acks_and_the_connection_goes_on() {
     c.send(&unknown);
     let answer = c.answer(5);
     assert_eq!(answer.properties.get("status"), Some("error"));
-    assert!(answer.properties.get("error").unwrap().contains("unknown message type 42"));
+    assert!(answer
+        .properties
+        .get("error")
+        .unwrap()
+        .contains("unknown message type 42"));
     c.send(&Frame::new(Kind::Ack, 9, Properties::new(), vec![]));
-    assert!(c.answer(9).properties.get("error").unwrap().contains("no unacknowledged DATA"));
+    assert!(c
+        .answer(9)
+        .properties
+        .get("error")
+        .unwrap()
+        .contains("no unacknowledged DATA"));
     assert_eq!(c.publish("t", b"still here"), 0);
 }
 
@@ -198,17 +284,35 @@ fn broken_frames_get_an_error_or_a_close_and_never_disturb_others() {
 
     // Invalid UTF-8 in properties: an error ACK, and the connection goes on.
     let mut c = server.client();
-    std::io::Write::write_all(&mut c.stream, &frame_with_raw_properties(3, b"topic=\xff\0")).unwrap();
-    assert!(c.answer(3).properties.get("error").unwrap().contains("UTF-8"));
+    std::io::Write::write_all(
+        &mut c.stream,
+        &frame_with_raw_properties(3, b"topic=\xff\0"),
+    )
+    .unwrap();
+    assert!(c
+        .answer(3)
+        .properties
+        .get("error")
+        .unwrap()
+        .contains("UTF-8"));
     assert_eq!(c.publish("t", b"ok"), 0);
 
     // Over the size limit: an error ACK naming the limit, then closed.
     let mut big = server.client();
-    let frame = Frame::new(Kind::Publish, 8, props(&[("topic", "t"), ("client_id", "c")]), vec![b'x'; 100_000]);
+    let frame = Frame::new(
+        Kind::Publish,
+        8,
+        props(&[("topic", "t"), ("client_id", "c")]),
+        vec![b'x'; 100_000],
+    );
     let bytes = frame.to_bytes();
     std::io::Write::write_all(&mut big.stream, &bytes[..HEADER_LEN]).unwrap();
     let refusal = big.answer(8);
-    assert!(refusal.properties.get("error").unwrap().contains("exceeds the limit"));
+    assert!(refusal
+        .properties
+        .get("error")
+        .unwrap()
+        .contains("exceeds the limit"));
     assert!(big.closed_within(PATIENCE));
 
     // total_length disagreeing with the parts: an error ACK, then closed.
@@ -216,7 +320,12 @@ fn broken_frames_get_an_error_or_a_close_and_never_disturb_others() {
     let mut bytes = Frame::new(Kind::Heartbeat, 4, Properties::new(), b"abc".to_vec()).to_bytes();
     bytes[28..32].copy_from_slice(&1u32.to_be_bytes());
     std::io::Write::write_all(&mut liar.stream, &bytes).unwrap();
-    assert!(liar.answer(4).properties.get("error").unwrap().contains("disagrees"));
+    assert!(liar
+        .answer(4)
+        .properties
+        .get("error")
+        .unwrap()
+        .contains("disagrees"));
     assert!(liar.closed_within(PATIENCE));
 
     // total_length below the header size.
@@ -229,7 +338,13 @@ fn broken_frames_get_an_error_or_a_close_and_never_disturb_others() {
 
     // A frame cut short, then the client vanishes mid-frame.
     let mut cut = server.client();
-    let bytes = Frame::new(Kind::Publish, 2, props(&[("topic", "t"), ("client_id", "c")]), b"never".to_vec()).to_bytes();
+    let bytes = Frame::new(
+        Kind::Publish,
+        2,
+        props(&[("topic", "t"), ("client_id", "c")]),
+        b"never".to_vec(),
+    )
+    .to_bytes();
     std::io::Write::write_all(&mut cut.stream, &bytes[..bytes.len() - 2]).unwrap();
     drop(cut);
 
@@ -240,7 +355,10 @@ fn broken_frames_get_an_error_or_a_close_and_never_disturb_others() {
     // Garbage: 32 random-looking bytes claiming 4 GiB.
     let mut garbage = server.client();
     std::io::Write::write_all(&mut garbage.stream, &[0xff; 32]).unwrap();
-    assert_eq!(garbage.answer(u64::MAX).properties.get("status"), Some("error"));
+    assert_eq!(
+        garbage.answer(u64::MAX).properties.get("status"),
+        Some("error")
+    );
     assert!(garbage.closed_within(PATIENCE));
 
     // Nobody else noticed (the bystander itself fell silent long enough to
@@ -263,7 +381,16 @@ fn bodies_keep_every_byte_and_properties_travel() {
     let utf8 = "héllo\0wörld\n".as_bytes().to_vec();
     let bodies = [all.clone(), Vec::new(), mib.clone(), utf8.clone()];
     for b in &bodies {
-        c.ok(Kind::Publish, &[("topic", "bin"), ("client_id", "c"), ("kind", "blob"), ("eq", "a=b")], b);
+        c.ok(
+            Kind::Publish,
+            &[
+                ("topic", "bin"),
+                ("client_id", "c"),
+                ("kind", "blob"),
+                ("eq", "a=b"),
+            ],
+            b,
+        );
     }
     let mut m = server.client();
     m.subscribe("sink", "m", &[]);
@@ -273,7 +400,11 @@ fn bodies_keep_every_byte_and_properties_travel() {
         assert_eq!(&d.body, want, "body {i}");
         assert_eq!(d.properties.get("kind"), Some("blob"));
         assert_eq!(d.properties.get("eq"), Some("a=b"));
-        assert_eq!(d.properties.get("lb-body-encoding"), None, "internal header hidden");
+        assert_eq!(
+            d.properties.get("lb-body-encoding"),
+            None,
+            "internal header hidden"
+        );
     }
     // UTF-8 bodies are stored as text, others as base64 marked by a header.
     let mut b = server.broker();
@@ -281,14 +412,20 @@ fn bodies_keep_every_byte_and_properties_travel() {
     b.queue("look")
         .unwrap()
         .peek_each(&litebroker::message::Filter::all(), |m| {
-            stored.push((m.body.clone(), m.headers.get_str("lb-body-encoding").map(str::to_owned)));
+            stored.push((
+                m.body.clone(),
+                m.headers.get_str("lb-body-encoding").map(str::to_owned),
+            ));
             Ok(())
         })
         .unwrap();
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[0].1.as_deref(), Some("base64"));
     assert_eq!((stored[1].0.as_str(), stored[1].1.as_deref()), ("", None));
-    assert_eq!((stored[3].0.as_bytes(), stored[3].1.as_deref()), (&utf8[..], None));
+    assert_eq!(
+        (stored[3].0.as_bytes(), stored[3].1.as_deref()),
+        (&utf8[..], None)
+    );
 }
 
 /// Joins `n` members to `sub`; returns them (DATA starts after the grace).
@@ -324,8 +461,14 @@ fn round_robin_with_one_two_and_three_members_evenly_and_exactly_once() {
             for _ in 0..per {
                 got.push(m.data(PATIENCE).expect("a share").seq);
             }
-            assert!(m.data(Duration::from_millis(200)).is_none(), "no more than its share");
-            assert!(got.windows(2).all(|w| w[0] < w[1]), "offset order per member: {got:?}");
+            assert!(
+                m.data(Duration::from_millis(200)).is_none(),
+                "no more than its share"
+            );
+            assert!(
+                got.windows(2).all(|w| w[0] < w[1]),
+                "offset order per member: {got:?}"
+            );
             for s in got {
                 assert!(seen.insert(s), "{s} delivered twice");
             }
@@ -338,7 +481,10 @@ fn round_robin_with_one_two_and_three_members_evenly_and_exactly_once() {
 
 #[test]
 fn a_member_killed_mid_stream_loses_nothing_with_manual_acks() {
-    let server = Server::start_with(Config { window: 4, ..fast() });
+    let server = Server::start_with(Config {
+        window: 4,
+        ..fast()
+    });
     let mut c = server.client();
     c.create_topic("jobs");
     c.create_subscription("crew", "jobs", "0");
@@ -400,9 +546,14 @@ fn manual_acks_come_back_after_the_visibility_timeout() {
     m.subscribe("lazy", "sleeper", &[("ack", "manual")]);
     let first = m.data(PATIENCE).unwrap();
     // Not acked: the lease expires and the same message comes again.
-    let again = m.data(PATIENCE).expect("redelivered after the lease expired");
+    let again = m
+        .data(PATIENCE)
+        .expect("redelivered after the lease expired");
     assert_eq!((again.seq, text(&again)), (first.seq, "once".into()));
-    assert_ne!(first.properties.get("receipt"), again.properties.get("receipt"));
+    assert_ne!(
+        first.properties.get("receipt"),
+        again.properties.get("receipt")
+    );
     m.ack(&again);
     assert!(m.data(Duration::from_millis(1500)).is_none());
     // The stale first delivery cannot be acked any more.
@@ -461,9 +612,18 @@ fn data_waits_for_the_subscribe_answer_and_the_grace_period() {
         c.publish("g", b"waiting");
     }
     let mut m = server.client();
-    m.send(&Frame::new(Kind::Subscribe, 1, props(&[("subscription_id", "gs"), ("subscriber_id", "gm")]), vec![]));
+    m.send(&Frame::new(
+        Kind::Subscribe,
+        1,
+        props(&[("subscription_id", "gs"), ("subscriber_id", "gm")]),
+        vec![],
+    ));
     let first = m.read_frame(PATIENCE).unwrap();
-    assert_eq!((first.kind, first.seq), (Kind::Ack as u32, 1), "the answer comes first");
+    assert_eq!(
+        (first.kind, first.seq),
+        (Kind::Ack as u32, 1),
+        "the answer comes first"
+    );
     // Nothing within most of the grace period...
     assert!(m.read_frame(Duration::from_millis(250)).is_none());
     // ...then the DATA.

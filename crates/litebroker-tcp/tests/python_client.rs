@@ -72,11 +72,23 @@ fn the_seed_readme_client_and_cli_examples_work_unchanged() {
         "an existing topic is refused, as by the original"
     );
     assert_eq!(
-        py_ok(&server, &["create-subscription", "my-group", "events", "--offset", "0"]),
+        py_ok(
+            &server,
+            &["create-subscription", "my-group", "events", "--offset", "0"]
+        ),
         "Created subscription 'my-group' for topic 'events' starting at offset 0\n"
     );
     assert_eq!(
-        py_ok(&server, &["--client-id", "publisher-1", "publish", "events", "Hello World"]),
+        py_ok(
+            &server,
+            &[
+                "--client-id",
+                "publisher-1",
+                "publish",
+                "events",
+                "Hello World"
+            ]
+        ),
         "Published message to topic 'events'\n"
     );
     py_ok(
@@ -95,7 +107,14 @@ fn the_seed_readme_client_and_cli_examples_work_unchanged() {
     );
     let joined = py_ok(
         &server,
-        &["--timeout", "20", "join-subscription", "my-group", "--count", "2"],
+        &[
+            "--timeout",
+            "20",
+            "join-subscription",
+            "my-group",
+            "--count",
+            "2",
+        ],
     );
     let lines: Vec<&str> = joined.lines().collect();
     assert_eq!(lines[0], "Joining subscription 'my-group'");
@@ -106,7 +125,16 @@ fn the_seed_readme_client_and_cli_examples_work_unchanged() {
     // Legacy subscribe: creates its own subscription from offset 0.
     let legacy = py_ok(
         &server,
-        &["--timeout", "20", "subscribe", "events", "--offset", "0", "--count", "2"],
+        &[
+            "--timeout",
+            "20",
+            "subscribe",
+            "events",
+            "--offset",
+            "0",
+            "--count",
+            "2",
+        ],
     );
     assert!(legacy.starts_with("Subscribing to events:0 from offset 0\n"));
     assert!(
@@ -143,7 +171,16 @@ fn joins_that_register_their_handler_late_lose_nothing_thanks_to_the_grace() {
                 let id = format!("j{i}");
                 let out = py(
                     server,
-                    &["--client-id", &id, "--timeout", timeout, "join-subscription", "joins", "--count", "1"],
+                    &[
+                        "--client-id",
+                        &id,
+                        "--timeout",
+                        timeout,
+                        "join-subscription",
+                        "joins",
+                        "--count",
+                        "1",
+                    ],
                     &[("LB_CLIENT_REGISTER_DELAY", delay)],
                 );
                 let stdout = String::from_utf8(out.stdout).unwrap();
@@ -153,7 +190,11 @@ fn joins_that_register_their_handler_late_lose_nothing_thanks_to_the_grace() {
             .count()
     };
     let server = Server::start();
-    assert_eq!(run(&server, 20, "0.05", "10"), 20, "every join got its message");
+    assert_eq!(
+        run(&server, 20, "0.05", "10"),
+        20,
+        "every join got its message"
+    );
 
     // The control: no grace, and the same client misses what comes too early.
     let hasty = Server::start_with(Config {
@@ -179,7 +220,16 @@ fn three_python_members_share_a_subscription_round_robin() {
             let count = per.to_string();
             member(
                 &server,
-                &["--client-id", &id, "--timeout", "20", "join-subscription", "workers", "--count", &count],
+                &[
+                    "--client-id",
+                    &id,
+                    "--timeout",
+                    "20",
+                    "join-subscription",
+                    "workers",
+                    "--count",
+                    &count,
+                ],
             )
         })
         .collect();
@@ -217,7 +267,15 @@ fn a_python_member_with_manual_acks_acknowledges_every_message() {
     }
     let out = py_ok(
         &server,
-        &["--timeout", "20", "join-subscription", "careful", "--count", "5", "--manual-ack"],
+        &[
+            "--timeout",
+            "20",
+            "join-subscription",
+            "careful",
+            "--count",
+            "5",
+            "--manual-ack",
+        ],
     );
     assert_eq!(out.lines().filter(|l| l.starts_with("[acked@")).count(), 5);
     // Its acks arrived before it closed: nothing comes back to the next member.

@@ -498,15 +498,25 @@ fn create_topic_makes_an_empty_listed_topic_once() {
     let db = harness();
     let mut b = open(&db);
     assert!(b.create_topic("orders").unwrap());
-    assert!(!b.create_topic("orders").unwrap(), "a second create is refused");
+    assert!(
+        !b.create_topic("orders").unwrap(),
+        "a second create is refused"
+    );
     let topics = b.topics().unwrap();
     assert_eq!(topics.len(), 1);
     assert_eq!(
-        (topics[0].retained, topics[0].first_offset, topics[0].next_offset),
+        (
+            topics[0].retained,
+            topics[0].first_offset,
+            topics[0].next_offset
+        ),
         (0, None, 0)
     );
     // The first publish gets offset 0; a published-to topic exists already.
     assert_eq!(publish(&mut b, "orders", "one").offset, 0);
     assert!(!b.create_topic("orders").unwrap());
-    assert!(b.create_topic("orders.=").is_err(), "wildcards are no topic");
+    assert!(
+        b.create_topic("orders.=").is_err(),
+        "wildcards are no topic"
+    );
 }

@@ -19,13 +19,19 @@ pub async fn handle(session: &Session, frame: Frame) -> Frame {
         (Ok(n), Ok(t)) => (n.to_owned(), t.to_owned()),
         (Err(refusal), _) | (_, Err(refusal)) => return refusal,
     };
-    let start_text = frame.properties.get("start_offset").unwrap_or("0").to_owned();
+    let start_text = frame
+        .properties
+        .get("start_offset")
+        .unwrap_or("0")
+        .to_owned();
     let from = match StartFrom::parse(&start_text) {
         Ok(from) => from,
         Err(_) => {
             return reply::bad_request(
                 seq,
-                format!("start_offset must be an offset, earliest, latest or a time, not '{start_text}'"),
+                format!(
+                "start_offset must be an offset, earliest, latest or a time, not '{start_text}'"
+            ),
             )
         }
     };

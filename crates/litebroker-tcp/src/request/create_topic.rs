@@ -48,10 +48,7 @@ pub async fn handle(session: &Session, frame: Frame) -> Frame {
     match created {
         Ok(true) => {
             session.hub.topic_created(&topic);
-            reply::success(
-                seq,
-                &[("topic", topic), ("partitions", "1".to_owned())],
-            )
+            reply::success(seq, &[("topic", topic), ("partitions", "1".to_owned())])
         }
         Ok(false) => {
             session.hub.topic_created(&topic);

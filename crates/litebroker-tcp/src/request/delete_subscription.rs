@@ -13,7 +13,12 @@ pub async fn handle(session: &Session, frame: Frame) -> Frame {
         Err(refusal) => return refusal,
     };
     let n = name.clone();
-    match session.hub.store.call(move |b| b.delete_subscription(&n)).await {
+    match session
+        .hub
+        .store
+        .call(move |b| b.delete_subscription(&n))
+        .await
+    {
         Ok(true) => {
             session.hub.drop_subscription(&name).await;
             reply::success(seq, &[("subscription_id", name)])

@@ -70,7 +70,9 @@ pub async fn handle(session: &Session, frame: Frame) -> Option<Reply> {
         Some(Kind::DeleteSubscription) => delete_subscription::handle(session, frame).await,
         Some(Kind::Subscribe) => return Some(subscribe::handle(session, frame).await),
         Some(Kind::Unsubscribe) => unsubscribe::handle(session, frame).await,
-        Some(Kind::Data) => reply::bad_request(seq, "DATA frames are sent by the server, not to it"),
+        Some(Kind::Data) => {
+            reply::bad_request(seq, "DATA frames are sent by the server, not to it")
+        }
         None => reply::bad_request(seq, format!("unknown message type {}", frame.kind)),
     };
     Some(Reply::answer(answer))

@@ -20,7 +20,10 @@ pub async fn handle(session: &Session, frame: Frame) -> Frame {
         Ok(t) => t.to_owned(),
         Err(refusal) => return refusal,
     };
-    if frame.properties.get("publisher_id").is_none_or(str::is_empty)
+    if frame
+        .properties
+        .get("publisher_id")
+        .is_none_or(str::is_empty)
         && frame.properties.get("client_id").is_none_or(str::is_empty)
     {
         return reply::bad_request(seq, "Missing 'publisher_id' property");

@@ -53,10 +53,7 @@ pub async fn handle(session: &Session, frame: Frame) -> Reply {
         }
         Err(e) => return Reply::answer(reply::from_error(seq, &e)),
     };
-    let member = match session
-        .hub
-        .join(&session.conn, &subscriber, &name, manual)
-    {
+    let member = match session.hub.join(&session.conn, &subscriber, &name, manual) {
         Ok(m) => m,
         Err(JoinError::Taken) => {
             return Reply::answer(reply::error(

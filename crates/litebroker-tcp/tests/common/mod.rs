@@ -196,7 +196,11 @@ impl Client {
     pub fn refused(&mut self, kind: Kind, pairs: &[(&str, &str)], body: &[u8]) -> String {
         let f = self.request(kind, pairs, body);
         assert_eq!(f.kind, Kind::Ack as u32);
-        assert_eq!(f.properties.get("status"), Some("error"), "{kind:?} {pairs:?}");
+        assert_eq!(
+            f.properties.get("status"),
+            Some("error"),
+            "{kind:?} {pairs:?}"
+        );
         f.properties.get("error").unwrap().to_owned()
     }
 
@@ -234,7 +238,11 @@ impl Client {
     pub fn create_subscription(&mut self, name: &str, topic: &str, start: &str) {
         self.ok(
             Kind::CreateSubscription,
-            &[("subscription_id", name), ("topic", topic), ("start_offset", start)],
+            &[
+                ("subscription_id", name),
+                ("topic", topic),
+                ("start_offset", start),
+            ],
             b"",
         );
     }
@@ -247,7 +255,12 @@ impl Client {
 
     /// Sends an ACK for a DATA frame (manual acks).
     pub fn ack(&mut self, data: &Frame) {
-        self.send(&Frame::new(Kind::Ack, data.seq, Properties::new(), Vec::new()));
+        self.send(&Frame::new(
+            Kind::Ack,
+            data.seq,
+            Properties::new(),
+            Vec::new(),
+        ));
     }
 
     /// Whether the server closed the connection (reads end) within `wait`.
@@ -292,9 +305,14 @@ pub fn broker_bin() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut build = Command::new(cargo);
-        build
-            .current_dir(&workspace)
-            .args(["build", "--quiet", "-p", "broker-cli", "--bin", "broker"]);
+        build.current_dir(&workspace).args([
+            "build",
+            "--quiet",
+            "-p",
+            "broker-cli",
+            "--bin",
+            "broker",
+        ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
