@@ -28,6 +28,7 @@ use litebroker::{HeaderValue, Message, Receipt};
 use tokio::sync::{watch, Notify};
 
 use crate::body;
+use crate::commit::Committer;
 use crate::frame::{Frame, Kind, Properties};
 use crate::store::Store;
 use crate::Config;
@@ -172,6 +173,8 @@ pub struct Hub {
     pub store: Arc<Store>,
     /// Limits and timings.
     pub config: Config,
+    /// Group commit for publishes.
+    pub committer: Committer,
     changes: watch::Sender<u64>,
     state: Mutex<State>,
     topics: Mutex<HashSet<String>>,
@@ -182,6 +185,7 @@ impl Hub {
     /// A hub over `store`; `shutdown` turns true when the server stops.
     pub fn new(store: Arc<Store>, config: Config, shutdown: watch::Receiver<bool>) -> Arc<Hub> {
         Arc::new(Hub {
+            committer: Committer::start(store.clone()),
             store,
             config,
             changes: watch::channel(0).0,

@@ -8,7 +8,8 @@
 //! - `request/`: one file per request type.
 //! - [`dispatch`]: members, consumer groups, round-robin delivery on leases,
 //!   woken by the database's change feed.
-//! - [`store`]: library calls on a bounded blocking pool.
+//! - [`store`]: library calls on a bounded blocking pool; [`commit`]: group
+//!   commit for publishes.
 //! - [`reply`]: answers, and the one mapping from `ErrorKind` to an error code.
 //! - [`body`]: bytes on the wire, UTF-8 text in litebroker.
 //!
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub mod body;
+pub mod commit;
 pub mod connection;
 pub mod dispatch;
 pub mod frame;

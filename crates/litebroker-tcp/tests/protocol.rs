@@ -652,3 +652,57 @@ fn a_deleted_subscription_stops_its_members_and_silence_drops_them() {
     let mut m3 = server.client();
     m3.subscribe("ds2", "dm", &[]);
 }
+
+#[test]
+fn concurrent_publishers_share_commits_and_offsets_stay_gap_free() {
+    let server = Server::start_with(fast());
+    let mut c = server.client();
+    c.create_topic("busy");
+    c.create_topic("other");
+    c.create_subscription("all", "busy", "0");
+    let per = 150;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut p = Client::connect(addr);
+                let topic = if t == 3 { "other" } else { "busy" };
+                (0..per)
+                    .map(|i| p.publish(topic, format!("{t}-{i}").as_bytes()))
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut busy = BTreeSet::new();
+    for (t, th) in threads.into_iter().enumerate() {
+        let offsets = th.join().unwrap();
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "in order per publisher"
+        );
+        if t == 3 {
+            assert_eq!(offsets, (0..per as u64).collect::<Vec<_>>());
+        } else {
+            busy.extend(offsets);
+        }
+    }
+    assert_eq!(busy, (0..3 * per as u64).collect::<BTreeSet<_>>());
+    let stats = server.broker().list().unwrap();
+    let all = stats.iter().find(|q| q.name == "all").unwrap();
+    assert_eq!(all.pending, 3 * per as u64);
+}
+
+#[test]
+fn a_body_over_the_message_limit_is_refused_and_the_connection_goes_on() {
+    let server = Server::start_with(fast());
+    let mut c = server.client();
+    c.create_topic("big");
+    let body = vec![b'a'; litebroker::message::MAX_MESSAGE_SIZE + 1];
+    let answer = c.request(
+        Kind::Publish,
+        &[("topic", "big"), ("client_id", "c")],
+        &body,
+    );
+    assert_eq!(answer.properties.get("code"), Some("too_large"));
+    assert_eq!(c.publish("big", b"small"), 0);
+}

@@ -2,9 +2,10 @@
 //! client sends) + any properties: appended to the litebroker topic (which
 //! must exist) with the properties as headers, durable before the answer.
 //! The answer carries the message's `offset` and `delivered_to` (how many
-//! subscriptions received a copy).
+//! subscriptions received a copy). Concurrent publishes share a commit
+//! (see `commit.rs`).
 
-use litebroker::{HeaderValue, Headers, Outgoing};
+use litebroker::{HeaderValue, Headers};
 
 use super::{required, Session};
 use crate::body;
@@ -56,18 +57,10 @@ pub async fn handle(session: &Session, frame: Frame) -> Frame {
             return reply::from_error(seq, &e);
         }
     }
-    let t = topic.clone();
     let published = session
         .hub
-        .store
-        .call(move |b| {
-            let msg = Outgoing {
-                body: &text,
-                headers: Some(&headers),
-                delay: None,
-            };
-            Ok(b.publish_batch(&t, &[msg])?[0])
-        })
+        .committer
+        .publish(topic.clone(), text, headers)
         .await;
     match published {
         Ok(p) => {
