@@ -188,7 +188,7 @@ async fn write_loop(
         conn.pending.fetch_sub(answered, Ordering::SeqCst);
         after.into_iter().for_each(|then| then());
         if !data.is_empty() {
-            hub.written(data).await;
+            hub.written(data);
         }
     }
     let _ = wr.shutdown().await;

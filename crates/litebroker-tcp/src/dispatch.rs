@@ -27,6 +27,7 @@ use litebroker::message::Filter;
 use litebroker::{HeaderValue, Message, Receipt};
 use tokio::sync::{watch, Notify};
 
+use crate::acker::Acker;
 use crate::body;
 use crate::commit::Committer;
 use crate::frame::{Frame, Kind, Properties};
@@ -34,7 +35,7 @@ use crate::store::Store;
 use crate::Config;
 
 /// Messages leased per round trip at most.
-const LEASE_BATCH: usize = 256;
+const LEASE_BATCH: usize = 512;
 /// Longest a dispatcher sleeps without a reason to wake.
 const IDLE_LOOK: Duration = Duration::from_secs(60);
 /// Pause after a failed lease before trying again.
@@ -52,8 +53,6 @@ pub struct Conn {
     pub data_ready: Notify,
     /// Requests read and not yet answered: DATA waits while any is.
     pub pending: AtomicUsize,
-    /// Set when the connection is going away.
-    closing: AtomicBool,
     /// Wakes the reader when the writer failed.
     pub broken: Notify,
 }
@@ -65,14 +64,12 @@ impl Conn {
             outbox: Mutex::new(VecDeque::new()),
             data_ready: Notify::new(),
             pending: AtomicUsize::new(0),
-            closing: AtomicBool::new(false),
             broken: Notify::new(),
         })
     }
 
     /// Says the writer can no longer write.
     pub fn mark_broken(&self) {
-        self.closing.store(true, Ordering::SeqCst);
         self.broken.notify_one();
     }
 
@@ -175,6 +172,8 @@ pub struct Hub {
     pub config: Config,
     /// Group commit for publishes.
     pub committer: Committer,
+    /// Acknowledges written DATA.
+    pub acker: Acker,
     changes: watch::Sender<u64>,
     state: Mutex<State>,
     topics: Mutex<HashSet<String>>,
@@ -186,6 +185,7 @@ impl Hub {
     pub fn new(store: Arc<Store>, config: Config, shutdown: watch::Receiver<bool>) -> Arc<Hub> {
         Arc::new(Hub {
             committer: Committer::start(store.clone()),
+            acker: Acker::start(store.clone()),
             store,
             config,
             changes: watch::channel(0).0,
@@ -409,25 +409,12 @@ impl Hub {
 
     /// The writer wrote these deliveries: auto-ack members' leases end
     /// (delivered); manual ones wait for the member's ACK.
-    pub async fn written(&self, batch: Vec<Delivery>) {
-        let mut by_queue: HashMap<String, Vec<Receipt>> = HashMap::new();
+    pub fn written(&self, batch: Vec<Delivery>) {
         for d in &batch {
             if !d.member.manual {
-                by_queue
-                    .entry(d.member.subscription.clone())
-                    .or_default()
-                    .push(d.receipt);
+                self.acker.ack(&d.member.subscription, d.receipt);
             }
             d.member.wake.notify_one();
-        }
-        for (queue, receipts) in by_queue {
-            let acked = self
-                .store
-                .call(move |b| b.queue(&queue)?.ack_many(&receipts))
-                .await;
-            if let Err(e) = acked {
-                tracing::warn!("could not acknowledge written DATA (it will be redelivered): {e}");
-            }
         }
     }
 

@@ -250,14 +250,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             ),
         });
     }
-    let mut props = vec![0u8; props_len as usize];
-    rd.read_exact(&mut props)
-        .await
-        .map_err(|_| FrameError::Broken)?;
-    let mut body = vec![0u8; body_len as usize];
-    rd.read_exact(&mut body)
-        .await
-        .map_err(|_| FrameError::Broken)?;
+    let props = read_part(rd, props_len).await?;
+    let body = read_part(rd, body_len).await?;
     let Some(properties) = Properties::parse(&props) else {
         return Err(FrameError::Invalid {
             seq,
@@ -271,6 +265,21 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         properties,
         body,
     }))
+}
+
+/// Reads exactly `len` bytes, growing the buffer as they arrive: a header
+/// that announces a large frame costs nothing until its bytes come.
+async fn read_part<R: AsyncRead + Unpin>(rd: &mut R, len: u32) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::with_capacity((len as usize).min(64 * 1024));
+    let got = (&mut *rd)
+        .take(len as u64)
+        .read_to_end(&mut out)
+        .await
+        .map_err(|_| FrameError::Broken)?;
+    if got != len as usize {
+        return Err(FrameError::Broken);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

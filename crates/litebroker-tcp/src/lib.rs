@@ -9,7 +9,7 @@
 //! - [`dispatch`]: members, consumer groups, round-robin delivery on leases,
 //!   woken by the database's change feed.
 //! - [`store`]: library calls on a bounded blocking pool; [`commit`]: group
-//!   commit for publishes.
+//!   commit for publishes; [`acker`]: acknowledging written DATA.
 //! - [`reply`]: answers, and the one mapping from `ErrorKind` to an error code.
 //! - [`body`]: bytes on the wire, UTF-8 text in litebroker.
 //!
@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub mod acker;
 pub mod body;
 pub mod commit;
 pub mod connection;
@@ -113,4 +114,6 @@ pub async fn run_with(
     }
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
+    // What was written is acknowledged before we return.
+    hub.acker.flush().await;
 }

@@ -706,3 +706,30 @@ fn a_body_over_the_message_limit_is_refused_and_the_connection_goes_on() {
     assert_eq!(answer.properties.get("code"), Some("too_large"));
     assert_eq!(c.publish("big", b"small"), 0);
 }
+
+#[test]
+fn written_data_is_acknowledged_before_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".broker.db");
+    let server = Server::on(&path, fast());
+    let mut c = server.client();
+    c.create_topic("once");
+    c.create_subscription("o", "once", "0");
+    let mut m = server.client();
+    m.subscribe("o", "reader", &[]);
+    for i in 0..50 {
+        c.publish("once", format!("m{i}").as_bytes());
+    }
+    for i in 0..50 {
+        assert_eq!(m.data(PATIENCE).unwrap().seq, i);
+    }
+    server.stop();
+    // Written means delivered: after the restart nothing comes again.
+    let server = Server::on(&path, fast());
+    let mut c = server.client();
+    let mut m = server.client();
+    m.subscribe("o", "reader", &[]);
+    c.publish("once", b"new");
+    let d = m.data(PATIENCE).unwrap();
+    assert_eq!((d.seq, text(&d)), (50, "new".into()));
+}
