@@ -1,5 +1,5 @@
 //! Benchmarks of the TCP protocol on a SQLite database in a temp directory:
-//! acked publishes/s with 1 and 4 publishers, messages/s delivered to a
+//! acked publishes/s with 1, 4 and 16 publishers, messages/s delivered to a
 //! subscription with 3 members, publish→deliver latency p50/p99.
 //!
 //! `cargo run --release -p litebroker-tcp --example tcp_bench [-- --quick]`
@@ -133,6 +133,14 @@ fn main() {
         "acked publishes/s, 4 publishers",
         &[
             ("per_s", format!("{four:.0}")),
+            ("messages", (4 * each).to_string()),
+        ],
+    );
+    let sixteen = publishers(addr, 16, each / 4);
+    report(
+        "acked publishes/s, 16 publishers",
+        &[
+            ("per_s", format!("{sixteen:.0}")),
             ("messages", (4 * each).to_string()),
         ],
     );
