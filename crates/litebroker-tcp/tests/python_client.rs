@@ -284,3 +284,88 @@ fn a_python_member_with_manual_acks_acknowledges_every_message() {
     m.subscribe("careful", "next", &[]);
     assert!(m.data(Duration::from_millis(800)).is_none());
 }
+
+/// The seed README's Python snippets, as written there (the port aside),
+/// with `from client import BrokerClient` served by our client module.
+#[test]
+fn the_seed_readme_python_api_examples_work_unchanged() {
+    let server = Server::start();
+    let port = server.addr.port();
+    let script = format!(
+        r#"
+import sys, time, threading
+sys.path.insert(0, {dir:?})
+import broker_client as client_module
+sys.modules["client"] = client_module
+from client import BrokerClient
+
+# Publishing Messages
+client = BrokerClient(host='localhost', port={port}, client_id='publisher-1')
+client.connect()
+client.create_topic('events')
+client.publish_text('events', 'Hello, World!')
+client.publish_text('events', 'Another message', custom_property='value')
+client.disconnect()
+
+# Subscribing to Messages
+received = []
+def message_handler(message):
+    print(f"Received: {{message.body.decode('utf-8')}}", flush=True)
+    received.append(message)
+
+client = BrokerClient(host='localhost', port={port}, client_id='subscriber-1')
+client.connect()
+client.create_subscription('my-consumer-group', 'events', start_offset=0)
+client.subscribe_to_subscription('my-consumer-group', handler=message_handler)
+deadline = time.time() + 20
+while len(received) < 2 and time.time() < deadline:
+    time.sleep(0.02)
+assert received[1].properties['custom_property'] == 'value', received[1].properties
+
+# Multiple Subscribers (Round-robin): two more join the same subscription
+counts = {{}}
+def counting(name):
+    def handler(message):
+        counts[name] = counts.get(name, 0) + 1
+    return handler
+client1 = BrokerClient(host='localhost', port={port}, client_id='subscriber-2')
+client1.connect()
+client1.subscribe_to_subscription('my-consumer-group', handler=counting('a'))
+client2 = BrokerClient(host='localhost', port={port}, client_id='subscriber-3')
+client2.connect()
+client2.subscribe_to_subscription('my-consumer-group', handler=counting('b'))
+client.unsubscribe_from_subscription('my-consumer-group')
+time.sleep(0.5)
+publisher = BrokerClient(host='localhost', port={port}, client_id='publisher-2')
+publisher.connect()
+for i in range(10):
+    assert publisher.publish_text('events', 'n%d' % i)
+deadline = time.time() + 20
+while sum(counts.values()) < 10 and time.time() < deadline:
+    time.sleep(0.02)
+print("round-robin", sorted(counts.items()), flush=True)
+for c in (client, client1, client2, publisher):
+    c.disconnect()
+"#,
+        dir = client_script().parent().unwrap().display().to_string(),
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Received: Hello, World!\nReceived: Another message\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("round-robin [('a', 5), ('b', 5)]"),
+        "{stdout}"
+    );
+}
