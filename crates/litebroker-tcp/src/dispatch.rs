@@ -35,7 +35,12 @@ use crate::store::Store;
 use crate::Config;
 
 /// Messages leased per round trip at most.
-const LEASE_BATCH: usize = 512;
+const LEASE_BATCH: usize = 1024;
+/// Bytes of bodies leased per round trip, about (judged from the largest
+/// body of the previous round, so large messages are leased a few at a time).
+const LEASE_BYTES: usize = 16 << 20;
+/// Bytes of DATA waiting for one member's writer, at most (about).
+const QUEUED_BYTES: usize = 16 << 20;
 /// Longest a dispatcher sleeps without a reason to wake.
 const IDLE_LOOK: Duration = Duration::from_secs(60);
 /// Pause after a failed lease before trying again.
@@ -82,6 +87,9 @@ impl Conn {
             let Some(d) = outbox.pop_front() else { break };
             bytes += d.bytes.len();
             d.member.queued.fetch_sub(1, Ordering::SeqCst);
+            d.member
+                .queued_bytes
+                .fetch_sub(d.bytes.len(), Ordering::SeqCst);
             out.push(d);
         }
         out
@@ -126,13 +134,17 @@ pub struct Member {
     ready: AtomicBool,
     gone: AtomicBool,
     queued: AtomicUsize,
+    queued_bytes: AtomicUsize,
     unacked: Mutex<Vec<Unacked>>,
     wake: Arc<Notify>,
 }
 
 impl Member {
     fn has_room(&self, window: usize) -> bool {
-        if !self.ready.load(Ordering::SeqCst) || self.gone.load(Ordering::SeqCst) {
+        if !self.ready.load(Ordering::SeqCst)
+            || self.gone.load(Ordering::SeqCst)
+            || self.queued_bytes.load(Ordering::SeqCst) >= QUEUED_BYTES
+        {
             return false;
         }
         let used = if self.manual {
@@ -256,6 +268,7 @@ impl Hub {
             ready: AtomicBool::new(false),
             gone: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
             unacked: Mutex::new(Vec::new()),
             wake: group.wake.clone(),
         });
@@ -504,6 +517,7 @@ impl Hub {
                 });
             }
             member.queued.fetch_add(1, Ordering::SeqCst);
+            member.queued_bytes.fetch_add(bytes.len(), Ordering::SeqCst);
             let conn = member.conn.clone();
             lock(&conn.outbox).push_back(Delivery {
                 member,
@@ -568,6 +582,7 @@ fn data_frame(
 async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
     let mut changes = hub.changes.subscribe();
     let mut shutdown = hub.shutdown.clone();
+    let mut largest = 1usize;
     loop {
         if *shutdown.borrow() {
             return;
@@ -577,7 +592,7 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
         let Some(room) = hub.room(&name) else { return };
         let mut pause = IDLE_LOOK;
         if room > 0 {
-            let want = room.min(LEASE_BATCH);
+            let want = room.min(LEASE_BATCH).min((LEASE_BYTES / largest).max(1));
             let queue = name.clone();
             let leased = hub
                 .store
@@ -586,6 +601,9 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
             match leased {
                 Ok(messages) => {
                     let got = messages.len();
+                    if let Some(max) = messages.iter().map(|m| m.body.len()).max() {
+                        largest = max.max(1);
+                    }
                     if got > 0 {
                         let left = hub.assign(&name, messages);
                         if !left.is_empty() {

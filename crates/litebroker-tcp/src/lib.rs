@@ -67,7 +67,7 @@ impl Default for Config {
             max_frame: litebroker::message::MAX_MESSAGE_SIZE + (1 << 20),
             idle_timeout: Duration::from_secs(60),
             grace: Duration::from_millis(250),
-            window: 128,
+            window: 512,
             blocking_calls: 16,
         }
     }
