@@ -583,6 +583,7 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
     let mut changes = hub.changes.subscribe();
     let mut shutdown = hub.shutdown.clone();
     let mut largest = 1usize;
+    let mut expiry_due = true;
     loop {
         if *shutdown.borrow() {
             return;
@@ -594,10 +595,21 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
         if room > 0 {
             let want = room.min(LEASE_BATCH).min((LEASE_BYTES / largest).max(1));
             let queue = name.clone();
+            // A look first (a read, no write lock): most wake-ups are for
+            // other subscriptions' commits. After a timed wait, lease anyway:
+            // a lease that expired is made visible by the lease itself.
+            let look_first = !expiry_due;
             let leased = hub
                 .store
-                .call(move |b| b.queue(&queue)?.lease(&Filter::all(), want, None))
+                .call(move |b| {
+                    let mut q = b.queue(&queue)?;
+                    if look_first && q.peek(&Filter::all())?.is_none() {
+                        return Ok(Vec::new());
+                    }
+                    q.lease(&Filter::all(), want, None)
+                })
                 .await;
+            expiry_due = false;
             match leased {
                 Ok(messages) => {
                     let got = messages.len();
@@ -636,7 +648,7 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(pause.min(IDLE_LOOK)) => {}
+            _ = tokio::time::sleep(pause.min(IDLE_LOOK)) => expiry_due = true,
             _ = shutdown.changed() => {}
         }
     }
