@@ -62,7 +62,8 @@ impl Store {
         .await;
         match joined {
             Ok(out) => out,
-            Err(e) => Err(litebroker::Error::InvalidRequest(format!(
+            // A library call that panicked: the server's fault, not the request's.
+            Err(e) => Err(litebroker::Error::Integrity(format!(
                 "the request failed inside the server: {e}"
             ))),
         }
