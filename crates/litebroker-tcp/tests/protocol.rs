@@ -733,3 +733,39 @@ fn written_data_is_acknowledged_before_a_clean_stop() {
     let d = m.data(PATIENCE).unwrap();
     assert_eq!((d.seq, text(&d)), (50, "new".into()));
 }
+
+#[test]
+fn a_member_leaving_mid_stream_gives_back_what_it_was_not_written() {
+    let server = Server::start_with(Config {
+        window: 8,
+        ..fast()
+    });
+    let mut c = server.client();
+    c.create_topic("flow");
+    c.create_subscription("pair", "flow", "0");
+    let total = 300u64;
+    for i in 0..total {
+        c.publish("flow", format!("{i}").as_bytes());
+    }
+    let mut a = server.client();
+    let mut b = server.client();
+    a.subscribe("pair", "a", &[]);
+    b.subscribe("pair", "b", &[]);
+    let mut got = BTreeSet::new();
+    for _ in 0..10 {
+        assert!(got.insert(a.data(PATIENCE).unwrap().seq));
+    }
+    // Everything written to `a` before the answer to its UNSUBSCRIBE is its
+    // own (the client keeps that DATA); nothing comes after it.
+    a.ok(Kind::Unsubscribe, &[("subscriber_id", "a")], b"");
+    while let Some(d) = a.data(Duration::ZERO) {
+        assert!(got.insert(d.seq), "{} twice", d.seq);
+    }
+    assert!(a.data(QUIET).is_none(), "no DATA after the answer");
+    // `b` gets everything else, once.
+    while got.len() < total as usize {
+        let d = b.data(PATIENCE).expect("the rest reaches the other member");
+        assert!(got.insert(d.seq), "{} twice", d.seq);
+    }
+    assert!(b.data(QUIET).is_none());
+}
