@@ -293,7 +293,11 @@ fn a_python_member_with_manual_acks_acknowledges_every_message() {
 /// with `from client import BrokerClient` served by our client module.
 #[test]
 fn the_seed_readme_python_api_examples_work_unchanged() {
-    let server = Server::start();
+    // A short grace, well inside the script's pause before it publishes.
+    let server = Server::start_with(Config {
+        grace: Duration::from_millis(50),
+        ..Config::default()
+    });
     let port = server.addr.port();
     let script = format!(
         r#"
