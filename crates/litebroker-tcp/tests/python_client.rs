@@ -22,6 +22,7 @@ fn command(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Command {
         .arg("--port")
         .arg(server.addr.port().to_string())
         .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .envs(env.iter().copied());
     cmd
 }
@@ -302,6 +303,7 @@ fn the_seed_readme_python_api_examples_work_unchanged() {
     let script = format!(
         r#"
 import sys, time, threading
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, {dir:?})
 import broker_client as client_module
 sys.modules["client"] = client_module
@@ -358,6 +360,7 @@ for c in (client, client1, client2, publisher):
         dir = client_script().parent().unwrap().display().to_string(),
     );
     let out = Command::new("python3")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg("-c")
         .arg(script)
         .output()
