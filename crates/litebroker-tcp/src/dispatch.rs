@@ -15,8 +15,10 @@
 //!
 //! A dispatcher sleeps until something can change its answer: a commit on
 //! the database's change feed (bridged from `ChangeFeed::listen` into a
-//! tokio watch channel), a member joining, leaving or freeing room, or the
-//! moment the next lease of the subscription expires. No member polls.
+//! tokio watch channel), a member joining, leaving or freeing room, the
+//! moment the next lease of the subscription expires, or the connector's
+//! rescan interval (what no commit announces: a dead holder's messages).
+//! No member polls.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,8 +43,6 @@ const LEASE_BATCH: usize = 1024;
 const LEASE_BYTES: usize = 16 << 20;
 /// Bytes of DATA waiting for one member's writer, at most (about).
 const QUEUED_BYTES: usize = 16 << 20;
-/// Longest a dispatcher sleeps without a reason to wake.
-const IDLE_LOOK: Duration = Duration::from_secs(60);
 /// Pause after a failed lease before trying again.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -584,6 +584,9 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
     let mut shutdown = hub.shutdown.clone();
     let mut largest = 1usize;
     let mut expiry_due = true;
+    // No commit announces that a lease ran out or that another process
+    // holding messages died: look again this often (the connector's rhythm).
+    let rescan = hub.store.connector().rescan_every();
     loop {
         if *shutdown.borrow() {
             return;
@@ -591,7 +594,7 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
         // Look at the generation before the data, so a commit in between wakes us.
         changes.borrow_and_update();
         let Some(room) = hub.room(&name) else { return };
-        let mut pause = IDLE_LOOK;
+        let mut pause = rescan;
         if room > 0 {
             let want = room.min(LEASE_BATCH).min((LEASE_BYTES / largest).max(1));
             let queue = name.clone();
@@ -648,7 +651,7 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(pause.min(IDLE_LOOK)) => expiry_due = true,
+            _ = tokio::time::sleep(pause.min(rescan)) => expiry_due = true,
             _ = shutdown.changed() => {}
         }
     }

@@ -43,6 +43,7 @@ pub fn from_error(seq: u64, e: &litebroker::Error) -> Frame {
         ErrorKind::TooLarge => "too_large",
         ErrorKind::Incompatible => "incompatible",
         ErrorKind::Storage => "storage",
+        ErrorKind::Unavailable => "unavailable",
     };
     error(seq, code, e.to_string())
 }

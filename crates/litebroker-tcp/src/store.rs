@@ -49,7 +49,10 @@ impl Store {
             };
             let out = f(&mut broker);
             // A connection whose storage failed may be unusable: open a new one next time.
-            let healthy = !matches!(&out, Err(e) if e.kind() == litebroker::ErrorKind::Storage);
+            let healthy = !matches!(&out, Err(e) if matches!(
+                e.kind(),
+                litebroker::ErrorKind::Storage | litebroker::ErrorKind::Unavailable
+            ));
             if healthy {
                 store
                     .idle
