@@ -92,8 +92,14 @@ pub async fn run_with(
     let store = store::Store::new(connector.clone(), config.blocking_calls);
     let hub = dispatch::Hub::new(store, config, stopped.clone());
     // One listener on the database's change feed wakes every dispatcher.
+    // Registering may open the feed's first connection, a blocking call (on
+    // PostgreSQL the synchronous client runs its own runtime): not on this one.
     let woken = hub.clone();
-    let _listening = connector.changes().listen(move || woken.nudge());
+    let feed = connector.clone();
+    let _listening =
+        tokio::task::spawn_blocking(move || feed.changes().listen(move || woken.nudge()))
+            .await
+            .ok();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {

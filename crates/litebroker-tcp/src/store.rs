@@ -72,3 +72,21 @@ impl Store {
         }
     }
 }
+
+impl Drop for Store {
+    /// Pooled connections are closed on a thread of their own when a runtime
+    /// is about: closing one may block (the synchronous PostgreSQL client runs
+    /// its own runtime, which may not be entered from an async task).
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        if idle.is_empty() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            // A plain thread: the runtime may be shutting down, when it
+            // would drop a blocking task (and so the connections) right here.
+            Ok(_) => drop(std::thread::spawn(move || drop(idle))),
+            Err(_) => drop(idle),
+        }
+    }
+}

@@ -46,6 +46,12 @@ impl Server {
     pub fn on(path: &Path, config: Config) -> Server {
         let connector: Arc<dyn Connector> =
             Arc::new(SqliteConnector::new(path, &Settings::default()));
+        Server::over(connector, path, config)
+    }
+
+    /// A server over any connector (`path` is only for [`Server::broker`]
+    /// and the CLI, on SQLite).
+    pub fn over(connector: Arc<dyn Connector>, path: &Path, config: Config) -> Server {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
