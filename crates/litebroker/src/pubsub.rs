@@ -194,6 +194,13 @@ impl Broker {
         self.backend().publish(topic, batch)
     }
 
+    /// Creates `topic` with an empty log, so that it is listed (offset 0
+    /// next) before anything is published to it; false if it exists already.
+    pub fn create_topic(&mut self, topic: &str) -> Result<bool> {
+        crate::topic::validate_topic(topic)?;
+        self.backend().create_topic(topic)
+    }
+
     /// Creates a durable subscription; returns how many retained messages it
     /// replayed into its queue.
     pub fn create_subscription(&mut self, sub: &NewSubscription<'_>) -> Result<u64> {

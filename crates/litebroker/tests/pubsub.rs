@@ -492,3 +492,31 @@ fn a_plain_batch_reaches_every_subscription_byte_for_byte_with_offsets() {
     assert_eq!(replayed, bodies);
     assert!(b.last_id().unwrap() < litebroker::id::now_ns());
 }
+
+#[test]
+fn create_topic_makes_an_empty_listed_topic_once() {
+    let db = harness();
+    let mut b = open(&db);
+    assert!(b.create_topic("orders").unwrap());
+    assert!(
+        !b.create_topic("orders").unwrap(),
+        "a second create is refused"
+    );
+    let topics = b.topics().unwrap();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(
+        (
+            topics[0].retained,
+            topics[0].first_offset,
+            topics[0].next_offset
+        ),
+        (0, None, 0)
+    );
+    // The first publish gets offset 0; a published-to topic exists already.
+    assert_eq!(publish(&mut b, "orders", "one").offset, 0);
+    assert!(!b.create_topic("orders").unwrap());
+    assert!(
+        b.create_topic("orders.=").is_err(),
+        "wildcards are no topic"
+    );
+}

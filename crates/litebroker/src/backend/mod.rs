@@ -259,6 +259,10 @@ pub trait Backend: Send {
     /// subscription whose pattern matches, in one transaction.
     fn publish(&mut self, topic: &str, batch: &[Outgoing<'_>]) -> Result<Vec<Published>>;
 
+    /// Creates `topic` with an empty log (its next offset 0); false, changing
+    /// nothing, if the topic exists already (it was created or published to).
+    fn create_topic(&mut self, topic: &str) -> Result<bool>;
+
     /// Creates a subscription (refused if the name is taken by a subscription
     /// or a queue) and replays the retained log from its start position into
     /// it, in one transaction. Returns how many messages were replayed.

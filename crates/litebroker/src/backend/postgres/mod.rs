@@ -843,6 +843,10 @@ impl Backend for PostgresBackend {
         self.transaction(|tx| pubsub::publish(tx, topic, batch, now))
     }
 
+    fn create_topic(&mut self, topic: &str) -> Result<bool> {
+        self.transaction(|tx| pubsub::create_topic(tx, topic))
+    }
+
     fn create_subscription(&mut self, sub: &NewSubscription<'_>) -> Result<u64> {
         let now = self.now()?;
         self.transaction(|tx| pubsub::create_subscription(tx, sub, now))

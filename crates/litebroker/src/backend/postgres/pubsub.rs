@@ -28,6 +28,15 @@ fn matching_subscriptions(tx: &mut Tx<'_>, topic_name: &str) -> Result<Vec<Strin
     Ok(out)
 }
 
+/// Creates a topic with an empty log; false if it exists.
+pub fn create_topic(tx: &mut Tx<'_>, topic_name: &str) -> Result<bool> {
+    let added = tx.execute(
+        "INSERT INTO topics (topic, next_offset) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+        &[&topic_name],
+    )?;
+    Ok(added > 0)
+}
+
 /// Appends `batch` to the topic's log and copies it into every matching
 /// subscription.
 pub fn publish(

@@ -652,6 +652,10 @@ impl Backend for SqliteBackend {
         self.write_retrying_ids(|c| pubsub::publish(c, topic, batch, &take.me, take.now))
     }
 
+    fn create_topic(&mut self, topic: &str) -> Result<bool> {
+        self.immediate(|c| pubsub::create_topic(c, topic))
+    }
+
     fn create_subscription(&mut self, sub: &NewSubscription<'_>) -> Result<u64> {
         let take = self.prepare_take();
         self.write_retrying_ids(|c| pubsub::create_subscription(c, sub, &take.me, take.now))

@@ -263,6 +263,14 @@ fn topic_offsets(conn: &Connection) -> Result<Vec<(String, i64)>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Creates a topic with an empty log; false if it exists (see the trait).
+pub fn create_topic(conn: &Connection, topic: &str) -> Result<bool> {
+    let added = conn
+        .prepare_cached("INSERT OR IGNORE INTO lb_topics (topic, next_offset) VALUES (?1, 0)")?
+        .execute([topic])?;
+    Ok(added > 0)
+}
+
 /// Creates a subscription and replays the log into it (see the trait).
 pub fn create_subscription(
     conn: &Connection,
