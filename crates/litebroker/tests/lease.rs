@@ -168,6 +168,12 @@ fn receipts_of_another_queue_or_unknown_ids_are_refused() {
     let results = b.queue("q").unwrap().ack_many(&[forged, r]).unwrap();
     assert!(results[0].is_err() && results[1].is_ok());
     assert!(bodies(&mut b, "q").is_empty());
+    // One receipt twice in one batch settles once; the second finds it gone.
+    b.queue("q").unwrap().write("y").unwrap();
+    let r = lease_one(&mut b, "q", 30).unwrap().receipt.unwrap();
+    let results = b.queue("q").unwrap().ack_many(&[r, r]).unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(results[1].is_err(), "{results:?}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use postgres::Row;
 
-use super::conn::Tx;
+use super::conn::{Conn, Tx};
 use super::messages::{self, limit_i64};
 use crate::error::Result;
 use crate::lease::{NackOutcome, QueueConfig, Receipt};
@@ -78,19 +78,105 @@ pub fn lease(
             &until,
         ],
     )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut msg = messages::message(row)?;
-        let nonce: i64 = row.get(9);
-        msg.receipt = Some(Receipt {
-            id: msg.id,
-            receives: msg.receives,
-            nonce: nonce as u64,
-        });
-        out.push(msg);
-    }
+    let mut out = rows.iter().map(with_receipt).collect::<Result<Vec<_>>>()?;
     out.sort_unstable_by_key(|m| m.seq);
     Ok(out)
+}
+
+/// [`lease`] for an explicit `visibility`, as one autocommit statement (one
+/// round trip) when there is nothing to do first (as
+/// [`super::messages::read_quick`]); `None` sends the caller the long way.
+/// The deadline is the database's now plus `visibility`, saturating, as
+/// [`policy::lease_deadline`] computes it for an explicit visibility.
+pub fn lease_quick(
+    conn: &mut Conn,
+    queue: &str,
+    filter: &Filter,
+    limit: usize,
+    visibility: std::time::Duration,
+    fixed_now: Option<i64>,
+    me: Option<i64>,
+) -> Result<Option<Vec<Message>>> {
+    let vis = i64::try_from(visibility.as_nanos()).unwrap_or(i64::MAX);
+    let rows = conn.autocommit(
+        "WITH c AS MATERIALIZED (SELECT t.n, EXISTS(SELECT 1 FROM messages WHERE visible_at <= t.n) \
+         OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
+         FROM (SELECT COALESCE($6::bigint, \
+         (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
+         taken AS (UPDATE messages SET state = 2, receives = receives + 1, \
+         visible_at = (SELECT CASE WHEN $8::bigint > 9223372036854775807 - c.n \
+         THEN 9223372036854775807 ELSE c.n + $8::bigint END FROM c), \
+         nonce = ('x' || substr(md5(gen_random_uuid()::text), 1, 16))::bit(64)::bigint \
+         WHERE seq IN (SELECT seq FROM messages \
+         WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+         AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+         ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
+         RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+         topic_offset, nonce) \
+         SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
+         t.topic, t.topic_offset, t.nonce, c.busy FROM c LEFT JOIN taken t ON true",
+        &[
+            &queue,
+            &filter.id,
+            &filter.after,
+            &filter.before,
+            &limit_i64(limit),
+            &fixed_now,
+            &me,
+            &vis,
+        ],
+    )?;
+    if rows.first().is_some_and(|r| r.get::<_, bool>(10)) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows.iter().filter(|r| r.get::<_, Option<i64>>(0).is_some()) {
+        out.push(with_receipt(row)?);
+    }
+    out.sort_unstable_by_key(|m| m.seq);
+    Ok(Some(out))
+}
+
+/// A leased message from a row of the message columns plus `nonce`.
+fn with_receipt(row: &Row) -> Result<Message> {
+    let mut msg = messages::message(row)?;
+    let nonce: i64 = row.get(9);
+    msg.receipt = Some(Receipt {
+        id: msg.id,
+        receives: msg.receives,
+        nonce: nonce as u64,
+    });
+    Ok(msg)
+}
+
+/// Acknowledges, in one autocommit statement, every receipt whose row holds
+/// exactly the facts [`policy::fence`] accepts (this queue, leased, the
+/// receipt's receive count and nonce); returns which receipts it settled.
+/// The others go the long way, where `fence` says why they are refused.
+pub fn ack_quick(conn: &mut Conn, queue: &str, receipts: &[Receipt]) -> Result<Vec<bool>> {
+    let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
+    let receives: Vec<i32> = receipts
+        .iter()
+        .map(|r| i32::try_from(r.receives).unwrap_or(-1))
+        .collect();
+    let nonces: Vec<i64> = receipts.iter().map(|r| r.nonce as i64).collect();
+    let rows = conn.autocommit(
+        "UPDATE messages m SET state = 1, visible_at = NULL, nonce = NULL \
+         FROM unnest($2::bigint[], $3::integer[], $4::bigint[]) WITH ORDINALITY \
+         AS r(id, receives, nonce, i) \
+         WHERE m.id = r.id AND m.queue = $1 AND m.state = 2 AND m.receives = r.receives \
+         AND m.nonce = r.nonce RETURNING r.i",
+        &[&queue, &ids, &receives, &nonces],
+    )?;
+    // Which receipts (by position) settled: a receipt given twice settles once.
+    let mut done = vec![false; receipts.len()];
+    for row in &rows {
+        let i: i64 = row.get(0);
+        if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| done.get_mut(i)) {
+            *slot = true;
+        }
+    }
+    Ok(done)
 }
 
 /// The storage position and receive count of the message `receipt` leases
