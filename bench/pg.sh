@@ -44,3 +44,4 @@ node bench/pgboss/bench.mjs --host "$PGBOSS_HOST" --user "$PGBOSS_USER" --databa
     "${sizes[@]}" "${boss_lat[@]}" | tee -a "$OUT" >&2
 python3 bench/pg_report.py "$OUT" "$server" >bench/manual/postgres.md
 echo "wrote bench/manual/postgres.md" >&2
+python3 bench/splice_manual.py

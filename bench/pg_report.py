@@ -32,7 +32,7 @@ def ratio(a, b):
 
 out = []
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-out.append(f"### litebroker on PostgreSQL (bench/pg.sh, {now}, PostgreSQL {server})\n")
+out.append(f"## litebroker on PostgreSQL (bench/pg.sh, {now}, PostgreSQL {server})\n")
 out.append(
     "One local server (Unix socket, fsync on), every client in one run: the raw SQL floor "
     "(`pg-bench`: the smallest table and statements that do the work), litebroker through its "
