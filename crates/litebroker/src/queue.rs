@@ -209,6 +209,25 @@ impl<'b> Queue<'b> {
         }
     }
 
+    /// Up to `limit` stored messages after storage position `after_seq`,
+    /// visible, leased and delayed alike, oldest first, without consuming or
+    /// leasing (an inventory, e.g. a server listing a queue with each
+    /// message's state). Page on with the last message's `seq`.
+    pub fn browse(&mut self, after_seq: i64, limit: usize) -> Result<Vec<crate::backend::Browsed>> {
+        self.broker.backend().browse(&self.name, after_seq, limit)
+    }
+
+    /// Replaces the body and headers of message `id` (visible, leased or
+    /// delayed) in place, keeping its position, receive count and lease.
+    /// False if the queue has no such message.
+    pub fn replace(&mut self, id: i64, body: &str, headers: &Headers) -> Result<bool> {
+        check_size(body)?;
+        headers.check_size()?;
+        self.broker
+            .backend()
+            .replace_message(&self.name, id, body, headers)
+    }
+
     /// Iterates over visible messages passing `filter`, oldest first, without consuming.
     pub fn peek_iter(&mut self, filter: &Filter) -> PeekIter<'_> {
         PeekIter::new(self.broker.backend(), self.name.clone(), *filter)

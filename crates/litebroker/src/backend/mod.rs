@@ -63,6 +63,16 @@ pub struct DeferredCounts {
     pub delayed: u64,
 }
 
+/// A stored message as [`Backend::browse`] sees it: visible, leased or delayed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Browsed {
+    /// The message (headers and receive count filled in; never a receipt).
+    pub message: Message,
+    /// When a leased or delayed message becomes visible again (Unix ns on
+    /// the database's clock); `None` for a visible one.
+    pub visible_at: Option<i64>,
+}
+
 /// Storage operations. Every method is atomic.
 pub trait Backend: Send {
     /// Uses `clock` for lease expiry and delays (message ids always use the real clock).
@@ -114,6 +124,23 @@ pub trait Backend: Send {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<Message>>;
+
+    /// Every stored message of `queue` that is visible, leased or delayed
+    /// (never a consumed or held one), after storage position `after_seq`,
+    /// oldest first, without consuming or leasing anything. Leases that are
+    /// due have ended first, as for a reader. Receipts are never returned.
+    fn browse(&mut self, queue: &str, after_seq: i64, limit: usize) -> Result<Vec<Browsed>>;
+
+    /// Replaces, in place, the body and headers of message `id` of `queue`
+    /// if it is visible, leased or delayed: its position, receive count and
+    /// lease stay as they were. False if there is no such message.
+    fn replace_message(
+        &mut self,
+        queue: &str,
+        id: i64,
+        body: &str,
+        headers: &crate::headers::Headers,
+    ) -> Result<bool>;
 
     /// Moves up to `limit` messages from `src` to `dst`, keeping ids and
     /// positions. `include_consumed` lets an exact-id move revive a consumed message.

@@ -422,6 +422,27 @@ impl Backend for SqliteBackend {
         messages::peek(&self.conn, queue, filter, after_seq, limit)
     }
 
+    fn browse(
+        &mut self,
+        queue: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::backend::Browsed>> {
+        self.promote_if_due()?;
+        messages::browse(&self.conn, queue, after_seq, limit)
+    }
+
+    fn replace_message(
+        &mut self,
+        queue: &str,
+        id: i64,
+        body: &str,
+        headers: &crate::headers::Headers,
+    ) -> Result<bool> {
+        crate::broker::check_size(body)?;
+        self.immediate(|c| messages::replace(c, queue, id, body, headers))
+    }
+
     fn move_messages(
         &mut self,
         src: &str,
