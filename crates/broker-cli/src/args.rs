@@ -100,6 +100,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Restore messages from NDJSON produced by `dump`, keeping ids and order
     Load(LoadArgs),
+    /// Serve the queues over HTTP (litebroker's API and the PyQueue server's) until SIGTERM or Ctrl-C
+    Serve(ServeArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the manual page (roff)
@@ -260,6 +262,20 @@ pub struct DeliveryFlags {
     /// Where messages go after --max-receives deliveries
     #[arg(long, value_name = "QUEUE")]
     pub dead_letter: Option<String>,
+}
+
+/// `serve [--http ADDR:PORT] [--api-keys-file FILE] [--insecure-no-auth]`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to serve HTTP on (port 0: any free port, printed)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub http: String,
+    /// API keys in the PyQueue server's format: {"KEY": {"description": ..., "queues": {"NAME-or-GLOB": ["read", "write", "delete", "manage"]}}}
+    #[arg(long, value_name = "FILE")]
+    pub api_keys_file: Option<std::path::PathBuf>,
+    /// Serve without API keys on a non-loopback address (anyone who can connect may do anything)
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 /// `redrive <dlq> [<queue>]`

@@ -70,9 +70,9 @@ pub struct Key {
 impl Key {
     /// Whether this key has `perm` on `queue`.
     pub fn allows(&self, queue: &str, perm: Perm) -> bool {
-        self.grants
-            .iter()
-            .any(|(pattern, perms)| perms.contains(&perm) && litebroker::glob::matches(pattern, queue))
+        self.grants.iter().any(|(pattern, perms)| {
+            perms.contains(&perm) && litebroker::glob::matches(pattern, queue)
+        })
     }
 }
 
@@ -95,8 +95,8 @@ impl Keys {
     /// permissions, empty keys and malformed JSON with a message that never
     /// contains a key.
     pub fn from_pyqueue_json(text: &str) -> Result<Keys, String> {
-        let entries: BTreeMap<String, FileEntry> = serde_json::from_str(text)
-            .map_err(|e| format!("not a keys file ({e})"))?;
+        let entries: BTreeMap<String, FileEntry> =
+            serde_json::from_str(text).map_err(|e| format!("not a keys file ({e})"))?;
         let mut keys = Vec::new();
         for (n, (secret, entry)) in entries.into_iter().enumerate() {
             let which = if entry.description.is_empty() {
@@ -224,8 +224,8 @@ mod tests {
 
     #[test]
     fn bad_files_are_refused_without_showing_keys() {
-        let err = Keys::from_pyqueue_json(r#"{"sekrit": {"queues": {"q": ["admin"]}}}"#)
-            .unwrap_err();
+        let err =
+            Keys::from_pyqueue_json(r#"{"sekrit": {"queues": {"q": ["admin"]}}}"#).unwrap_err();
         assert!(err.contains("unknown permission 'admin'"), "{err}");
         assert!(!err.contains("sekrit"), "{err}");
         assert!(Keys::from_pyqueue_json("[1]").is_err());

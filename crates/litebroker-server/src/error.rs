@@ -120,7 +120,13 @@ mod tests {
         ];
         let codes: std::collections::HashSet<_> = kinds.iter().map(|k| status_for(*k).1).collect();
         assert_eq!(codes.len(), kinds.len());
-        assert_eq!(status_for(ErrorKind::TooLarge).0, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(status_for(ErrorKind::Busy).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status_for(ErrorKind::TooLarge).0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status_for(ErrorKind::Busy).0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -116,7 +116,10 @@ pub type AppState = Arc<ServerState>;
 
 /// Builds the state and the router without serving (tests of single
 /// routes; [`run`] is the usual entry).
-pub fn app(connector: Arc<dyn Connector>, config: Config) -> (Router, AppState, watch::Sender<bool>) {
+pub fn app(
+    connector: Arc<dyn Connector>,
+    config: Config,
+) -> (Router, AppState, watch::Sender<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let changes = Arc::new(Changes::new(connector.changes()));
     let state = Arc::new(ServerState {
@@ -131,15 +134,13 @@ pub fn app(connector: Arc<dyn Connector>, config: Config) -> (Router, AppState, 
     let timeout = config.request_timeout;
     let router = routes::router()
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .route_layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("?", |m| m.as_str());
-                tracing::info_span!("http", method = %req.method(), route = %route)
-            }),
-        )
+        .route_layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("?", |m| m.as_str());
+            tracing::info_span!("http", method = %req.method(), route = %route)
+        }))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(
             ServiceBuilder::new()

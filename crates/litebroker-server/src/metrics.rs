@@ -46,7 +46,9 @@ impl Metrics {
     /// The request series in the Prometheus text format.
     pub fn render_requests(&self, out: &mut String) {
         let map = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP litebroker_http_requests_total HTTP requests answered, by route and status.\n");
+        out.push_str(
+            "# HELP litebroker_http_requests_total HTTP requests answered, by route and status.\n",
+        );
         out.push_str("# TYPE litebroker_http_requests_total counter\n");
         for ((method, route, status), s) in map.iter() {
             let _ = writeln!(
@@ -75,19 +77,43 @@ impl Metrics {
                 "litebroker_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 s.count
             );
-            let _ = writeln!(out, "litebroker_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
-            let _ = writeln!(out, "litebroker_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "litebroker_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "litebroker_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
     }
 }
 
 /// Per-queue gauges from the queues' stats.
 pub fn render_queues(out: &mut String, queues: &[litebroker::QueueStats]) {
-    type Gauge = (&'static str, &'static str, fn(&litebroker::QueueStats) -> u64);
+    type Gauge = (
+        &'static str,
+        &'static str,
+        fn(&litebroker::QueueStats) -> u64,
+    );
     let gauges: [Gauge; 3] = [
-        ("litebroker_queue_depth", "Visible messages per queue.", |q| q.pending),
-        ("litebroker_queue_leased", "Leased messages per queue.", |q| q.leased),
-        ("litebroker_queue_delayed", "Delayed messages per queue.", |q| q.delayed),
+        (
+            "litebroker_queue_depth",
+            "Visible messages per queue.",
+            |q| q.pending,
+        ),
+        (
+            "litebroker_queue_leased",
+            "Leased messages per queue.",
+            |q| q.leased,
+        ),
+        (
+            "litebroker_queue_delayed",
+            "Delayed messages per queue.",
+            |q| q.delayed,
+        ),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");

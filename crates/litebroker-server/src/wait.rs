@@ -15,7 +15,8 @@ pub fn parse_wait(state: &AppState, text: Option<&str>) -> ApiResult<Duration> {
     let Some(text) = text else {
         return Ok(Duration::ZERO);
     };
-    let d = litebroker::duration::parse_duration(text).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let d =
+        litebroker::duration::parse_duration(text).map_err(|e| ApiError::invalid(e.to_string()))?;
     if d > state.max_wait {
         return Err(ApiError::invalid(format!(
             "wait cannot be longer than {}",

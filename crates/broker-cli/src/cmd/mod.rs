@@ -17,6 +17,7 @@ pub mod queue_config;
 pub mod read;
 pub mod redrive;
 pub mod run;
+pub mod serve;
 pub mod subscribe;
 pub mod topics;
 pub mod watch;

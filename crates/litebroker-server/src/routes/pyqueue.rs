@@ -80,10 +80,10 @@ fn to_json(m: &Message, visible_at: Option<i64>, status: &str, receipt: Option<S
         Ok(v @ Value::Object(_)) => v,
         _ => json!({"content": m.body}),
     };
-    let timestamp = m
-        .headers
-        .get_str(TIMESTAMP_HEADER)
-        .map_or_else(|| iso::format_ns(litebroker::id::id_time_ns(m.id)), str::to_owned);
+    let timestamp = m.headers.get_str(TIMESTAMP_HEADER).map_or_else(
+        || iso::format_ns(litebroker::id::id_time_ns(m.id)),
+        str::to_owned,
+    );
     json!({
         "id": pyqueue_id(m),
         "message_body": body,
@@ -198,7 +198,9 @@ fn ok(message: &str) -> Json<Value> {
     Json(json!({"status": "success", "message": message}))
 }
 
-async fn global_health(axum::extract::State(state): axum::extract::State<AppState>) -> ApiResult<Json<Value>> {
+async fn global_health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> ApiResult<Json<Value>> {
     state.pool.run(|b| Ok(b.now_ns()?)).await?;
     Ok(Json(json!({
         "status": "healthy",
@@ -234,7 +236,9 @@ async fn list_queues(
         Caller::Key(k) => k.description.clone(),
         Caller::Anyone => String::new(),
     };
-    Ok(Json(json!({"count": out.len(), "queues": out, "api_key_description": description})))
+    Ok(Json(
+        json!({"count": out.len(), "queues": out, "api_key_description": description}),
+    ))
 }
 
 /// `POST .../messages`: the request body.
@@ -273,7 +277,9 @@ async fn add(
             Ok(())
         })
         .await?;
-    Ok(Json(json!({"id": id, "status": "success", "receipt_handle": null})))
+    Ok(Json(
+        json!({"id": id, "status": "success", "receipt_handle": null}),
+    ))
 }
 
 /// `GET .../messages`: paging.
@@ -405,7 +411,12 @@ async fn receive(
     }
     valid_queue(&queue)?;
     let max = in_range("max_messages", q.max_messages.unwrap_or(10), 1, 100)? as usize;
-    let secs = in_range("visibility_timeout", q.visibility_timeout.unwrap_or(30), 1, 43_200)?;
+    let secs = in_range(
+        "visibility_timeout",
+        q.visibility_timeout.unwrap_or(30),
+        1,
+        43_200,
+    )?;
     let visibility = Duration::from_secs(secs as u64);
     let only_new = q.only_new.unwrap_or(false);
     let messages = state
@@ -552,7 +563,9 @@ async fn update(
                     .insert(k, v.clone())
                     .map_err(|e| ApiError::invalid(e.to_string()))?;
             }
-            if b.queue(&queue)?.replace(found.message.id, &body, &headers)? {
+            if b.queue(&queue)?
+                .replace(found.message.id, &body, &headers)?
+            {
                 Ok(())
             } else {
                 Err(ApiError::not_found("Message not found"))

@@ -28,10 +28,7 @@ pub const MAX_BATCH: usize = 1000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/queues", get(list_queues))
-        .route(
-            "/v1/queues/{queue}",
-            get(queue_stats).delete(delete_queue),
-        )
+        .route("/v1/queues/{queue}", get(queue_stats).delete(delete_queue))
         .route("/v1/queues/{queue}/messages", post(write).get(peek))
         .route("/v1/queues/{queue}/read", post(read))
         .route("/v1/queues/{queue}/lease", post(lease))
@@ -262,7 +259,11 @@ async fn write(
     let mut prepared = Vec::with_capacity(batch.len());
     for m in batch {
         let headers = parse_headers(m.headers)?;
-        let delay = m.delay.as_deref().map(|d| parse_duration("delay", d)).transpose()?;
+        let delay = m
+            .delay
+            .as_deref()
+            .map(|d| parse_duration("delay", d))
+            .transpose()?;
         prepared.push((m.body, headers, delay));
     }
     let ids = state
@@ -313,7 +314,10 @@ async fn peek(
     };
     let messages = state
         .pool
-        .run(move |b| Ok(b.backend().peek(&queue_checked(&queue)?, &filter, 0, limit)?))
+        .run(move |b| {
+            Ok(b.backend()
+                .peek(&queue_checked(&queue)?, &filter, 0, limit)?)
+        })
         .await?;
     Ok(Json(MessagesOut {
         messages: messages.into_iter().map(MessageOut::from).collect(),
@@ -363,7 +367,9 @@ async fn read(
     caller.require(&queue, Perm::Read)?;
     caller.require(&queue, Perm::Delete)?;
     if q.visibility.is_some() {
-        return Err(ApiError::invalid("visibility is for leases (POST .../lease)"));
+        return Err(ApiError::invalid(
+            "visibility is for leases (POST .../lease)",
+        ));
     }
     let limit = batch_limit(Some(q.limit.unwrap_or(1)))?;
     let wait = parse_wait(&state, q.wait.as_deref())?;
@@ -371,7 +377,11 @@ async fn read(
     let messages = poll(&state, wait, move |b| {
         let mut q = b.queue(&queue)?;
         let got = q.read_many(&Filter::all(), limit)?;
-        let next = if got.is_empty() { q.until_visible()? } else { None };
+        let next = if got.is_empty() {
+            q.until_visible()?
+        } else {
+            None
+        };
         Ok((got, next))
     })
     .await?;
@@ -403,7 +413,11 @@ async fn lease(
     let messages = poll(&state, wait, move |b| {
         let mut q = b.queue(&queue)?;
         let got = q.lease(&Filter::all(), limit, visibility)?;
-        let next = if got.is_empty() { q.until_visible()? } else { None };
+        let next = if got.is_empty() {
+            q.until_visible()?
+        } else {
+            None
+        };
         Ok((got, next))
     })
     .await?;
@@ -456,7 +470,9 @@ async fn ack(
 ) -> ApiResult<Json<AckOut>> {
     caller.require(&queue, Perm::Delete)?;
     if req.receipts.is_empty() || req.receipts.len() > MAX_BATCH {
-        return Err(ApiError::invalid(format!("ack takes 1 to {MAX_BATCH} receipts")));
+        return Err(ApiError::invalid(format!(
+            "ack takes 1 to {MAX_BATCH} receipts"
+        )));
     }
     let receipts = req
         .receipts
@@ -517,15 +533,25 @@ async fn nack(
 ) -> ApiResult<Json<NackOut>> {
     caller.require(&queue, Perm::Read)?;
     let receipt = parse_receipt(&req.receipt)?;
-    let delay = req.delay.as_deref().map(|d| parse_duration("delay", d)).transpose()?;
+    let delay = req
+        .delay
+        .as_deref()
+        .map(|d| parse_duration("delay", d))
+        .transpose()?;
     let queue = queue_checked(&queue)?;
     let outcome = state
         .pool
         .run(move |b| Ok(b.queue(&queue)?.nack(&receipt, delay)?))
         .await?;
     Ok(Json(match outcome {
-        NackOutcome::Requeued => NackOut { outcome: "requeued", dead_letter_queue: None },
-        NackOutcome::Delayed(_) => NackOut { outcome: "delayed", dead_letter_queue: None },
+        NackOutcome::Requeued => NackOut {
+            outcome: "requeued",
+            dead_letter_queue: None,
+        },
+        NackOutcome::Delayed(_) => NackOut {
+            outcome: "delayed",
+            dead_letter_queue: None,
+        },
         NackOutcome::DeadLettered(q) => NackOut {
             outcome: "dead_lettered",
             dead_letter_queue: Some(q),
@@ -573,5 +599,16 @@ async fn extend(
 
 /// The documented operations of this group.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_queues, queue_stats, delete_queue, write, peek, read, lease, ack, nack, extend))]
+#[openapi(paths(
+    list_queues,
+    queue_stats,
+    delete_queue,
+    write,
+    peek,
+    read,
+    lease,
+    ack,
+    nack,
+    extend
+))]
 pub struct Doc;

@@ -38,17 +38,17 @@ async fn metrics(State(state): State<AppState>, _caller: Caller) -> ApiResult<im
     let mut out = String::new();
     crate::metrics::render_queues(&mut out, &queues);
     state.metrics.render_requests(&mut out);
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    ))
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
 /// litebroker's own API (`/v1`), as documented by the handlers.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "litebroker", description = "litebroker's HTTP API (`broker serve`)."),
-    nest(),
+    info(
+        title = "litebroker",
+        description = "litebroker's HTTP API (`broker serve`)."
+    ),
+    nest()
 )]
 struct ApiDoc;
 

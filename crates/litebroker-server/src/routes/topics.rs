@@ -180,7 +180,9 @@ async fn remove(
         .run(move |b| Ok(b.delete_subscription(&n)?))
         .await?;
     if !removed {
-        return Err(ApiError::not_found(format!("no subscription named '{name}'")));
+        return Err(ApiError::not_found(format!(
+            "no subscription named '{name}'"
+        )));
     }
     Ok(Json(RemovedOut { removed }))
 }
