@@ -24,7 +24,15 @@ async fn raw(
 async fn malformed_requests_change_nothing() {
     let s = TestServer::start_with(None, |c| c.max_body_bytes = 1 << 20).await;
     let json_ct = Some("application/json");
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    // (path, content type, body, status, error code)
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "/v1/queues/q/messages",
             json_ct,
