@@ -121,6 +121,28 @@ fn routes() -> Vec<Route> {
             &[Manage],
         ),
         r("DELETE", "/v1/subscriptions/q", None, &[Manage]),
+        r("GET", "/v1/queues/q/config", None, &[Read]),
+        r(
+            "PUT",
+            "/v1/queues/q/config",
+            Some(json!({"visibility": "10s"})),
+            &[Manage],
+        ),
+        // Moving to a queue of the same grants: write on the destination too.
+        r(
+            "POST",
+            "/v1/queues/q/move",
+            Some(json!({"to": "q"})),
+            &[Read, Write, Delete],
+        ),
+        r("POST", "/v1/queues/q/redrive", Some(json!({})), &[Manage]),
+        r(
+            "POST",
+            "/v1/aliases",
+            Some(json!({"alias": "q", "target": "q"})),
+            &[Manage],
+        ),
+        r("DELETE", "/v1/aliases/q", None, &[Manage]),
     ]
 }
 
@@ -129,6 +151,7 @@ const ANY_KEY: &[(&str, &str)] = &[
     ("GET", "/api/v1/queues"),
     ("GET", "/v1/queues"),
     ("GET", "/v1/subscriptions"),
+    ("GET", "/v1/aliases"),
     ("GET", "/metrics"),
 ];
 
@@ -270,7 +293,8 @@ async fn the_table_covers_every_documented_route() {
             let concrete = template
                 .replace("{queue}", "q")
                 .replace("{topic}", "q")
-                .replace("{name}", "q");
+                .replace("{name}", "q")
+                .replace("{alias}", "q");
             assert!(
                 table.contains(&(method.clone(), concrete.clone())),
                 "{method} {template} is documented but not in the permission table"

@@ -286,3 +286,129 @@ async fn health_ready_metrics_openapi() {
     assert!(doc["components"]["schemas"]["MessageOut"].is_object());
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_dead_letters_redrive_move_and_aliases() {
+    let s = TestServer::start(None).await;
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/v1/queues/work/config",
+            None,
+            Some(json!({"visibility": "10s", "max_receives": 1, "dead_letter": "work.dlq"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (_, body) = s.call("GET", "/v1/queues/work/config", None, None).await;
+    assert_eq!(
+        body,
+        json!({"visibility": "10s", "max_receives": 1, "dead_letter": "work.dlq"})
+    );
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/v1/queues/work/config",
+            None,
+            Some(json!({"max_receives": 2})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (400, "invalid_input"),
+        "a maximum needs a dead-letter queue"
+    );
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/v1/queues/work/config",
+            None,
+            Some(json!({"dead_letter": "work"})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (400, "invalid_input"),
+        "not its own dead-letter queue"
+    );
+
+    s.call(
+        "POST",
+        "/v1/queues/work/messages",
+        None,
+        Some(json!({"body": "job"})),
+    )
+    .await;
+    let (_, leased) = s.call("POST", "/v1/queues/work/lease", None, None).await;
+    let receipt = leased["messages"][0]["receipt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = s
+        .call(
+            "POST",
+            "/v1/queues/work/nack",
+            None,
+            Some(json!({"receipt": receipt})),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"outcome": "dead_lettered", "dead_letter_queue": "work.dlq"})
+    );
+    let (_, dlq) = s
+        .call("GET", "/v1/queues/work.dlq/messages", None, None)
+        .await;
+    assert_eq!(dlq["messages"][0]["dead_letter_source"], "work");
+    let (_, body) = s
+        .call("POST", "/v1/queues/work.dlq/redrive", None, Some(json!({})))
+        .await;
+    assert_eq!(body["moved"], 1);
+
+    let (_, moved) = s
+        .call(
+            "POST",
+            "/v1/queues/work/move",
+            None,
+            Some(json!({"to": "done", "limit": 5})),
+        )
+        .await;
+    assert_eq!(moved["messages"][0]["body"], "job");
+    let (st, body) = s
+        .call(
+            "POST",
+            "/v1/queues/done/move",
+            None,
+            Some(json!({"to": "done"})),
+        )
+        .await;
+    assert_eq!((st, code(&body)), (400, "invalid_input"));
+
+    let (st, _) = s
+        .call(
+            "POST",
+            "/v1/aliases",
+            None,
+            Some(json!({"alias": "finished", "target": "done"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, body) = s
+        .call(
+            "POST",
+            "/v1/aliases",
+            None,
+            Some(json!({"alias": "finished", "target": "work"})),
+        )
+        .await;
+    assert_eq!((st, code(&body)), (409, "conflict"));
+    let (_, body) = s.call("GET", "/v1/aliases", None, None).await;
+    assert_eq!(
+        body,
+        json!({"aliases": [{"alias": "finished", "target": "done"}]})
+    );
+    let (st, _) = s.call("DELETE", "/v1/aliases/finished", None, None).await;
+    assert_eq!(st, 200);
+    let (st, body) = s.call("DELETE", "/v1/aliases/finished", None, None).await;
+    assert_eq!((st, code(&body)), (404, "not_found"));
+    s.stop().await;
+}

@@ -1,5 +1,6 @@
 //! The routes, one module per group, assembled here.
 
+pub mod admin;
 pub mod pyqueue;
 pub mod queues;
 pub mod system;
@@ -15,5 +16,6 @@ pub fn router() -> Router<AppState> {
         .merge(pyqueue::router())
         .merge(queues::router())
         .merge(topics::router())
+        .merge(admin::router())
         .merge(system::router())
 }

@@ -57,6 +57,7 @@ pub fn openapi_doc() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::routes::queues::Doc::openapi());
     doc.merge(crate::routes::topics::Doc::openapi());
+    doc.merge(crate::routes::admin::Doc::openapi());
     doc
 }
 
