@@ -264,7 +264,7 @@ pub struct DeliveryFlags {
     pub dead_letter: Option<String>,
 }
 
-/// `serve [--http ADDR:PORT] [--api-keys-file FILE] [--insecure-no-auth]`
+/// `serve [--http ADDR:PORT] [--api-keys-file FILE] [--tls-cert FILE --tls-key FILE] [--insecure-no-auth]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address and port to serve HTTP on (port 0: any free port, printed)
@@ -276,6 +276,12 @@ pub struct ServeArgs {
     /// Serve without API keys on a non-loopback address (anyone who can connect may do anything)
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Serve HTTPS: the certificate chain, PEM (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key, PEM (with --tls-cert)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// `redrive <dlq> [<queue>]`

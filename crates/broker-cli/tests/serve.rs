@@ -273,3 +273,28 @@ impl Server {
         Server { child, addr }
     }
 }
+
+#[test]
+fn tls_needs_both_files_and_usable_ones() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["serve", "--tls-cert", "c.pem"]);
+    assert_code(&out, 1);
+    std::fs::write(sb.path().join("c.pem"), "not a certificate").unwrap();
+    std::fs::write(sb.path().join("k.pem"), "not a key").unwrap();
+    let out = sb.run(&[
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "c.pem",
+        "--tls-key",
+        "k.pem",
+    ]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("--tls-cert/--tls-key"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("not a key"), "{}", stderr(&out));
+}

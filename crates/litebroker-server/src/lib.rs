@@ -68,6 +68,32 @@ pub struct Config {
     pub blocking_threads: usize,
     /// Longest long-poll a client may ask for (`wait=`).
     pub max_wait: Duration,
+    /// Serve HTTPS with this certificate chain and key instead of HTTP.
+    pub tls: Option<Tls>,
+}
+
+/// A certificate chain and its private key, PEM.
+#[derive(Clone)]
+pub struct Tls {
+    /// The certificate chain, PEM (the server's certificate first).
+    pub cert_pem: Vec<u8>,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls { .. }") // never the key
+    }
+}
+
+impl Tls {
+    /// Checks that the certificate and key are usable, before listening.
+    pub async fn check(&self) -> std::io::Result<()> {
+        axum_server::tls_rustls::RustlsConfig::from_pem(self.cert_pem.clone(), self.key_pem.clone())
+            .await
+            .map(|_| ())
+    }
 }
 
 impl Default for Config {
@@ -80,6 +106,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(60),
             blocking_threads: 16,
             max_wait: Duration::from_secs(20),
+            tls: None,
         }
     }
 }
@@ -158,7 +185,7 @@ pub fn app(
     (router, state, stop_tx)
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes, then stops
+/// Serves HTTP (HTTPS with [`Config::tls`]) on `listener` until `shutdown` completes, then stops
 /// accepting, answers waiting long-polls at once, finishes in-flight
 /// requests and returns.
 pub async fn run(
@@ -167,8 +194,27 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = config.tls.clone();
     let (router, state, stop_tx) = app(connector, config);
     let changes = state.changes.clone();
+    if let Some(tls) = tls {
+        let rustls =
+            axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_pem, tls.key_pem).await?;
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+            changes.wake_all();
+            // In-flight requests finish (long-polls answer at once); the
+            // request timeout bounds the rest.
+            stopper.graceful_shutdown(Some(Duration::from_secs(60)));
+        });
+        return axum_server::from_tcp_rustls(listener.into_std()?, rustls)?
+            .handle(handle)
+            .serve(router.into_make_service())
+            .await;
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;

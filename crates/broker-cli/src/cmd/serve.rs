@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use litebroker_server::auth::Keys;
-use litebroker_server::Config;
+use litebroker_server::{Config, Tls};
 
 use super::Ctx;
 use crate::args::ServeArgs;
 use crate::exit::Outcome;
 
-/// Serves until a signal, then shuts down gracefully: stops accepting,
+/// Serves (HTTPS with `--tls-cert`/`--tls-key`) until a signal, then shuts down gracefully: stops accepting,
 /// answers long-polls at once, finishes in-flight requests.
 pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
     let addr: SocketAddr = args.http.parse().map_err(|_| {
@@ -41,10 +41,21 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
              or pass --insecure-no-auth"
         );
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls {
+            cert_pem: std::fs::read(cert)
+                .with_context(|| format!("cannot read --tls-cert {}", cert.display()))?,
+            key_pem: std::fs::read(key)
+                .with_context(|| format!("cannot read --tls-key {}", key.display()))?,
+        }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Create or check the database before listening, so a bad path fails here.
     let connector = ctx.open()?.connector();
     let config = Config {
         keys,
+        tls: tls.clone(),
         ..Config::default()
     };
     crate::interrupt::restore_default();
@@ -54,15 +65,19 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        if let Some(tls) = &tls {
+            tls.check()
+                .await
+                .map_err(|e| anyhow!("--tls-cert/--tls-key: {e}"))?;
+        }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         if !ctx.quiet {
-            println!(
-                "Serving {} over HTTP on http://{local}",
-                connector.describe()
-            );
+            let over = scheme.to_uppercase();
+            let db = connector.describe();
+            println!("Serving {db} over {over} on {scheme}://{local}");
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
