@@ -13,6 +13,8 @@
 //! - [`routes::queues`]: litebroker's own API under `/v1` (queues, messages,
 //!   leases);
 //! - [`routes::topics`]: topics and subscriptions under `/v1`;
+//! - [`routes::admin`]: queue settings, move, redrive, aliases under `/v1`;
+//! - [`routes::events`]: Server-Sent Events consumer groups;
 //! - [`routes::system`]: `/health`, `/ready`, `/metrics`, `/openapi.json`.
 //!
 //! Errors are `{"error": {"code", "message"}}`, mapped from the library's
@@ -125,6 +127,8 @@ pub struct ServerState {
     pub stopping: watch::Receiver<bool>,
     /// Longest long-poll.
     pub max_wait: Duration,
+    /// The SSE consumer groups.
+    pub groups: routes::events::Groups,
     /// One lock per queue for PyQueue's idempotent sends, so that two
     /// concurrent sends of one id through this server store it once.
     pyqueue_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -156,6 +160,7 @@ pub fn app(
         metrics: Metrics::default(),
         stopping: stop_rx,
         max_wait: config.max_wait,
+        groups: routes::events::Groups::default(),
         pyqueue_locks: Mutex::new(HashMap::new()),
     });
     let timeout = config.request_timeout;

@@ -251,6 +251,28 @@ async fn no_route_is_reachable_without_its_permission() {
             "{what} with exactly its permissions: {status} {body}"
         );
     }
+    // The event stream: its headers are the answer (the body never ends).
+    let events = "/v1/queues/q/events";
+    assert_eq!(server.status_only("GET", events, None).await, 401);
+    for (missing, others) in [
+        (Read, &[Write, Delete, Manage][..]),
+        (Delete, &[Read, Write, Manage][..]),
+    ] {
+        assert_eq!(
+            server
+                .status_only("GET", events, Some(&key_name(others)))
+                .await,
+            403,
+            "events without {}",
+            missing.name()
+        );
+    }
+    assert_eq!(
+        server
+            .status_only("GET", events, Some(&key_name(&[Read, Delete])))
+            .await,
+        200
+    );
     for (method, path) in ANY_KEY {
         let (status, _) = server.call(method, path, None, None).await;
         assert_eq!(status, 401, "{method} {path} without a key");
@@ -285,6 +307,8 @@ async fn the_table_covers_every_documented_route() {
                 .iter()
                 .map(|(m, p)| (m.to_lowercase(), (*p).to_owned())),
         )
+        // Checked on its own in no_route_is_reachable_without_its_permission.
+        .chain([("get".to_owned(), "/v1/queues/q/events".to_owned())])
         .collect();
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 8, "{paths:?}");

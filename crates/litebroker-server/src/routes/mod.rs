@@ -1,6 +1,7 @@
 //! The routes, one module per group, assembled here.
 
 pub mod admin;
+pub mod events;
 pub mod pyqueue;
 pub mod queues;
 pub mod system;
@@ -17,5 +18,6 @@ pub fn router() -> Router<AppState> {
         .merge(queues::router())
         .merge(topics::router())
         .merge(admin::router())
+        .merge(events::router())
         .merge(system::router())
 }

@@ -175,10 +175,9 @@ fn check_id(id: &str) -> ApiResult<()> {
 
 /// A new id in the shape of a UUID4, as the original server makes.
 fn new_id() -> String {
-    let a = litebroker::lease::random_nonce();
-    let b = litebroker::lease::random_nonce();
-    let b = (b & !(0xf << 60) | (0x4 << 60)) as u128; // version 4
-    let v = (u128::from(a) << 64) | b;
+    let a = litebroker::lease::random_nonce() & !(0xf << 12) | (0x4 << 12); // version 4
+    let b = litebroker::lease::random_nonce() & !(0x3 << 62) | (0x2 << 62); // variant 10
+    let v = (u128::from(a) << 64) | u128::from(b);
     let hex = format!("{v:032x}");
     format!(
         "{}-{}-{}-{}-{}",
@@ -483,10 +482,12 @@ async fn delete_by_receipt(
     let Ok(receipt) = receipt.parse::<Receipt>() else {
         return Err(ApiError::not_found("Message not found"));
     };
+    let q = queue.clone();
     let acked = state
         .pool
-        .run(move |b| Ok(b.queue(&queue)?.ack_many(&[receipt])?))
+        .run(move |b| Ok(b.queue(&q)?.ack_many(&[receipt])?))
         .await?;
+    state.groups.settled(&queue, &[receipt]);
     match acked.first() {
         Some(Ok(())) => Ok(ok("Message deleted")),
         _ => Err(ApiError::not_found(
@@ -648,6 +649,7 @@ mod tests {
         let id = new_id();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
         assert_ne!(new_id(), id);
     }
 

@@ -480,10 +480,13 @@ async fn ack(
         .map(|r| parse_receipt(r))
         .collect::<ApiResult<Vec<_>>>()?;
     let queue = queue_checked(&queue)?;
+    let q = queue.clone();
+    let acked = receipts.clone();
     let outcomes = state
         .pool
-        .run(move |b| Ok(b.queue(&queue)?.ack_many(&receipts)?))
+        .run(move |b| Ok(b.queue(&q)?.ack_many(&receipts)?))
         .await?;
+    state.groups.settled(&queue, &acked);
     let results = req
         .receipts
         .into_iter()
@@ -539,10 +542,12 @@ async fn nack(
         .map(|d| parse_duration("delay", d))
         .transpose()?;
     let queue = queue_checked(&queue)?;
+    let q = queue.clone();
     let outcome = state
         .pool
-        .run(move |b| Ok(b.queue(&queue)?.nack(&receipt, delay)?))
+        .run(move |b| Ok(b.queue(&q)?.nack(&receipt, delay)?))
         .await?;
+    state.groups.settled(&queue, &[receipt]);
     Ok(Json(match outcome {
         NackOutcome::Requeued => NackOut {
             outcome: "requeued",
@@ -590,10 +595,12 @@ async fn extend(
     let receipt = parse_receipt(&req.receipt)?;
     let visibility = parse_duration("visibility", &req.visibility)?;
     let queue = queue_checked(&queue)?;
+    let q = queue.clone();
     state
         .pool
-        .run(move |b| Ok(b.queue(&queue)?.extend(&receipt, visibility)?))
+        .run(move |b| Ok(b.queue(&q)?.extend(&receipt, visibility)?))
         .await?;
+    state.groups.extended(&queue, &receipt, visibility);
     Ok(Json(ExtendOut { extended: true }))
 }
 

@@ -58,6 +58,7 @@ pub fn openapi_doc() -> utoipa::openapi::OpenApi {
     doc.merge(crate::routes::queues::Doc::openapi());
     doc.merge(crate::routes::topics::Doc::openapi());
     doc.merge(crate::routes::admin::Doc::openapi());
+    doc.merge(crate::routes::events::Doc::openapi());
     doc
 }
 

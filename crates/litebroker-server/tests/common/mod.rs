@@ -95,6 +95,16 @@ impl TestServer {
         )
     }
 
+    /// Sends and answers the status as soon as the headers arrive (for
+    /// streams that do not end), dropping the connection.
+    pub async fn status_only(&self, method: &str, path: &str, key: Option<&str>) -> u16 {
+        let mut r = self.req(method, path);
+        if let Some(k) = key {
+            r = r.header("X-API-Key", k);
+        }
+        r.send().await.unwrap().status().as_u16()
+    }
+
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(20), self.task.take().unwrap())
