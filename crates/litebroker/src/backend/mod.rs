@@ -73,6 +73,19 @@ pub struct Browsed {
     pub visible_at: Option<i64>,
 }
 
+/// An API key as stored: never its secret, only a hash of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The key's name (unique).
+    pub name: String,
+    /// A hash of the secret (the server's business: storage compares nothing).
+    pub secret_hash: String,
+    /// What the key may do, in the server's notation (opaque to storage).
+    pub grants: String,
+    /// When it was created (Unix ns).
+    pub created_ns: i64,
+}
+
 /// Storage operations. Every method is atomic.
 pub trait Backend: Send {
     /// Uses `clock` for lease expiry and delays (message ids always use the real clock).
@@ -300,4 +313,14 @@ pub trait Backend: Send {
     /// Records that a subscription's consumer is alive; false if there is no
     /// such subscription.
     fn touch_subscription(&mut self, name: &str) -> Result<bool>;
+
+    /// Every stored API key, by name.
+    fn api_keys(&mut self) -> Result<Vec<StoredKey>>;
+
+    /// Stores a new API key; refused ([`crate::Error::KeyExists`]) if its
+    /// name or its hash is taken.
+    fn api_key_add(&mut self, key: &StoredKey) -> Result<()>;
+
+    /// Removes the API key `name`; false if there was none.
+    fn api_key_revoke(&mut self, name: &str) -> Result<bool>;
 }

@@ -517,6 +517,18 @@ impl Backend for SqliteBackend {
         Ok(deleted)
     }
 
+    fn api_keys(&mut self) -> Result<Vec<crate::backend::StoredKey>> {
+        admin::api_keys(&self.conn)
+    }
+
+    fn api_key_add(&mut self, key: &crate::backend::StoredKey) -> Result<()> {
+        self.immediate(|c| admin::api_key_add(c, key))
+    }
+
+    fn api_key_revoke(&mut self, name: &str) -> Result<bool> {
+        self.immediate(|c| admin::api_key_revoke(c, name))
+    }
+
     fn aliases(&mut self) -> Result<Vec<(String, String)>> {
         admin::aliases(&self.conn)
     }
