@@ -15,6 +15,7 @@
 //! - [`routes::topics`]: topics and subscriptions under `/v1`;
 //! - [`routes::admin`]: queue settings, move, redrive, aliases under `/v1`;
 //! - [`routes::events`]: Server-Sent Events consumer groups;
+//! - [`routes::keys`]: API keys stored in the database;
 //! - [`routes::system`]: `/health`, `/ready`, `/metrics`, `/openapi.json`.
 //!
 //! Errors are `{"error": {"code", "message"}}`, mapped from the library's
@@ -70,6 +71,9 @@ pub struct Config {
     pub blocking_threads: usize,
     /// Longest long-poll a client may ask for (`wait=`).
     pub max_wait: Duration,
+    /// Also accept the API keys stored in the database (and so require a
+    /// key even if `keys` is `None`).
+    pub keys_in_database: bool,
     /// Serve HTTPS with this certificate chain and key instead of HTTP.
     pub tls: Option<Tls>,
 }
@@ -108,6 +112,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(60),
             blocking_threads: 16,
             max_wait: Duration::from_secs(20),
+            keys_in_database: false,
             tls: None,
         }
     }
@@ -117,8 +122,11 @@ impl Default for Config {
 pub struct ServerState {
     /// The blocking pool on the database.
     pub pool: Arc<Pool>,
-    /// API keys, if authentication is on.
+    /// API keys from a file.
     pub keys: Option<Keys>,
+    /// API keys stored in the database, if they count. With neither,
+    /// authentication is off.
+    pub stored_keys: Option<auth::StoredKeys>,
     /// Wakes long-polls.
     pub changes: Arc<Changes>,
     /// Request metrics.
@@ -156,6 +164,7 @@ pub fn app(
     let state = Arc::new(ServerState {
         pool: Arc::new(Pool::new(connector, config.blocking_threads)),
         keys: config.keys,
+        stored_keys: config.keys_in_database.then(auth::StoredKeys::default),
         changes,
         metrics: Metrics::default(),
         stopping: stop_rx,

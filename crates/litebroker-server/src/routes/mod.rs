@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod events;
+pub mod keys;
 pub mod pyqueue;
 pub mod queues;
 pub mod system;
@@ -19,5 +20,6 @@ pub fn router() -> Router<AppState> {
         .merge(topics::router())
         .merge(admin::router())
         .merge(events::router())
+        .merge(keys::router())
         .merge(system::router())
 }

@@ -27,6 +27,15 @@ impl TestServer {
 
     pub async fn start_with(keys: Option<&str>, tune: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, keys, tune).await
+    }
+
+    /// A server on the database `test.db` in `dir`.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        keys: Option<&str>,
+        tune: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let connector: Arc<dyn Connector> = Arc::new(SqliteConnector::new(
             &dir.path().join("test.db"),
             &Settings::default(),
