@@ -100,6 +100,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Restore messages from NDJSON produced by `dump`, keeping ids and order
     Load(LoadArgs),
+    /// API keys for `serve`, kept in the database (hashed): create, list, revoke
+    Keys(KeysArgs),
     /// Serve the queues over HTTP (litebroker's API and the PyQueue server's) until SIGTERM or Ctrl-C
     Serve(ServeArgs),
     /// Print a shell completion script
@@ -262,6 +264,34 @@ pub struct DeliveryFlags {
     /// Where messages go after --max-receives deliveries
     #[arg(long, value_name = "QUEUE")]
     pub dead_letter: Option<String>,
+}
+
+/// `keys create|list|revoke`
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+/// What `keys` does.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key and print its secret (shown this once only)
+    Create {
+        /// The key's name
+        #[arg(long)]
+        name: String,
+        /// A grant, PATTERN=PERMISSIONS (repeatable), e.g. 'orders.*=read,write'; permissions: read, write, delete, manage
+        #[arg(long = "allow", value_name = "PATTERN=PERMS", required = true)]
+        allow: Vec<String>,
+    },
+    /// List the keys (names and grants, never secrets)
+    List,
+    /// Revoke a key: `serve` refuses it within a second
+    Revoke {
+        /// The key's name
+        name: String,
+    },
 }
 
 /// `serve [--http ADDR:PORT] [--api-keys-file FILE] [--tls-cert FILE --tls-key FILE] [--insecure-no-auth]`

@@ -298,3 +298,94 @@ fn tls_needs_both_files_and_usable_ones() {
     );
     assert!(!stderr(&out).contains("not a key"), "{}", stderr(&out));
 }
+
+#[test]
+fn keys_made_by_the_cli_guard_the_server() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "keys",
+        "create",
+        "--name",
+        "svc",
+        "--allow",
+        "jobs=read,WRITE",
+    ]);
+    assert_code(&out, 0);
+    let secret = common::stdout(&out).trim().to_owned();
+    assert!(secret.starts_with("lbk_"), "{secret}");
+    assert!(stderr(&out).contains("shown this once"), "{}", stderr(&out));
+    assert_code(
+        &sb.run(&["keys", "create", "--name", "svc", "--allow", "x=read"]),
+        1,
+    );
+    let bad = sb.run(&["keys", "create", "--name", "other", "--allow", "x=own"]);
+    assert_code(&bad, 1);
+    assert!(
+        stderr(&bad).contains("unknown permission 'own'"),
+        "{}",
+        stderr(&bad)
+    );
+    let listed = common::ok(&sb.run(&["keys", "list"]));
+    assert_eq!(listed, "svc\tjobs=read,write\n");
+    assert!(!listed.contains(&secret));
+
+    // With a key in the database, a key is required, even on loopback.
+    let server = Server::start(&sb, &[], &[]);
+    let body = r#"{"body": "x"}"#;
+    let json = "Content-Type: application/json";
+    let with_key = format!("X-API-Key: {secret}");
+    assert_eq!(
+        server
+            .request("POST", "/v1/queues/jobs/messages", &[json], body)
+            .0,
+        401
+    );
+    assert_eq!(
+        server
+            .request("POST", "/v1/queues/jobs/messages", &[json, &with_key], body)
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .request(
+                "POST",
+                "/v1/queues/other/messages",
+                &[json, &with_key],
+                body
+            )
+            .0,
+        403
+    );
+    // Revoked by the CLI while the server runs: refused within a second or so.
+    assert_code(&sb.run(&["keys", "revoke", "svc"]), 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.request("GET", "/v1/queues/jobs", &[&with_key], "").0 != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked key still works"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_code(&sb.run(&["keys", "revoke", "svc"]), 1);
+    let (status, _) = server.stop();
+    assert!(status.success());
+
+    // Keys in the database also allow a non-loopback address.
+    let out = sb.run(&["keys", "create", "--name", "again", "--allow", "*=read"]);
+    assert_code(&out, 0);
+    let refused = sb.run(&[
+        "serve",
+        "--http",
+        "0.0.0.0:0",
+        "--tls-cert",
+        "missing.pem",
+        "--tls-key",
+        "missing.pem",
+    ]);
+    assert!(
+        !stderr(&refused).contains("refusing"),
+        "{}",
+        stderr(&refused)
+    );
+}

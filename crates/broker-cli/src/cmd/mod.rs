@@ -7,6 +7,7 @@ pub mod delete;
 pub mod dump;
 pub mod generate;
 pub mod init;
+pub mod keys;
 pub mod lease;
 pub mod list;
 pub mod load;

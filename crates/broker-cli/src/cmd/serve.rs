@@ -34,11 +34,16 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
         }
         None => None,
     };
-    if keys.is_none() && !addr.ip().is_loopback() && !args.insecure_no_auth {
+    // Create or check the database before listening, so a bad path fails here.
+    let mut broker = ctx.open()?;
+    let stored_keys = !broker.api_keys()?.is_empty();
+    let connector = broker.connector();
+    drop(broker);
+    if keys.is_none() && !stored_keys && !addr.ip().is_loopback() && !args.insecure_no_auth {
         bail!(
             "refusing to serve on {addr} without API keys: anyone who can reach it could read \
-             and delete every message. Give --api-keys-file FILE, serve on a loopback address, \
-             or pass --insecure-no-auth"
+             and delete every message. Create keys (broker keys create), give --api-keys-file \
+             FILE, serve on a loopback address, or pass --insecure-no-auth"
         );
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -51,9 +56,11 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    // Create or check the database before listening, so a bad path fails here.
-    let connector = ctx.open()?.connector();
+    // Keys in the database count whenever any key exists at start (a
+    // server started without keys anywhere stays open, on loopback).
+    let keys_in_database = stored_keys || keys.is_some();
     let config = Config {
+        keys_in_database,
         keys,
         tls: tls.clone(),
         ..Config::default()
