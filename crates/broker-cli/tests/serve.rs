@@ -389,3 +389,65 @@ fn keys_made_by_the_cli_guard_the_server() {
         stderr(&refused)
     );
 }
+
+#[test]
+fn sigkill_under_load_keeps_every_acknowledged_write() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[], &[]);
+    let addr = server.addr.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for t in 0..4 {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        writers.push(std::thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            // Bounded: at most 500 writes per thread, and stopped by the kill.
+            for n in 0..500 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let body = format!("t{t}-{n}");
+                let payload = format!(r#"{{"body": "{body}"}}"#);
+                let request = format!(
+                    "POST /v1/queues/load/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+                    payload.len()
+                );
+                let Ok(mut s) = TcpStream::connect(&addr) else {
+                    break;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                if s.write_all(request.as_bytes()).is_err() {
+                    break;
+                }
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    acknowledged.push(body);
+                }
+            }
+            acknowledged
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        !acknowledged.is_empty(),
+        "some writes were answered before the kill"
+    );
+    let stored = common::ok(&sb.run(&["peek", "load", "--all"]));
+    let stored: std::collections::HashSet<&str> = stored.lines().collect();
+    for body in &acknowledged {
+        assert!(
+            stored.contains(body.as_str()),
+            "{body} was acknowledged but lost"
+        );
+    }
+}

@@ -121,6 +121,24 @@ pub fn render_queues(out: &mut String, queues: &[litebroker::QueueStats]) {
             let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", escape(&q.name), value(q));
         }
     }
+    // Dead letters: what waits in the queues configured as some queue's
+    // dead-letter queue.
+    let dlqs: std::collections::BTreeSet<&str> = queues
+        .iter()
+        .filter_map(|q| q.config.dead_letter.as_deref())
+        .collect();
+    let name = "litebroker_queue_dead_letters";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Messages in each dead-letter queue.\n# TYPE {name} gauge"
+    );
+    for dlq in dlqs {
+        let n = queues
+            .iter()
+            .find(|q| q.name == dlq)
+            .map_or(0, |q| q.pending + q.leased + q.delayed);
+        let _ = writeln!(out, "{name}{{queue=\"{}\"}} {n}", escape(dlq));
+    }
 }
 
 fn escape(label: &str) -> String {

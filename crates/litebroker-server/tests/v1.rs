@@ -359,6 +359,18 @@ async fn config_dead_letters_redrive_move_and_aliases() {
         .call("GET", "/v1/queues/work.dlq/messages", None, None)
         .await;
     assert_eq!(dlq["messages"][0]["dead_letter_source"], "work");
+    let metrics = s
+        .req("GET", "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("litebroker_queue_dead_letters{queue=\"work.dlq\"} 1"),
+        "{metrics}"
+    );
     let (_, body) = s
         .call("POST", "/v1/queues/work.dlq/redrive", None, Some(json!({})))
         .await;
