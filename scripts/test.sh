@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. On first use it installs the pinned Python
 # reference (simplebroker==2.8.4) into .venv-reference/ at the repository root,
-# because the interoperability tests run both programs on one database.
+# because the interoperability tests run both programs on one database, and the
+# PyQueue client (pyqueue-client==1.2.1) into .venv-pyqueue/, which the
+# `broker serve` tests drive.
 # Extra arguments are passed to `cargo test`, e.g. `scripts/test.sh --test interop`.
 #
 # PostgreSQL: unless BROKER_TEST_POSTGRES_URL names a server, it starts a
@@ -24,6 +26,14 @@ fi
 
 export LITEBROKER_REFERENCE="$venv/bin/broker"
 
+# `broker serve` is tested with the PyQueue server's real client.
+pyqueue="$root/.venv-pyqueue"
+if ! "$pyqueue/bin/python" -c "import pyqueue_client" >/dev/null 2>&1; then
+    echo "installing the PyQueue client (pyqueue-client==1.2.1) into $pyqueue" >&2
+    python3 -m venv "$pyqueue"
+    "$pyqueue/bin/pip" install --quiet pyqueue-client==1.2.1
+fi
+export LITEBROKER_PYQUEUE_PYTHON="$pyqueue/bin/python"
 if [ -z "${BROKER_TEST_POSTGRES_URL:-}" ]; then
     pgdir="$(mktemp -d /tmp/litebroker-pg.XXXXXX)"
     trap 'scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT

@@ -107,6 +107,10 @@ pub enum Command {
     Dump(DumpArgs),
     /// Restore messages from NDJSON produced by `dump`, keeping ids and order
     Load(LoadArgs),
+    /// API keys for `serve`, kept in the database (hashed): create, list, revoke
+    Keys(KeysArgs),
+    /// Serve the queues over HTTP (litebroker's API and the PyQueue server's) until SIGTERM or Ctrl-C
+    Serve(ServeArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the manual page (roff)
@@ -267,6 +271,54 @@ pub struct DeliveryFlags {
     /// Where messages go after --max-receives deliveries
     #[arg(long, value_name = "QUEUE")]
     pub dead_letter: Option<String>,
+}
+
+/// `keys create|list|revoke`
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+/// What `keys` does.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key and print its secret (shown this once only)
+    Create {
+        /// The key's name
+        #[arg(long)]
+        name: String,
+        /// A grant, PATTERN=PERMISSIONS (repeatable), e.g. 'orders.*=read,write'; permissions: read, write, delete, manage
+        #[arg(long = "allow", value_name = "PATTERN=PERMS", required = true)]
+        allow: Vec<String>,
+    },
+    /// List the keys (names and grants, never secrets)
+    List,
+    /// Revoke a key: `serve` refuses it within a second
+    Revoke {
+        /// The key's name
+        name: String,
+    },
+}
+
+/// `serve [--http ADDR:PORT] [--api-keys-file FILE] [--tls-cert FILE --tls-key FILE] [--insecure-no-auth]`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to serve HTTP on (port 0: any free port, printed)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub http: String,
+    /// API keys in the PyQueue server's format: {"KEY": {"description": ..., "queues": {"NAME-or-GLOB": ["read", "write", "delete", "manage"]}}}
+    #[arg(long, value_name = "FILE")]
+    pub api_keys_file: Option<std::path::PathBuf>,
+    /// Serve without API keys on a non-loopback address (anyone who can connect may do anything)
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Serve HTTPS: the certificate chain, PEM (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key, PEM (with --tls-cert)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// `redrive <dlq> [<queue>]`

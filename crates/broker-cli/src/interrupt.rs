@@ -27,6 +27,15 @@ pub fn stop_gracefully(watcher: StopHandle) {
     set_handler(libc::SIGTERM);
 }
 
+/// Gives SIGINT back to the default action, for a command that handles
+/// Ctrl-C and SIGTERM itself (`serve`: a graceful shutdown).
+pub fn restore_default() {
+    // SAFETY: resetting a signal's disposition is always allowed.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
 fn set_handler(signal: libc::c_int) {
     let handler: extern "C" fn(libc::c_int) = on_signal;
     // SAFETY: the handler only does atomic loads/stores, write(2) and _exit(2),

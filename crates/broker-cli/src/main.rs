@@ -245,6 +245,8 @@ fn run_command(ctx: &Ctx, command: &Command) -> Result<Outcome> {
         },
         Command::Dump(a) => cmd::dump::run(ctx, a),
         Command::Load(a) => cmd::load::run(ctx, a),
+        Command::Serve(a) => cmd::serve::run(ctx, a),
+        Command::Keys(a) => cmd::keys::run(ctx, a),
         Command::Completions(a) => cmd::generate::completions(a.shell),
         Command::Man => cmd::generate::man(),
     }

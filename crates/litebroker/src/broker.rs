@@ -292,6 +292,22 @@ impl Broker {
         self.backend.generate_id()
     }
 
+    /// Every stored API key (hashes, never secrets), by name.
+    pub fn api_keys(&mut self) -> Result<Vec<crate::backend::StoredKey>> {
+        self.backend.api_keys()
+    }
+
+    /// Stores a new API key (its name validated like a queue name).
+    pub fn api_key_add(&mut self, key: &crate::backend::StoredKey) -> Result<()> {
+        validate_queue_name(&key.name)?;
+        self.backend.api_key_add(key)
+    }
+
+    /// Removes the API key `name`; false if there was none.
+    pub fn api_key_revoke(&mut self, name: &str) -> Result<bool> {
+        self.backend.api_key_revoke(name)
+    }
+
     /// The id high-water mark as stored now.
     pub fn last_id(&mut self) -> Result<i64> {
         self.backend.last_id()

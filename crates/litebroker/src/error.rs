@@ -84,6 +84,10 @@ pub enum Error {
     #[error(transparent)]
     Alias(#[from] AliasError),
 
+    /// An API key of that name (or secret) exists already.
+    #[error("an API key named '{0}' already exists")]
+    KeyExists(String),
+
     /// The request itself is contradictory (e.g. moving a queue onto itself).
     #[error("{0}")]
     InvalidRequest(String),
@@ -260,6 +264,7 @@ impl Error {
                     ErrorKind::Conflict
                 }
             },
+            Error::KeyExists(_) => ErrorKind::Conflict,
             Error::NotSqlite(_) | Error::ForeignDatabase { .. } | Error::Incompatible { .. } => {
                 ErrorKind::Incompatible
             }

@@ -166,7 +166,8 @@ impl Headers {
         Ok(headers)
     }
 
-    fn check_size(&self) -> Result<(), HeaderError> {
+    /// Refuses headers whose JSON form is over [`MAX_HEADERS_SIZE`].
+    pub fn check_size(&self) -> Result<(), HeaderError> {
         let size = self.to_json().len();
         if size > MAX_HEADERS_SIZE {
             return Err(header_error(

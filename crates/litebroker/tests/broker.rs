@@ -421,3 +421,33 @@ proptest::proptest! {
         proptest::prop_assert_eq!(batch_round_trip(&bodies), bodies);
     }
 }
+
+#[test]
+fn api_keys_are_stored_by_name_and_hash() {
+    use litebroker::backend::StoredKey;
+    let h = harness::harness();
+    let mut b = h.broker();
+    assert!(b.api_keys().unwrap().is_empty());
+    let key = |name: &str, hash: &str| StoredKey {
+        name: name.into(),
+        secret_hash: hash.into(),
+        grants: "orders.*=read".into(),
+        created_ns: 7,
+    };
+    b.api_key_add(&key("ops", "h1")).unwrap();
+    b.api_key_add(&key("billing", "h2")).unwrap();
+    let taken = b.api_key_add(&key("ops", "h3")).unwrap_err();
+    assert_eq!(taken.kind(), litebroker::ErrorKind::Conflict);
+    let same_secret = b.api_key_add(&key("other", "h1")).unwrap_err();
+    assert_eq!(same_secret.kind(), litebroker::ErrorKind::Conflict);
+    assert_eq!(
+        b.api_key_add(&key("bad name!", "h4")).unwrap_err().kind(),
+        litebroker::ErrorKind::InvalidInput
+    );
+    let names: Vec<String> = b.api_keys().unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(names, ["billing", "ops"]);
+    assert_eq!(b.api_keys().unwrap()[1], key("ops", "h1"));
+    assert!(b.api_key_revoke("ops").unwrap());
+    assert!(!b.api_key_revoke("ops").unwrap());
+    assert_eq!(b.api_keys().unwrap().len(), 1);
+}

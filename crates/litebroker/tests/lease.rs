@@ -495,3 +495,148 @@ fn deliver_leased_leaves_what_it_delivered_leased() {
     clock.advance(SECOND * 60);
     assert_eq!(bodies(&mut b, "q"), ["d", "e"], "acked: gone for good");
 }
+
+#[test]
+fn browse_sees_visible_leased_and_delayed_messages_without_taking_them() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    let mut headers = Headers::new();
+    headers
+        .insert("k", litebroker::HeaderValue::Str("v".into()))
+        .unwrap();
+    {
+        let mut q = b.queue("inv").unwrap();
+        q.write("a").unwrap();
+        q.write_with("b", &headers, None).unwrap();
+        q.write_with("c", &Headers::new(), Some(SECOND * 60))
+            .unwrap();
+    }
+    let leased = lease_one(&mut b, "inv", 30).unwrap();
+    assert_eq!(leased.body, "a");
+    let mut q = b.queue("inv").unwrap();
+    let all = q.browse(0, 100).unwrap();
+    let seen: Vec<(&str, bool, u32)> = all
+        .iter()
+        .map(|x| {
+            (
+                x.message.body.as_str(),
+                x.visible_at.is_some(),
+                x.message.receives,
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("a", true, 1), ("b", false, 0), ("c", true, 0)]);
+    assert!(all.iter().all(|x| x.message.receipt.is_none()));
+    assert_eq!(all[1].message.headers.get_str("k"), Some("v"));
+    // Paging by seq.
+    let rest = q.browse(all[0].message.seq, 100).unwrap();
+    assert_eq!(rest.len(), 2);
+    // Browsing took nothing: the lease still acks, "b" is still readable.
+    q.ack(&leased.receipt.unwrap()).unwrap();
+    assert_eq!(bodies(&mut b, "inv"), ["b"]);
+    // Once the lease expired, browse sees the message visible again.
+    let again = lease_one(&mut b, "inv", 5).unwrap();
+    clock.advance(SECOND * 6);
+    let mut q = b.queue("inv").unwrap();
+    let now = q.browse(0, 100).unwrap();
+    assert_eq!(now[0].message.id, again.id);
+    assert_eq!(now[0].visible_at, None);
+}
+
+#[test]
+fn replace_keeps_position_and_lease() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    let (first, second) = {
+        let mut q = b.queue("upd").unwrap();
+        (q.write("one").unwrap(), q.write("two").unwrap())
+    };
+    let mut headers = Headers::new();
+    headers
+        .insert("v", litebroker::HeaderValue::Int(2))
+        .unwrap();
+    let mut q = b.queue("upd").unwrap();
+    assert!(q.replace(first, "ONE", &headers).unwrap());
+    assert!(!q.replace(12345, "x", &headers).unwrap());
+    drop(q);
+    assert_eq!(bodies(&mut b, "upd"), ["ONE", "two"]);
+    let leased = lease_one(&mut b, "upd", 30).unwrap();
+    assert_eq!(
+        leased.headers.get("v"),
+        Some(&litebroker::HeaderValue::Int(2))
+    );
+    let mut q = b.queue("upd").unwrap();
+    // A leased message can be replaced; its receipt still acks it.
+    assert!(q.replace(first, "uno", &Headers::new()).unwrap());
+    q.ack(&leased.receipt.unwrap()).unwrap();
+    assert!(!q.replace(first, "gone", &Headers::new()).unwrap());
+    let too_big = "x".repeat(litebroker::message::MAX_MESSAGE_SIZE + 1);
+    assert_eq!(
+        q.replace(second, &too_big, &Headers::new())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::TooLarge
+    );
+    drop(q);
+    assert_eq!(bodies(&mut b, "upd"), ["two"]);
+}
+
+#[test]
+fn write_once_writes_a_key_once_until_it_expires() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    let batch = [
+        litebroker::Outgoing::body("a"),
+        litebroker::Outgoing::body("b"),
+    ];
+    let keep = SECOND * 60;
+    let mut q = b.queue("idem").unwrap();
+    let (ids, repeated) = q.write_once("k1", keep, &batch).unwrap();
+    assert!(!repeated);
+    assert_eq!(ids.len(), 2);
+    // Retried: nothing written, the first write's ids.
+    assert_eq!(
+        q.write_once("k1", keep, &batch).unwrap(),
+        (ids.clone(), true)
+    );
+    // Consumed meanwhile: still a repeat (the record, not the messages, decides).
+    q.read_many(&Filter::all(), 10).unwrap();
+    assert_eq!(
+        q.write_once("k1", keep, &batch).unwrap(),
+        (ids.clone(), true)
+    );
+    // Another key, or the same key on another queue, writes.
+    assert!(!q.write_once("k2", keep, &batch).unwrap().1);
+    drop(q);
+    assert!(
+        !b.queue("other")
+            .unwrap()
+            .write_once("k1", keep, &batch)
+            .unwrap()
+            .1
+    );
+    // Once the record expired, the key writes again.
+    clock.advance(SECOND * 61);
+    let mut q = b.queue("idem").unwrap();
+    let (again, repeated) = q.write_once("k1", keep, &batch).unwrap();
+    assert!(!repeated);
+    assert_ne!(again, ids);
+    assert_eq!(
+        q.write_once("", keep, &batch).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let big = "x".repeat(litebroker::message::MAX_MESSAGE_SIZE + 1);
+    assert_eq!(
+        q.write_once("k3", keep, &[litebroker::Outgoing::body(&big)])
+            .unwrap_err()
+            .kind(),
+        ErrorKind::TooLarge
+    );
+    assert!(
+        !q.write_once("k3", keep, &batch).unwrap().1,
+        "a refused write records nothing"
+    );
+}

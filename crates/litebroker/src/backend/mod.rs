@@ -72,6 +72,29 @@ pub struct DeferredCounts {
     pub delayed: u64,
 }
 
+/// A stored message as [`Backend::browse`] sees it: visible, leased or delayed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Browsed {
+    /// The message (headers and receive count filled in; never a receipt).
+    pub message: Message,
+    /// When a leased or delayed message becomes visible again (Unix ns on
+    /// the database's clock); `None` for a visible one.
+    pub visible_at: Option<i64>,
+}
+
+/// An API key as stored: never its secret, only a hash of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The key's name (unique).
+    pub name: String,
+    /// A hash of the secret (the server's business: storage compares nothing).
+    pub secret_hash: String,
+    /// What the key may do, in the server's notation (opaque to storage).
+    pub grants: String,
+    /// When it was created (Unix ns).
+    pub created_ns: i64,
+}
+
 /// Storage operations. Every method is atomic.
 pub trait Backend: Send {
     /// Uses `clock` for lease expiry and delays (message ids always use the real clock).
@@ -79,6 +102,19 @@ pub trait Backend: Send {
 
     /// Appends `messages` to `queue` in one transaction and returns their new ids.
     fn write(&mut self, queue: &str, messages: &[Outgoing<'_>]) -> Result<Vec<i64>>;
+
+    /// Like [`Backend::write`], at most once per `key` and queue within
+    /// `keep`: if a write with the same key to the same queue committed less
+    /// than `keep` ago (on the database's clock), nothing is written and the
+    /// ids that write got are returned with `true`. The record of the key
+    /// commits with the messages, in one transaction.
+    fn write_once(
+        &mut self,
+        queue: &str,
+        key: &str,
+        keep: Duration,
+        messages: &[Outgoing<'_>],
+    ) -> Result<(Vec<i64>, bool)>;
 
     /// Inserts messages with the ids they already have (restoring a dump), in
     /// one transaction, raising the id high-water mark past them. Fails, writing
@@ -123,6 +159,23 @@ pub trait Backend: Send {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<Message>>;
+
+    /// Every stored message of `queue` that is visible, leased or delayed
+    /// (never a consumed or held one), after storage position `after_seq`,
+    /// oldest first, without consuming or leasing anything. Leases that are
+    /// due have ended first, as for a reader. Receipts are never returned.
+    fn browse(&mut self, queue: &str, after_seq: i64, limit: usize) -> Result<Vec<Browsed>>;
+
+    /// Replaces, in place, the body and headers of message `id` of `queue`
+    /// if it is visible, leased or delayed: its position, receive count and
+    /// lease stay as they were. False if there is no such message.
+    fn replace_message(
+        &mut self,
+        queue: &str,
+        id: i64,
+        body: &str,
+        headers: &crate::headers::Headers,
+    ) -> Result<bool>;
 
     /// Moves up to `limit` messages from `src` to `dst`, keeping ids and
     /// positions. `include_consumed` lets an exact-id move revive a consumed message.
@@ -286,4 +339,14 @@ pub trait Backend: Send {
     /// Records that a subscription's consumer is alive; false if there is no
     /// such subscription.
     fn touch_subscription(&mut self, name: &str) -> Result<bool>;
+
+    /// Every stored API key, by name.
+    fn api_keys(&mut self) -> Result<Vec<StoredKey>>;
+
+    /// Stores a new API key; refused ([`crate::Error::KeyExists`]) if its
+    /// name or its hash is taken.
+    fn api_key_add(&mut self, key: &StoredKey) -> Result<()>;
+
+    /// Removes the API key `name`; false if there was none.
+    fn api_key_revoke(&mut self, name: &str) -> Result<bool>;
 }

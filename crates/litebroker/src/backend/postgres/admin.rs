@@ -137,3 +137,40 @@ fn bump_alias_version(tx: &mut Tx<'_>) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Every stored API key, by name.
+pub fn api_keys(tx: &mut Tx<'_>) -> Result<Vec<crate::backend::StoredKey>> {
+    let rows = tx.query(
+        "SELECT name, secret_hash, grants, created_ns FROM api_keys",
+        &[],
+    )?;
+    let mut out: Vec<crate::backend::StoredKey> = rows
+        .iter()
+        .map(|r| crate::backend::StoredKey {
+            name: r.get(0),
+            secret_hash: r.get(1),
+            grants: r.get(2),
+            created_ns: r.get(3),
+        })
+        .collect();
+    by_bytes(&mut out, |k| &k.name);
+    Ok(out)
+}
+
+/// Stores a key; refused if its name or hash is taken.
+pub fn api_key_add(tx: &mut Tx<'_>, key: &crate::backend::StoredKey) -> Result<()> {
+    let n = tx.execute(
+        "INSERT INTO api_keys (name, secret_hash, grants, created_ns) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+        &[&key.name, &key.secret_hash, &key.grants, &key.created_ns],
+    )?;
+    if n == 0 {
+        return Err(crate::Error::KeyExists(key.name.clone()));
+    }
+    Ok(())
+}
+
+/// Removes a key; false if there was none.
+pub fn api_key_revoke(tx: &mut Tx<'_>, name: &str) -> Result<bool> {
+    Ok(tx.execute("DELETE FROM api_keys WHERE name = $1", &[&name])? > 0)
+}

@@ -356,3 +356,102 @@ pub fn dump_page(
 pub fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
+
+/// [`write_in`] unless `key` wrote to `queue` and its record has not expired
+/// at `now`; records the key until `expires`. The ids and whether it was a repeat.
+pub fn write_once(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    key: &str,
+    batch: &[Outgoing<'_>],
+    now: i64,
+    expires: i64,
+) -> Result<(Vec<i64>, bool)> {
+    tx.execute("DELETE FROM idempotency WHERE expires_ns <= $1", &[&now])?;
+    // Two writers with one key: the second waits on the first's row.
+    let earlier = tx.opt(
+        "SELECT ids FROM idempotency WHERE queue = $1 AND key = $2 FOR UPDATE",
+        &[&queue, &key],
+    )?;
+    if let Some(row) = earlier {
+        return Ok((row.get(0), true));
+    }
+    let ids = write_rows(tx, queue, batch, now)?;
+    tx.execute(
+        "INSERT INTO idempotency (queue, key, ids, expires_ns) VALUES ($1, $2, $3, $4)",
+        &[&queue, &key, &ids, &expires],
+    )?;
+    Ok((ids, false))
+}
+
+/// Appends `batch` (headers and delays included) inside a transaction.
+fn write_rows(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>], now: i64) -> Result<Vec<i64>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = reserve_ids(tx, batch.len())?;
+    let ids: Vec<i64> = (first..first + batch.len() as i64).collect();
+    let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
+    let headers: Vec<Option<String>> = batch
+        .iter()
+        .map(|m| m.headers.filter(|h| !h.is_empty()).map(Headers::to_json))
+        .collect();
+    let visible: Vec<Option<i64>> = batch
+        .iter()
+        .map(|m| crate::clock::deadline(now, m.delay))
+        .collect();
+    let states: Vec<i16> = visible
+        .iter()
+        .map(|v| if v.is_some() { DEFERRED } else { PENDING })
+        .collect();
+    tx.execute(
+        "INSERT INTO messages (id, queue, body, state, headers, visible_at) \
+         SELECT i, $2, b, s, h, v FROM unnest($1::bigint[], $3::bytea[], $4::smallint[], \
+         $5::text[], $6::bigint[]) WITH ORDINALITY AS t(i, b, s, h, v, n) ORDER BY n",
+        &[&ids, &queue, &bodies, &states, &headers, &visible],
+    )?;
+    tx.changed();
+    Ok(ids)
+}
+
+/// Visible, leased and delayed messages after `after_seq`, oldest first,
+/// with when a leased or delayed one becomes visible again.
+pub fn browse(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<crate::backend::Browsed>> {
+    let rows = tx.query(
+        "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset, \
+         CASE WHEN state = 2 THEN visible_at END FROM messages \
+         WHERE queue = $1 AND state IN (0, 2) AND seq > $2 ORDER BY seq LIMIT $3",
+        &[&queue, &after_seq, &limit_i64(limit)],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(crate::backend::Browsed {
+                message: message(r)?,
+                visible_at: r.get(9),
+            })
+        })
+        .collect()
+}
+
+/// Replaces body and headers of message `id` of `queue` (visible, leased or
+/// delayed) in place; false if there is none.
+pub fn replace(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    id: i64,
+    body: &str,
+    headers: &Headers,
+) -> Result<bool> {
+    let json = (!headers.is_empty()).then(|| headers.to_json());
+    let n = tx.execute(
+        "UPDATE messages SET body = $1, headers = $2 WHERE queue = $3 AND id = $4 \
+         AND state IN (0, 2)",
+        &[&body.as_bytes(), &json, &queue, &id],
+    )?;
+    Ok(n > 0)
+}

@@ -491,6 +491,51 @@ impl Backend for PostgresBackend {
         self.check(result)
     }
 
+    fn write_once(
+        &mut self,
+        queue: &str,
+        key: &str,
+        keep: Duration,
+        batch: &[Outgoing<'_>],
+    ) -> Result<(Vec<i64>, bool)> {
+        let now = self.now()?;
+        let expires = clock::after(now, keep);
+        self.transaction(|tx| messages::write_once(tx, queue, key, batch, now, expires))
+    }
+
+    fn browse(
+        &mut self,
+        queue: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<super::Browsed>> {
+        self.promote_if_due()?;
+        self.transaction(|tx| messages::browse(tx, queue, after_seq, limit))
+    }
+
+    fn replace_message(
+        &mut self,
+        queue: &str,
+        id: i64,
+        body: &str,
+        headers: &crate::headers::Headers,
+    ) -> Result<bool> {
+        crate::broker::check_size(body)?;
+        self.transaction(|tx| messages::replace(tx, queue, id, body, headers))
+    }
+
+    fn api_keys(&mut self) -> Result<Vec<super::StoredKey>> {
+        self.transaction(admin::api_keys)
+    }
+
+    fn api_key_add(&mut self, key: &super::StoredKey) -> Result<()> {
+        self.transaction(|tx| admin::api_key_add(tx, key))
+    }
+
+    fn api_key_revoke(&mut self, name: &str) -> Result<bool> {
+        self.transaction(|tx| admin::api_key_revoke(tx, name))
+    }
+
     fn insert_with_ids(
         &mut self,
         records: &mut dyn Iterator<Item = Result<QueuedMessage>>,

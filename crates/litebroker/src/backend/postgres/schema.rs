@@ -16,6 +16,8 @@
 //!   lock is gone is dead, on whatever host it ran.
 //! - `aliases`, `queue_config`, `topics`, `topic_log`, `subscriptions`,
 //!   `topic_config`: as on SQLite.
+//! - `idempotency`: keys of recent `write_once` writes and their ids;
+//!   `api_keys`: the server's keys (hashes only).
 
 /// The `meta.magic` value that marks litebroker's schema.
 pub const MAGIC: &str = "litebroker-postgres";
@@ -111,6 +113,20 @@ CREATE TABLE topic_config (
     pattern TEXT PRIMARY KEY,
     retain_count BIGINT,
     retain_ns BIGINT
+);
+CREATE TABLE idempotency (
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    ids BIGINT[] NOT NULL,
+    expires_ns BIGINT NOT NULL,
+    PRIMARY KEY (queue, key)
+);
+CREATE INDEX idempotency_expires ON idempotency (expires_ns);
+CREATE TABLE api_keys (
+    name TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    grants TEXT NOT NULL,
+    created_ns BIGINT NOT NULL
 );
 INSERT INTO meta (key, value, note) VALUES
     ('magic', 0, 'litebroker-postgres'),

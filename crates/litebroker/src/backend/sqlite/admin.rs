@@ -154,3 +154,49 @@ fn bump_alias_version(conn: &Connection) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Every stored API key, by name.
+pub fn api_keys(conn: &Connection) -> Result<Vec<crate::backend::StoredKey>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, secret_hash, grants, created_ns FROM lb_api_keys ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(crate::backend::StoredKey {
+            name: r.get(0)?,
+            secret_hash: r.get(1)?,
+            grants: r.get(2)?,
+            created_ns: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Stores a key; refused if its name or hash is taken.
+pub fn api_key_add(conn: &Connection, key: &crate::backend::StoredKey) -> Result<()> {
+    let taken: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM lb_api_keys WHERE name = ?1 OR secret_hash = ?2)",
+        )?
+        .query_row([&key.name, &key.secret_hash], |r| r.get(0))?;
+    if taken {
+        return Err(crate::Error::KeyExists(key.name.clone()));
+    }
+    conn.prepare_cached(
+        "INSERT INTO lb_api_keys (name, secret_hash, grants, created_ns) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(rusqlite::params![
+        key.name,
+        key.secret_hash,
+        key.grants,
+        key.created_ns
+    ])?;
+    Ok(())
+}
+
+/// Removes a key; false if there was none.
+pub fn api_key_revoke(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM lb_api_keys WHERE name = ?1")?
+        .execute([name])?
+        > 0)
+}

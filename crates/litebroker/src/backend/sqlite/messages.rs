@@ -2,7 +2,7 @@
 //! move, dump and load. Each function expects to run inside a transaction the
 //! caller opened, so that it can be composed and retried as a whole.
 
-use rusqlite::{params, params_from_iter, Connection, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::deferred;
 use super::schema::{CONSUMED, DEFERRED, PENDING};
@@ -213,6 +213,103 @@ pub fn peek(
     let mut page: Vec<Message> = rows.collect::<rusqlite::Result<_>>()?;
     deferred::load_ext(conn, &mut page)?;
     Ok(page)
+}
+
+/// [`write`] unless `key` wrote to `queue` before `now` and its record has
+/// not expired; records the key until `expires`. Answers the ids and
+/// whether the write was a repeat.
+pub fn write_once(
+    conn: &Connection,
+    queue: &str,
+    key: &str,
+    batch: &[Outgoing<'_>],
+    now: i64,
+    expires: i64,
+) -> Result<(Vec<i64>, bool)> {
+    conn.prepare_cached("DELETE FROM lb_idempotency WHERE expires_ns <= ?1")?
+        .execute([now])?;
+    let earlier: Option<String> = conn
+        .prepare_cached("SELECT ids FROM lb_idempotency WHERE queue = ?1 AND key = ?2")?
+        .query_row([queue, key], |r| r.get(0))
+        .optional()?;
+    if let Some(ids) = earlier {
+        let ids: Vec<i64> = serde_json::from_str(&ids)
+            .map_err(|e| Error::Integrity(format!("idempotency record of '{key}': {e}")))?;
+        return Ok((ids, true));
+    }
+    let ids = write(conn, queue, batch, now)?;
+    let text = serde_json::to_string(&ids).expect("ids serialize");
+    conn.prepare_cached(
+        "INSERT INTO lb_idempotency (queue, key, ids, expires_ns) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![queue, key, text, expires])?;
+    Ok((ids, false))
+}
+
+/// Visible, leased and delayed messages after storage position `after_seq`,
+/// oldest first, each with when it becomes visible again if it is not now.
+pub fn browse(
+    conn: &Connection,
+    queue: &str,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<crate::backend::Browsed>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id, m.ts, m.body, CASE WHEN m.claimed = 2 THEN e.visible_at END \
+         FROM messages m LEFT JOIN lb_message_ext e ON e.msg = m.id \
+         WHERE m.queue = ?1 AND m.claimed IN (0, 2) AND m.id > ?2 ORDER BY m.id LIMIT ?3",
+    )?;
+    let mut visible_at = Vec::new();
+    let rows = stmt.query_map(params![queue, after_seq, limit_i64(limit)], |row| {
+        Ok((message_from_row(row)?, row.get::<_, Option<i64>>(3)?))
+    })?;
+    let mut page = Vec::new();
+    for row in rows {
+        let (msg, at) = row?;
+        page.push(msg);
+        visible_at.push(at);
+    }
+    deferred::load_ext(conn, &mut page)?;
+    Ok(page
+        .into_iter()
+        .zip(visible_at)
+        .map(|(mut message, visible_at)| {
+            message.receipt = None;
+            crate::backend::Browsed {
+                message,
+                visible_at,
+            }
+        })
+        .collect())
+}
+
+/// Replaces body and headers of message `id` of `queue` (visible, leased or
+/// delayed) in place; false if there is none.
+pub fn replace(
+    conn: &Connection,
+    queue: &str,
+    id: i64,
+    body: &str,
+    headers: &crate::headers::Headers,
+) -> Result<bool> {
+    let seq: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE queue = ?1 AND ts = ?2 AND claimed IN (0, 2)",
+        )?
+        .query_row(params![queue, id], |r| r.get(0))
+        .optional()?;
+    let Some(seq) = seq else {
+        return Ok(false);
+    };
+    conn.prepare_cached("UPDATE messages SET body = ?1 WHERE id = ?2")?
+        .execute(params![body, seq])?;
+    let json = (!headers.is_empty()).then(|| headers.to_json());
+    conn.prepare_cached(
+        "INSERT INTO lb_message_ext (msg, headers) VALUES (?1, ?2) \
+         ON CONFLICT(msg) DO UPDATE SET headers = excluded.headers",
+    )?
+    .execute(params![seq, json])?;
+    Ok(true)
 }
 
 /// Moves up to `limit` selected messages to `dst`, visible, ids and positions kept.

@@ -301,6 +301,18 @@ impl Backend for SqliteBackend {
         self.write_ids(queue, batch)
     }
 
+    fn write_once(
+        &mut self,
+        queue: &str,
+        key: &str,
+        keep: Duration,
+        batch: &[Outgoing<'_>],
+    ) -> Result<(Vec<i64>, bool)> {
+        let now = self.now();
+        let expires = crate::clock::after(now, keep);
+        self.write_retrying_ids(|c| messages::write_once(c, queue, key, batch, now, expires))
+    }
+
     fn insert_with_ids(
         &mut self,
         records: &mut dyn Iterator<Item = Result<QueuedMessage>>,
@@ -422,6 +434,27 @@ impl Backend for SqliteBackend {
         messages::peek(&self.conn, queue, filter, after_seq, limit)
     }
 
+    fn browse(
+        &mut self,
+        queue: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::backend::Browsed>> {
+        self.promote_if_due()?;
+        messages::browse(&self.conn, queue, after_seq, limit)
+    }
+
+    fn replace_message(
+        &mut self,
+        queue: &str,
+        id: i64,
+        body: &str,
+        headers: &crate::headers::Headers,
+    ) -> Result<bool> {
+        crate::broker::check_size(body)?;
+        self.immediate(|c| messages::replace(c, queue, id, body, headers))
+    }
+
     fn move_messages(
         &mut self,
         src: &str,
@@ -494,6 +527,18 @@ impl Backend for SqliteBackend {
         })?;
         self.reclaim_space(compact)?;
         Ok(deleted)
+    }
+
+    fn api_keys(&mut self) -> Result<Vec<crate::backend::StoredKey>> {
+        admin::api_keys(&self.conn)
+    }
+
+    fn api_key_add(&mut self, key: &crate::backend::StoredKey) -> Result<()> {
+        self.immediate(|c| admin::api_key_add(c, key))
+    }
+
+    fn api_key_revoke(&mut self, name: &str) -> Result<bool> {
+        self.immediate(|c| admin::api_key_revoke(c, name))
     }
 
     fn aliases(&mut self) -> Result<Vec<(String, String)>> {
