@@ -310,6 +310,10 @@ pub struct ServeArgs {
     /// API keys in the PyQueue server's format: {"KEY": {"description": ..., "queues": {"NAME-or-GLOB": ["read", "write", "delete", "manage"]}}}
     #[arg(long, value_name = "FILE")]
     pub api_keys_file: Option<std::path::PathBuf>,
+    /// Also serve the TCP Message Broker's binary protocol on ADDR:PORT (it has no
+    /// keys: a non-loopback address needs --insecure-no-auth)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tcp: Option<String>,
     /// Serve without API keys on a non-loopback address (anyone who can connect may do anything)
     #[arg(long)]
     pub insecure_no_auth: bool,

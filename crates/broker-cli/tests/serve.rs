@@ -451,3 +451,119 @@ fn sigkill_under_load_keeps_every_acknowledged_write() {
         );
     }
 }
+
+/// One frame of the TCP Message Broker's protocol, as its client builds it.
+fn tcp_frame(kind: u32, seq: u64, props: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    for (k, v) in props {
+        p.extend_from_slice(format!("{k}={v}\0").as_bytes());
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&((32 + p.len() + body.len()) as u32).to_be_bytes());
+    out.extend_from_slice(&kind.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&0u64.to_be_bytes());
+    out.extend_from_slice(&(p.len() as u32).to_be_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&p);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Sends a request frame and reads the answer: (type, sequence, properties).
+fn tcp_request(
+    s: &mut TcpStream,
+    kind: u32,
+    seq: u64,
+    props: &[(&str, &str)],
+    body: &[u8],
+) -> (u32, u64, String) {
+    s.write_all(&tcp_frame(kind, seq, props, body)).unwrap();
+    let mut header = [0u8; 32];
+    s.read_exact(&mut header).unwrap();
+    let total = u32::from_be_bytes(header[0..4].try_into().unwrap()) as usize;
+    let mut rest = vec![0u8; total - 32];
+    s.read_exact(&mut rest).unwrap();
+    let props_len = u32::from_be_bytes(header[24..28].try_into().unwrap()) as usize;
+    (
+        u32::from_be_bytes(header[4..8].try_into().unwrap()),
+        u64::from_be_bytes(header[8..16].try_into().unwrap()),
+        String::from_utf8_lossy(&rest[..props_len]).replace('\0', ";"),
+    )
+}
+
+#[test]
+fn serves_the_tcp_protocol_beside_http_on_the_same_topics() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .broker()
+        .args(["serve", "--http", "127.0.0.1:0", "--tcp", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let tcp = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its addresses");
+        if let Some(addr) = line.strip_prefix("Serving the TCP protocol on ") {
+            break addr.trim().to_owned();
+        }
+    };
+    let mut s = TcpStream::connect(&tcp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (kind, seq, props) = tcp_request(&mut s, 4, 1, &[("topic", "orders")], b"");
+    assert_eq!((kind, seq), (2, 1), "{props}");
+    assert!(props.contains("status=success"), "{props}");
+    let sub = [
+        ("subscription_id", "billing"),
+        ("topic", "orders"),
+        ("start_offset", "0"),
+    ];
+    let (_, seq, props) = tcp_request(&mut s, 5, 2, &sub, b"");
+    assert_eq!(seq, 2);
+    assert!(props.contains("status=success"), "{props}");
+    let (_, _, props) = tcp_request(
+        &mut s,
+        9,
+        3,
+        &[("topic", "orders"), ("client_id", "c1")],
+        b"over tcp",
+    );
+    assert!(
+        props.contains("status=success") && props.contains("offset=0"),
+        "{props}"
+    );
+    // What a TCP client published, the CLI reads from the subscription.
+    let out = sb.run(&["read", "billing"]);
+    assert_code(&out, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over tcp\n");
+    // SIGTERM stops both servers.
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(wait_bounded(&mut child, Duration::from_secs(20)).success());
+}
+
+#[test]
+fn refuses_the_tcp_protocol_on_an_open_address_without_insecure_no_auth() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["serve", "--http", "127.0.0.1:0", "--tcp", "0.0.0.0:0"]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("--insecure-no-auth"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.run(&["serve", "--http", "127.0.0.1:0", "--tcp", "nowhere"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("ADDR:PORT"), "{}", stderr(&out));
+}

@@ -21,6 +21,21 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
             args.http
         )
     })?;
+    let tcp_addr: Option<SocketAddr> = match &args.tcp {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|_| {
+            anyhow!("--tcp: expected ADDR:PORT (e.g. 127.0.0.1:9999), got '{text}'")
+        })?),
+    };
+    if let Some(tcp) = tcp_addr {
+        if !tcp.ip().is_loopback() && !args.insecure_no_auth {
+            bail!(
+                "refusing to serve the TCP protocol on {tcp}: it has no API keys, so anyone who \
+                 can reach it could read and publish every topic. Serve it on a loopback address \
+                 or pass --insecure-no-auth"
+            );
+        }
+    }
     let keys = match &args.api_keys_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -81,16 +96,45 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
+        let tcp_listener = match tcp_addr {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on {a} (--tcp)"))?,
+            ),
+            None => None,
+        };
         if !ctx.quiet {
             let over = scheme.to_uppercase();
             let db = connector.describe();
             println!("Serving {db} over {over} on {scheme}://{local}");
         }
+        if let (Some(l), false) = (&tcp_listener, ctx.quiet) {
+            println!("Serving the TCP protocol on {}", l.local_addr()?);
+        }
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        litebroker_server::run(listener, connector, config, shutdown_signal())
-            .await
-            .context("HTTP server failed")
+        // One signal stops both servers.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let tcp = {
+            let connector = connector.clone();
+            let rx = stop_rx.clone();
+            async move {
+                if let Some(l) = tcp_listener {
+                    litebroker_tcp::run(l, connector, stopped(rx)).await;
+                }
+            }
+        };
+        let http = litebroker_server::run(listener, connector, config, stopped(stop_rx));
+        let (served, ()) = tokio::join!(http, tcp);
+        served.context("HTTP server failed")
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
     Ok(Outcome::Done)

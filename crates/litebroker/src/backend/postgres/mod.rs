@@ -503,12 +503,7 @@ impl Backend for PostgresBackend {
         self.transaction(|tx| messages::write_once(tx, queue, key, batch, now, expires))
     }
 
-    fn browse(
-        &mut self,
-        queue: &str,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<super::Browsed>> {
+    fn browse(&mut self, queue: &str, after_seq: i64, limit: usize) -> Result<Vec<super::Browsed>> {
         self.promote_if_due()?;
         self.transaction(|tx| messages::browse(tx, queue, after_seq, limit))
     }
