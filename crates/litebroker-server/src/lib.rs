@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod changes;
+pub mod commit;
 pub mod error;
 pub mod extract;
 pub mod iso;
@@ -137,6 +138,8 @@ pub struct ServerState {
     pub max_wait: Duration,
     /// The SSE consumer groups.
     pub groups: routes::events::Groups,
+    /// Commits concurrent queue writes together.
+    pub commits: commit::GroupCommit,
     /// One lock per queue for PyQueue's idempotent sends, so that two
     /// concurrent sends of one id through this server store it once.
     pyqueue_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -154,15 +157,18 @@ impl ServerState {
 pub type AppState = Arc<ServerState>;
 
 /// Builds the state and the router without serving (tests of single
-/// routes; [`run`] is the usual entry).
+/// routes; [`run`] is the usual entry). Must be called on a tokio runtime
+/// (it starts the group committer's task).
 pub fn app(
     connector: Arc<dyn Connector>,
     config: Config,
 ) -> (Router, AppState, watch::Sender<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let changes = Arc::new(Changes::new(connector.changes()));
+    let pool = Arc::new(Pool::new(connector, config.blocking_threads));
     let state = Arc::new(ServerState {
-        pool: Arc::new(Pool::new(connector, config.blocking_threads)),
+        commits: commit::GroupCommit::start(pool.clone()),
+        pool,
         keys: config.keys,
         stored_keys: config.keys_in_database.then(auth::StoredKeys::default),
         changes,

@@ -91,6 +91,28 @@ impl Metrics {
     }
 }
 
+/// The group committer's counts: write requests, and the transactions they
+/// took (fewer commits than requests means writes were grouped).
+pub fn render_commits(out: &mut String, stats: &crate::commit::CommitStats) {
+    use std::sync::atomic::Ordering;
+    out.push_str("# HELP litebroker_write_requests_total Queue write requests through the group committer.\n");
+    out.push_str("# TYPE litebroker_write_requests_total counter\n");
+    let _ = writeln!(
+        out,
+        "litebroker_write_requests_total {}",
+        stats.requests.load(Ordering::Relaxed)
+    );
+    out.push_str(
+        "# HELP litebroker_write_commits_total Transactions the group committer ran for them.\n",
+    );
+    out.push_str("# TYPE litebroker_write_commits_total counter\n");
+    let _ = writeln!(
+        out,
+        "litebroker_write_commits_total {}",
+        stats.commits.load(Ordering::Relaxed)
+    );
+}
+
 /// Per-queue gauges from the queues' stats.
 pub fn render_queues(out: &mut String, queues: &[litebroker::QueueStats]) {
     type Gauge = (

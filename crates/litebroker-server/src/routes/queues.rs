@@ -16,6 +16,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Perm};
+use crate::commit::Prepared;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::wait::{parse_wait, poll};
@@ -286,24 +287,32 @@ async fn write(
             .as_deref()
             .map(|d| parse_duration("delay", d))
             .transpose()?;
-        prepared.push((m.body, headers, delay));
+        prepared.push(Prepared {
+            body: m.body,
+            headers,
+            delay,
+        });
     }
+    let Some(key) = key else {
+        // Committed together with the writes that arrive meanwhile.
+        let ids = state.commits.write(queue, prepared).await?;
+        return Ok(Json(WrittenOut {
+            ids,
+            repeated: false,
+        }));
+    };
     let (ids, repeated) = state
         .pool
         .run(move |b| {
             let out: Vec<Outgoing<'_>> = prepared
                 .iter()
-                .map(|(body, headers, delay)| Outgoing {
-                    body,
-                    headers: (!headers.is_empty()).then_some(headers),
-                    delay: *delay,
+                .map(|m| Outgoing {
+                    body: &m.body,
+                    headers: (!m.headers.is_empty()).then_some(&m.headers),
+                    delay: m.delay,
                 })
                 .collect();
-            let mut q = b.queue(&queue)?;
-            Ok(match &key {
-                Some(key) => q.write_once(key, IDEMPOTENCY_KEEP, &out)?,
-                None => (q.write_batch(&out)?, false),
-            })
+            Ok(b.queue(&queue)?.write_once(&key, IDEMPOTENCY_KEEP, &out)?)
         })
         .await?;
     Ok(Json(WrittenOut { ids, repeated }))

@@ -38,6 +38,7 @@ async fn metrics(State(state): State<AppState>, _caller: Caller) -> ApiResult<im
     let mut out = String::new();
     crate::metrics::render_queues(&mut out, &queues);
     state.metrics.render_requests(&mut out);
+    crate::metrics::render_commits(&mut out, state.commits.stats());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
