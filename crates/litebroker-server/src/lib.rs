@@ -77,6 +77,10 @@ pub struct Config {
     pub keys_in_database: bool,
     /// Serve HTTPS with this certificate chain and key instead of HTTP.
     pub tls: Option<Tls>,
+    /// How long the unacked deliveries of a dropped event stream wait for
+    /// the client to resume with `Last-Event-ID` before they go to the
+    /// group's other members (zero: at once).
+    pub sse_resume_grace: Duration,
 }
 
 /// A certificate chain and its private key, PEM.
@@ -115,6 +119,7 @@ impl Default for Config {
             max_wait: Duration::from_secs(20),
             keys_in_database: false,
             tls: None,
+            sse_resume_grace: Duration::from_secs(5),
         }
     }
 }
@@ -175,7 +180,7 @@ pub fn app(
         metrics: Metrics::default(),
         stopping: stop_rx,
         max_wait: config.max_wait,
-        groups: routes::events::Groups::default(),
+        groups: routes::events::Groups::new(config.sse_resume_grace),
         pyqueue_locks: Mutex::new(HashMap::new()),
     });
     let timeout = config.request_timeout;

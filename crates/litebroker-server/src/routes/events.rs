@@ -11,8 +11,16 @@
 //! is delivered twice only when its lease ended unacked.
 //!
 //! Each event has `event: message`, `id: <receipt>` and the message as JSON
-//! in `data`. There is no replay from `Last-Event-ID`: what a dropped client
-//! did not ack is redelivered to the group instead.
+//! in `data`; the stream opens with `retry: 1000` (reconnect after a second).
+//!
+//! Resuming: when a member's connection drops, its unacked deliveries are
+//! parked for a grace time ([`crate::Config::sse_resume_grace`], 5 s by
+//! default, never past their leases) instead of going to the others. A
+//! client that reconnects within it with `Last-Event-ID` set to the id of an
+//! event of that stream (the last one it saw, as `EventSource` sends it)
+//! gets those deliveries first, with the same receipts, then new ones. If no
+//! one resumes, they are given to the group when the grace ends; at
+//! shutdown, at once.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,7 +31,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use litebroker::message::Filter;
 use litebroker::{Message, Receipt};
 use serde::Deserialize;
@@ -46,13 +54,76 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Every consumer group of the server, by queue.
-#[derive(Default)]
 pub struct Groups {
     map: Mutex<HashMap<String, Arc<Group>>>,
     streams: std::sync::atomic::AtomicUsize,
+    /// Unacked deliveries of dropped members, by queue, awaiting a resume.
+    parked: Mutex<HashMap<String, Vec<Parked>>>,
+    next_parked: std::sync::atomic::AtomicU64,
+    /// How long they wait.
+    grace: Duration,
+}
+
+/// The unacked deliveries of a member whose connection dropped.
+struct Parked {
+    key: u64,
+    /// The event ids that resume it: its unacked receipts and its last one.
+    ids: Vec<Receipt>,
+    /// In delivery order, with their lease ends.
+    deliveries: Vec<(Message, Instant)>,
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        Groups::new(Duration::from_secs(5))
+    }
 }
 
 impl Groups {
+    /// Consumer groups whose dropped members may resume within `grace`.
+    pub fn new(grace: Duration) -> Self {
+        Groups {
+            map: Mutex::default(),
+            streams: Default::default(),
+            parked: Mutex::default(),
+            next_parked: Default::default(),
+            grace,
+        }
+    }
+
+    /// Takes the parked deliveries that `last_event_id` resumes, if any.
+    fn resume(&self, queue: &str, last_event_id: &Receipt) -> Vec<(Message, Instant)> {
+        let mut parked = lock(&self.parked);
+        let Some(list) = parked.get_mut(queue) else {
+            return Vec::new();
+        };
+        let Some(at) = list.iter().position(|p| p.ids.contains(last_event_id)) else {
+            return Vec::new();
+        };
+        let found = list.remove(at);
+        if list.is_empty() {
+            parked.remove(queue);
+        }
+        let now = Instant::now();
+        found
+            .deliveries
+            .into_iter()
+            .filter(|(_, deadline)| *deadline > now)
+            .collect()
+    }
+
+    /// Takes the parked entry `key` of `queue` if no one resumed it.
+    fn unpark(&self, queue: &str, key: u64) -> Option<Parked> {
+        let mut parked = lock(&self.parked);
+        let list = parked.get_mut(queue)?;
+        let at = list.iter().position(|p| p.key == key)?;
+        let found = list.remove(at);
+        if list.is_empty() {
+            parked.remove(queue);
+        }
+        Some(found)
+    }
+
     /// Frees the room of acked (or nacked) deliveries of `queue`.
     pub fn settled(&self, queue: &str, receipts: &[Receipt]) {
         let group = lock(&self.map).get(queue).cloned();
@@ -62,6 +133,8 @@ impl Groups {
                 for r in receipts {
                     m.outstanding.remove(r);
                 }
+                m.sent
+                    .retain(|s| !receipts.iter().any(|r| Some(*r) == s.receipt));
             }
             drop(members);
             group.wake.notify_one();
@@ -101,6 +174,10 @@ struct Member {
     prefetch: usize,
     /// Unacked deliveries and when their leases end.
     outstanding: HashMap<Receipt, Instant>,
+    /// The messages delivered and not yet settled, in order (to park).
+    sent: Vec<Message>,
+    /// The receipt of the last event sent.
+    last_sent: Option<Receipt>,
 }
 
 impl Member {
@@ -143,24 +220,76 @@ impl Drop for Membership {
         let gone = members.list.remove(at);
         drop(members);
         self.group.wake.notify_one();
-        let receipts: Vec<Receipt> = gone.outstanding.into_keys().collect();
-        if receipts.is_empty() {
+        let now = Instant::now();
+        let deliveries: Vec<(Message, Instant)> = gone
+            .sent
+            .into_iter()
+            .filter_map(|m| {
+                let deadline = *gone.outstanding.get(m.receipt.as_ref()?)?;
+                (deadline > now).then_some((m, deadline))
+            })
+            .collect();
+        if deliveries.is_empty() {
             return;
         }
-        // Give the member's unacked deliveries to the others now rather
-        // than when their leases end (acked ones answer stale: ignored).
-        let (pool, queue) = (self.state.pool.clone(), self.group.queue.clone());
-        tokio::spawn(async move {
-            let _ = pool
-                .run(move |b| {
-                    let mut q = b.queue(&queue)?;
-                    for r in &receipts {
-                        let _ = q.nack(r, None);
-                    }
-                    Ok(())
-                })
-                .await;
-        });
+        let groups = &self.state.groups;
+        let mut stopping = self.state.stopping.clone();
+        if !groups.grace.is_zero() && !*stopping.borrow() {
+            // Parked for a resume; given to the group if none comes.
+            let key = groups
+                .next_parked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut ids: Vec<Receipt> = deliveries.iter().filter_map(|(m, _)| m.receipt).collect();
+            ids.extend(gone.last_sent);
+            let grace = deliveries
+                .iter()
+                .map(|(_, d)| d.saturating_duration_since(now))
+                .min()
+                .unwrap_or_default()
+                .min(groups.grace);
+            lock(&groups.parked)
+                .entry(self.group.queue.clone())
+                .or_default()
+                .push(Parked {
+                    key,
+                    ids,
+                    deliveries,
+                });
+            let (state, queue) = (self.state.clone(), self.group.queue.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(grace) => {}
+                    _ = stopping.wait_for(|s| *s) => {}
+                }
+                if let Some(p) = state.groups.unpark(&queue, key) {
+                    let receipts = p.deliveries.iter().filter_map(|(m, _)| m.receipt).collect();
+                    give_to_group(&state, queue, receipts).await;
+                }
+            });
+            return;
+        }
+        let receipts = deliveries.iter().filter_map(|(m, _)| m.receipt).collect();
+        let (state, queue) = (self.state.clone(), self.group.queue.clone());
+        tokio::spawn(async move { give_to_group(&state, queue, receipts).await });
+    }
+}
+
+/// Makes unacked deliveries visible again at once (acked ones answer
+/// stale: ignored), for the group's other members.
+async fn give_to_group(state: &AppState, queue: String, receipts: Vec<Receipt>) {
+    let group = lock(&state.groups.map).get(&queue).cloned();
+    let _ = state
+        .pool
+        .run(move |b| {
+            let mut q = b.queue(&queue)?;
+            for r in &receipts {
+                let _ = q.nack(r, None);
+            }
+            Ok(())
+        })
+        .await;
+    if let Some(g) = group {
+        g.wake.notify_one();
     }
 }
 
@@ -175,6 +304,7 @@ async fn events(
     Path(queue): Path<String>,
     caller: Caller,
     Query(q): Query<EventsQuery>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     caller.require(&queue, Perm::Read)?;
     caller.require(&queue, Perm::Delete)?; // acking what it receives
@@ -200,7 +330,26 @@ async fn events(
             "too many open event streams",
         ));
     }
-    let (tx, rx) = mpsc::channel(prefetch);
+    // A resume: the dropped stream's unacked deliveries come first. An id
+    // that is not a receipt, or resumes nothing, is a fresh start.
+    let resumed = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<Receipt>().ok())
+        .map(|r| state.groups.resume(&queue, &r))
+        .unwrap_or_default();
+    let (tx, rx) = mpsc::channel(prefetch.max(resumed.len()).max(1));
+    let mut outstanding = HashMap::new();
+    let mut sent = Vec::new();
+    let mut last_sent = None;
+    for (msg, deadline) in resumed {
+        if let Some(receipt) = msg.receipt {
+            outstanding.insert(receipt, deadline);
+            last_sent = Some(receipt);
+            sent.push(msg.clone());
+            let _ = tx.try_send(msg); // room for all: the channel was sized for them
+        }
+    }
     let (group, id, start) = {
         let mut groups = lock(&state.groups.map);
         let (group, start) = match groups.get(&queue) {
@@ -222,7 +371,9 @@ async fn events(
             id,
             tx,
             prefetch,
-            outstanding: HashMap::new(),
+            outstanding,
+            sent,
+            last_sent,
         });
         drop(members);
         (group, id, start)
@@ -237,6 +388,9 @@ async fn events(
         id,
     };
     let stopping = state.stopping.clone();
+    let retry = futures_util::stream::once(async {
+        Ok::<_, Infallible>(Event::default().retry(Duration::from_secs(1)))
+    });
     let stream = futures_util::stream::unfold(
         (rx, stopping, membership),
         |(mut rx, mut stopping, membership)| async move {
@@ -253,7 +407,10 @@ async fn events(
             Some((Ok(event), (rx, stopping, membership)))
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(
+        Sse::new(retry.chain(stream))
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
+    )
 }
 
 /// Leases for the group while it has members with room, and deals the
@@ -350,6 +507,8 @@ async fn deal(state: &AppState, group: &Group, messages: Vec<Message>, visibilit
                 }
                 if member.tx.try_send(msg.clone()).is_ok() {
                     member.outstanding.insert(receipt, now + visibility);
+                    member.sent.push(msg.clone());
+                    member.last_sent = Some(receipt);
                     members.turn = (at + 1) % n;
                     placed = true;
                     break;
