@@ -143,6 +143,13 @@ fn routes() -> Vec<Route> {
             &[Manage],
         ),
         r("DELETE", "/v1/aliases/q", None, &[Manage]),
+        r("GET", "/v1/topics/q/retention", None, &[Read]),
+        r(
+            "PUT",
+            "/v1/topics/q/retention",
+            Some(json!({"max_count": 5})),
+            &[Manage],
+        ),
     ]
 }
 
@@ -152,6 +159,7 @@ const ANY_KEY: &[(&str, &str)] = &[
     ("GET", "/v1/queues"),
     ("GET", "/v1/subscriptions"),
     ("GET", "/v1/aliases"),
+    ("GET", "/v1/topics"),
     ("GET", "/metrics"),
 ];
 
@@ -251,6 +259,24 @@ async fn no_route_is_reachable_without_its_permission() {
             "{what} with exactly its permissions: {status} {body}"
         );
     }
+    // A request with its permission waits for a reply that never comes.
+    let request = "/v1/topics/q/request?timeout=10ms";
+    let body = Some(json!({"body": "b"}));
+    let (status, _) = server.call("POST", request, None, body.clone()).await;
+    assert_eq!(status, 401, "request without a key");
+    let no_write = key_name(&[Read, Delete, Manage]);
+    let (status, _) = server
+        .call("POST", request, Some(&no_write), body.clone())
+        .await;
+    assert_eq!(status, 403, "request without write");
+    let (status, out) = server
+        .call("POST", request, Some(&key_name(&[Write])), body)
+        .await;
+    assert_eq!(
+        (status, code(&out)),
+        (504, "no_reply"),
+        "request with write"
+    );
     // The event stream: its headers are the answer (the body never ends).
     let events = "/v1/queues/q/events";
     assert_eq!(server.status_only("GET", events, None).await, 401);
@@ -309,6 +335,8 @@ async fn the_table_covers_every_documented_route() {
         )
         // Checked on its own in no_route_is_reachable_without_its_permission.
         .chain([("get".to_owned(), "/v1/queues/q/events".to_owned())])
+        // Checked on its own (with its permission it waits, then 504).
+        .chain([("post".to_owned(), "/v1/topics/q/request".to_owned())])
         // Checked in tests/keys.rs (manage through a `*` grant).
         .chain([
             ("get".to_owned(), "/v1/keys".to_owned()),
