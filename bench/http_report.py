@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Renders bench/results/http.jsonl (bench/http.sh) as bench/manual/http.md."""
+import json
+import sys
+
+rows, meta = [], {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    r = json.loads(line)
+    if "meta" in r:
+        meta[r["meta"]] = r
+    else:
+        rows.append(r)
+
+def get(system, op, clients):
+    return next((r for r in rows if r["system"] == system and r["op"] == op and r["clients"] == clients), None)
+
+start, end = meta.get("start", {}), meta.get("end", {})
+clients = sorted({r["clients"] for r in rows if r["op"] in ("send", "read", "lease_ack") and r["system"] != "broker-cli"})
+systems = [("litebroker-http", "`broker serve` (HTTP, SQLite)"),
+           ("redis-always", "Redis, AOF `appendfsync always`"),
+           ("redis-everysec", "Redis, AOF `appendfsync everysec` (its default)"),
+           ("broker-cli", "`broker write`, one process per message")]
+ops = [("send", "durable sends (one message per request)"),
+       ("read", "receive + delete (`POST .../read`; Redis `BRPOP`)"),
+       ("lease_ack", "lease + ack (2 requests; Redis `BLMOVE` + `LREM`)")]
+
+def load(m):
+    return ", ".join(f"{x:.1f}" for x in m.get("load", [])) or "?"
+
+out = []
+out.append("## `broker serve` over HTTP, beside Redis")
+out.append("")
+out.append(
+    "Measured with `bench/http.sh` (not part of `bench/run.sh`): a release `broker serve` on a fresh SQLite "
+    "database with default (durable) settings, and two `redis-server` instances with AOF, one with "
+    "`appendfsync always` and one with its default `everysec`, all on 127.0.0.1; the load generator is "
+    "`target/release/http-bench` (`bench/src/bin/http_bench.rs`, tokio + reqwest for HTTP, a minimal RESP "
+    "client for Redis): each client is one keep-alive connection with one request in flight, no pipelining. "
+    "Every measurement is bounded in messages and time; bodies are 64 bytes.")
+out.append("")
+out.append(
+    f"* {start.get('date', '?')}, commit {start.get('commit', '?')}, {start.get('cpus', '?')} CPUs "
+    f"({start.get('cpu', '?')}), Linux {start.get('kernel', '?')}, Redis {start.get('redis', '?')}.")
+out.append(
+    f"* **Noisy numbers**: the machine is shared with other builds and test runs (load average "
+    f"{load(start)} at the start, {load(end)} at the end, on {start.get('cpus', '?')} CPUs), and the load "
+    "generator, the server and Redis share those same CPUs. Compare systems within this run, not with other "
+    "runs; rerun on a quiet machine for absolute figures.")
+c = meta.get("commits")
+if c and c.get("litebroker_write_commits_total"):
+    req, com = c["litebroker_write_requests_total"], c["litebroker_write_commits_total"]
+    out.append(f"* Group commit: the server's {req:,} write requests without an idempotency key "
+               f"took {com:,} transactions ({req / com:.1f} requests per commit on average, over the whole run).")
+out.append("")
+out.append("Messages per second (p50 / p99 of one request or message, ms):")
+out.append("")
+out.append("| operation | system | " + " | ".join(f"{n} client{'s' if n > 1 else ''}" for n in clients) + " |")
+out.append("|---|---|" + "---|" * len(clients))
+for op, op_name in ops:
+    for sys_key, sys_name in systems:
+        cells = []
+        for n in clients:
+            r = get(sys_key, op, n)
+            if r is None:
+                cells.append("")
+            elif "p50_ms" in r:
+                cells.append(f"{r['rate']:,.0f} ({r['p50_ms']:.2f} / {r['p99_ms']:.2f})")
+            else:
+                cells.append(f"{r['rate']:,.0f}")
+        if any(cells):
+            out.append(f"| {op_name} | {sys_name} | " + " | ".join(cells) + " |")
+out.append("")
+out.append("Publish→deliver latency, one producer and one waiting consumer (from just before the write is sent "
+           "until the consumer has the message; the write is durable first):")
+out.append("")
+out.append("| path | p50 | p99 | max | samples |")
+out.append("|---|---|---|---|---|")
+for sys_key, op, name in [("litebroker-http", "longpoll_latency", "`broker serve`, long-poll (`POST .../read?wait=10s`)"),
+                          ("litebroker-http", "sse_latency", "`broker serve`, Server-Sent Events (`GET .../events`, acked)"),
+                          ("redis-always", "push_latency", "Redis `always`, LPUSH → BRPOP"),
+                          ("redis-everysec", "push_latency", "Redis `everysec`, LPUSH → BRPOP")]:
+    r = get(sys_key, op, 1)
+    if r:
+        out.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['max_ms']:.2f} ms | {r['count']} |")
+out.append("")
+
+# The issue's goals, checked against this run.
+def rate(s, o, n):
+    r = get(s, o, n)
+    return r["rate"] if r else None
+goals = []
+s8, r8, ra8 = rate("litebroker-http", "send", 8), rate("litebroker-http", "read", 8), rate("redis-always", "send", 8)
+if s8 is not None:
+    goals.append(f"8 clients ≥ 20,000 durable sends/s: {s8:,.0f} — {'met' if s8 >= 20000 else 'not met'}")
+if r8 is not None:
+    goals.append(f"8 clients ≥ 10,000 receive+delete/s: {r8:,.0f} — {'met' if r8 >= 10000 else 'not met'}")
+for op, name in [("longpoll_latency", "long-poll"), ("sse_latency", "SSE")]:
+    r = get("litebroker-http", op, 1)
+    if r:
+        goals.append(f"{name} publish→deliver p99 ≤ 5 ms: {r['p99_ms']:.2f} ms — {'met' if r['p99_ms'] <= 5 else 'not met'}")
+if s8 is not None and ra8 is not None:
+    goals.append(f"durable sends ahead of Redis `appendfsync always` at 8 clients: {s8:,.0f} vs {ra8:,.0f} — "
+                 f"{'met' if s8 > ra8 else 'not met'}")
+if goals:
+    out.append("The issue's goals in this run (on this shared machine):")
+    out.append("")
+    out.extend(f"* {g}" for g in goals)
+    out.append("* 1,000 idle SSE connections (< 1% of a core, < 100 MB): not measured by this script.")
+    out.append("")
+print("\n".join(out))

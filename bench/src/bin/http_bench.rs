@@ -1,0 +1,582 @@
+//! Load generator for `broker serve` (and Redis beside it, for comparison):
+//! bench/http.sh starts the servers on 127.0.0.1 and runs this once.
+//!
+//! For each number of concurrent clients (each its own keep-alive
+//! connection, one request in flight at a time):
+//! - `send`: durable writes, one message per request;
+//! - `read`: receive + delete in one request (`POST .../read`), from a
+//!   prefilled queue;
+//! - `lease_ack`: lease one, then ack it (two requests per message).
+//!
+//! Then, with one consumer, publish→deliver latency: the time from just
+//! before a producer's write is sent until a waiting consumer has the
+//! message, through a long-poll (`read?wait=`) and through Server-Sent
+//! Events (`/events`, each event acked before the next write).
+//!
+//! Redis, when given (`--redis NAME=HOST:PORT`, any number): LPUSH, BRPOP,
+//! BLMOVE + LREM (the reliable-queue pattern, its lease + ack) and
+//! LPUSH→BRPOP latency, through the same kind of client (a minimal RESP
+//! client, one connection per client, no pipelining).
+//!
+//! Everything is bounded: at most `--ops` messages and `--seconds` per
+//! measurement. One JSON object per measurement on stdout.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Opts {
+    url: String,
+    redis: Vec<(String, String)>,
+    clients: Vec<usize>,
+    ops: i64,
+    seconds: f64,
+    latency: usize,
+    body: String,
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts {
+        url: String::new(),
+        redis: Vec::new(),
+        clients: vec![1, 8, 64],
+        ops: 20_000,
+        seconds: 10.0,
+        latency: 300,
+        body: "x".repeat(64),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().expect("a value after each option");
+        match a.as_str() {
+            "--url" => o.url = val(),
+            "--redis" => {
+                let v = val();
+                let (name, addr) = v.split_once('=').expect("--redis NAME=HOST:PORT");
+                o.redis.push((name.to_owned(), addr.to_owned()));
+            }
+            "--clients" => {
+                o.clients = val()
+                    .split(',')
+                    .map(|c| c.parse().expect("--clients 1,8,64"))
+                    .collect()
+            }
+            "--ops" => o.ops = val().parse().expect("--ops N"),
+            "--seconds" => o.seconds = val().parse().expect("--seconds S"),
+            "--latency" => o.latency = val().parse().expect("--latency N"),
+            "--body-bytes" => o.body = "x".repeat(val().parse().expect("--body-bytes N")),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    o
+}
+
+/// What one measurement gives: messages, wall time, per-message latencies.
+struct Run {
+    count: u64,
+    secs: f64,
+    lat: Vec<Duration>,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn emit(system: &str, op: &str, clients: usize, run: Run) {
+    let mut lat = run.lat;
+    lat.sort();
+    let line = json!({
+        "system": system, "op": op, "clients": clients,
+        "count": run.count, "seconds": run.secs,
+        "rate": run.count as f64 / run.secs,
+        "p50_ms": pct(&lat, 0.50), "p99_ms": pct(&lat, 0.99), "max_ms": pct(&lat, 1.0),
+    });
+    println!("{line}");
+}
+
+/// Runs `clients` tasks of `each` until `ops` messages are done (each task
+/// takes them one at a time from a shared budget) or time is up; each call
+/// of the task's step answers how many messages it handled (0: nothing
+/// left, the task stops).
+async fn drive<S, F, Fut>(clients: usize, ops: i64, limit: Duration, setup: S) -> Res<Run>
+where
+    S: Fn(usize) -> F,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Res<u64>> + Send,
+{
+    let budget = Arc::new(AtomicI64::new(ops));
+    let start = Instant::now();
+    let deadline = start + limit;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut step = setup(c);
+        let budget = budget.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut count = 0u64;
+            while Instant::now() < deadline && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
+                let t = Instant::now();
+                let n = step().await?;
+                if n == 0 {
+                    break;
+                }
+                lat.push(t.elapsed());
+                count += n;
+            }
+            Res::Ok((count, lat))
+        }));
+    }
+    let mut run = Run {
+        count: 0,
+        secs: 0.0,
+        lat: Vec::new(),
+    };
+    for t in tasks {
+        let (count, lat) = t.await??;
+        run.count += count;
+        run.lat.extend(lat);
+    }
+    run.secs = start.elapsed().as_secs_f64();
+    Ok(run)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+async fn post(c: &reqwest::Client, url: &str, body: Option<&Value>) -> Res<Value> {
+    let mut r = c.post(url);
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let resp = r.send().await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        return Err(format!("{url}: {status}: {text}").into());
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Writes `n` messages to `queue` in batches of 1000.
+async fn prefill(o: &Opts, queue: &str, n: i64) -> Res<()> {
+    let c = client();
+    let url = format!("{}/v1/queues/{queue}/messages", o.url);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1000);
+        let msgs: Vec<Value> = (0..k).map(|_| json!({"body": o.body})).collect();
+        post(&c, &url, Some(&json!({"messages": msgs}))).await?;
+        left -= k;
+    }
+    Ok(())
+}
+
+async fn http_throughput(o: &Opts, clients: usize) -> Res<()> {
+    let limit = Duration::from_secs_f64(o.seconds);
+    let sys = "litebroker-http";
+
+    let url = format!("{}/v1/queues/send-{clients}/messages", o.url);
+    let body = json!({"body": o.body});
+    let run = drive(clients, o.ops, limit, |_| {
+        let (c, url, body) = (client(), url.clone(), body.clone());
+        move || {
+            let (c, url, body) = (c.clone(), url.clone(), body.clone());
+            async move {
+                post(&c, &url, Some(&body)).await?;
+                Ok(1)
+            }
+        }
+    })
+    .await?;
+    emit(sys, "send", clients, run);
+
+    let queue = format!("read-{clients}");
+    prefill(o, &queue, o.ops).await?;
+    let url = format!("{}/v1/queues/{queue}/read?limit=1", o.url);
+    let run = drive(clients, o.ops, limit, |_| {
+        let (c, url) = (client(), url.clone());
+        move || {
+            let (c, url) = (c.clone(), url.clone());
+            async move {
+                let got = post(&c, &url, None).await?;
+                Ok(got["messages"].as_array().map_or(0, |m| m.len() as u64))
+            }
+        }
+    })
+    .await?;
+    emit(sys, "read", clients, run);
+
+    let queue = format!("lease-{clients}");
+    prefill(o, &queue, o.ops).await?;
+    let lease = format!("{}/v1/queues/{queue}/lease?limit=1", o.url);
+    let ack = format!("{}/v1/queues/{queue}/ack", o.url);
+    let run = drive(clients, o.ops, limit, |_| {
+        let (c, lease, ack) = (client(), lease.clone(), ack.clone());
+        move || {
+            let (c, lease, ack) = (c.clone(), lease.clone(), ack.clone());
+            async move {
+                let got = post(&c, &lease, None).await?;
+                let Some(m) = got["messages"].as_array().and_then(|m| m.first()) else {
+                    return Ok(0);
+                };
+                let receipt = m["receipt"].as_str().ok_or("a lease without receipt")?;
+                let acked = post(&c, &ack, Some(&json!({"receipts": [receipt]}))).await?;
+                if acked["results"][0]["ok"] != json!(true) {
+                    return Err(format!("ack failed: {acked}").into());
+                }
+                Ok(1)
+            }
+        }
+    })
+    .await?;
+    emit(sys, "lease_ack", clients, run);
+    Ok(())
+}
+
+/// Publish→deliver latency: `publish` writes one message; the consumer
+/// (started by `consumer`, sending the instant it has each message on the
+/// channel) must have it before the next one is written.
+async fn latency<P, PF>(
+    o: &Opts,
+    system: &str,
+    op: &str,
+    mut got: tokio::sync::mpsc::Receiver<Instant>,
+    mut publish: P,
+) -> Res<()>
+where
+    P: FnMut() -> PF,
+    PF: std::future::Future<Output = Res<()>>,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(o.seconds * 2.0);
+    // The consumer is waiting before the first write.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let mut lat = Vec::new();
+    while lat.len() < o.latency && Instant::now() < deadline {
+        let t = Instant::now();
+        publish().await?;
+        let at = tokio::time::timeout(Duration::from_secs(10), got.recv())
+            .await
+            .map_err(|_| format!("{system} {op}: no delivery within 10 s"))?
+            .ok_or("the consumer stopped")?;
+        lat.push(at.saturating_duration_since(t));
+        // Let the consumer go back to waiting.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let run = Run {
+        count: lat.len() as u64,
+        secs: start.elapsed().as_secs_f64(),
+        lat,
+    };
+    emit(system, op, 1, run);
+    Ok(())
+}
+
+async fn http_latency(o: &Opts) -> Res<()> {
+    let sys = "litebroker-http";
+    // Long-poll.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let read = format!("{}/v1/queues/lp/read?wait=10s", o.url);
+    let consumer = tokio::spawn(async move {
+        let c = client();
+        loop {
+            let got = post(&c, &read, None).await?;
+            if got["messages"].as_array().is_some_and(|m| !m.is_empty())
+                && tx.send(Instant::now()).await.is_err()
+            {
+                return Res::Ok(());
+            }
+        }
+    });
+    let c = client();
+    let url = format!("{}/v1/queues/lp/messages", o.url);
+    let body = json!({"body": o.body});
+    latency(o, sys, "longpoll_latency", rx, || {
+        post_unit(&c, &url, &body)
+    })
+    .await?;
+    consumer.abort();
+
+    // Server-Sent Events, each event acked before the next write.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let events = format!("{}/v1/queues/sse/events", o.url);
+    let ack = format!("{}/v1/queues/sse/ack", o.url);
+    let consumer = tokio::spawn(async move {
+        let c = client();
+        let resp = reqwest::Client::new().get(&events).send().await?;
+        if !resp.status().is_success() {
+            return Err(format!("events: {}", resp.status()).into());
+        }
+        let mut stream = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(chunk) = stream.next().await {
+            buf.push_str(std::str::from_utf8(&chunk?)?);
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                let Some(receipt) = event.lines().find_map(|l| l.strip_prefix("id:")) else {
+                    continue; // a keep-alive comment
+                };
+                let at = Instant::now();
+                post(&c, &ack, Some(&json!({"receipts": [receipt.trim()]}))).await?;
+                if tx.send(at).await.is_err() {
+                    return Res::Ok(());
+                }
+            }
+        }
+        Ok(())
+    });
+    let url = format!("{}/v1/queues/sse/messages", o.url);
+    latency(o, sys, "sse_latency", rx, || post_unit(&c, &url, &body)).await?;
+    consumer.abort();
+    Ok(())
+}
+
+async fn post_unit(c: &reqwest::Client, url: &str, body: &Value) -> Res<()> {
+    post(c, url, Some(body)).await.map(|_| ())
+}
+
+// --- Redis, through a minimal RESP client --------------------------------
+
+struct Redis {
+    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+}
+
+#[derive(Debug)]
+#[allow(dead_code)] // what a reply holds is matched, not always read
+enum Reply {
+    Nil,
+    Int(i64),
+    Bulk(Vec<u8>),
+    Array(Vec<Reply>),
+    Status(String),
+}
+
+impl Redis {
+    async fn connect(addr: &str) -> Res<Redis> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let (r, w) = s.into_split();
+        Ok(Redis {
+            r: BufReader::new(r),
+            w,
+        })
+    }
+
+    async fn cmd(&mut self, args: &[&[u8]]) -> Res<Reply> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.w.write_all(&out).await?;
+        self.reply(true).await
+    }
+
+    async fn line(&mut self) -> Res<String> {
+        let mut line = String::new();
+        if self.r.read_line(&mut line).await? == 0 {
+            return Err("redis closed the connection".into());
+        }
+        Ok(line.trim_end().to_owned())
+    }
+
+    /// One reply; arrays of scalars only (all that these commands answer).
+    async fn reply(&mut self, top: bool) -> Res<Reply> {
+        let line = self.line().await?;
+        let (kind, rest) = line.split_at(1);
+        match kind {
+            "+" => Ok(Reply::Status(rest.to_owned())),
+            "-" => Err(format!("redis: {rest}").into()),
+            ":" => Ok(Reply::Int(rest.parse()?)),
+            "$" => {
+                let n: i64 = rest.parse()?;
+                if n < 0 {
+                    return Ok(Reply::Nil);
+                }
+                let mut data = vec![0; n as usize + 2];
+                self.r.read_exact(&mut data).await?;
+                data.truncate(n as usize);
+                Ok(Reply::Bulk(data))
+            }
+            "*" if top => {
+                let n: i64 = rest.parse()?;
+                if n < 0 {
+                    return Ok(Reply::Nil);
+                }
+                let mut items = Vec::new();
+                for _ in 0..n {
+                    items.push(Box::pin(self.reply(false)).await?);
+                }
+                Ok(Reply::Array(items))
+            }
+            _ => Err(format!("redis: unexpected reply {line}").into()),
+        }
+    }
+}
+
+async fn redis_throughput(o: &Opts, name: &str, addr: &str, clients: usize) -> Res<()> {
+    let limit = Duration::from_secs_f64(o.seconds);
+    let body = o.body.clone().into_bytes();
+    let list = format!("push-{clients}");
+    let run = drive(clients, o.ops, limit, |_| {
+        let (addr, list, body) = (addr.to_owned(), list.clone(), body.clone());
+        let conn = Arc::new(tokio::sync::Mutex::new(None::<Redis>));
+        move || {
+            let (addr, list, body, conn) = (addr.clone(), list.clone(), body.clone(), conn.clone());
+            async move {
+                let mut guard = conn.lock().await;
+                if guard.is_none() {
+                    *guard = Some(Redis::connect(&addr).await?);
+                }
+                let r = guard.as_mut().expect("connected");
+                r.cmd(&[b"LPUSH", list.as_bytes(), &body]).await?;
+                Ok(1)
+            }
+        }
+    })
+    .await?;
+    emit(name, "send", clients, run);
+
+    // Prefill, 1000 values per LPUSH.
+    let mut r = Redis::connect(addr).await?;
+    for list in [format!("pop-{clients}"), format!("move-{clients}")] {
+        let mut left = o.ops;
+        while left > 0 {
+            let k = left.min(1000) as usize;
+            let mut args: Vec<&[u8]> = vec![b"LPUSH", list.as_bytes()];
+            args.extend(std::iter::repeat_n(body.as_slice(), k));
+            r.cmd(&args).await?;
+            left -= k as i64;
+        }
+    }
+
+    let list = format!("pop-{clients}");
+    let run = drive(clients, o.ops, limit, |_| {
+        let (addr, list) = (addr.to_owned(), list.clone());
+        let conn = Arc::new(tokio::sync::Mutex::new(None::<Redis>));
+        move || {
+            let (addr, list, conn) = (addr.clone(), list.clone(), conn.clone());
+            async move {
+                let mut guard = conn.lock().await;
+                if guard.is_none() {
+                    *guard = Some(Redis::connect(&addr).await?);
+                }
+                let r = guard.as_mut().expect("connected");
+                match r.cmd(&[b"BRPOP", list.as_bytes(), b"1"]).await? {
+                    Reply::Array(_) => Ok(1),
+                    _ => Ok(0),
+                }
+            }
+        }
+    })
+    .await?;
+    emit(name, "read", clients, run);
+
+    let list = format!("move-{clients}");
+    let run = drive(clients, o.ops, limit, |c| {
+        let (addr, list) = (addr.to_owned(), list.clone());
+        let processing = format!("processing-{clients}-{c}");
+        let conn = Arc::new(tokio::sync::Mutex::new(None::<Redis>));
+        move || {
+            let (addr, list, processing, conn) =
+                (addr.clone(), list.clone(), processing.clone(), conn.clone());
+            async move {
+                let mut guard = conn.lock().await;
+                if guard.is_none() {
+                    *guard = Some(Redis::connect(&addr).await?);
+                }
+                let r = guard.as_mut().expect("connected");
+                let v = match r
+                    .cmd(&[
+                        b"BLMOVE",
+                        list.as_bytes(),
+                        processing.as_bytes(),
+                        b"RIGHT",
+                        b"LEFT",
+                        b"1",
+                    ])
+                    .await?
+                {
+                    Reply::Bulk(v) => v,
+                    _ => return Ok(0),
+                };
+                r.cmd(&[b"LREM", processing.as_bytes(), b"1", &v]).await?;
+                Ok(1)
+            }
+        }
+    })
+    .await?;
+    emit(name, "lease_ack", clients, run);
+    Ok(())
+}
+
+async fn redis_latency(o: &Opts, name: &str, addr: &str) -> Res<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut consumer_conn = Redis::connect(addr).await?;
+    let consumer = tokio::spawn(async move {
+        loop {
+            if let Reply::Array(_) = consumer_conn.cmd(&[b"BRPOP", b"lat", b"10"]).await? {
+                if tx.send(Instant::now()).await.is_err() {
+                    return Res::Ok(());
+                }
+            }
+        }
+    });
+    let producer = Arc::new(tokio::sync::Mutex::new(Redis::connect(addr).await?));
+    let body = o.body.clone().into_bytes();
+    latency(o, name, "push_latency", rx, || {
+        let (producer, body) = (producer.clone(), body.clone());
+        async move {
+            producer
+                .lock()
+                .await
+                .cmd(&[b"LPUSH", b"lat", &body])
+                .await
+                .map(|_| ())
+        }
+    })
+    .await?;
+    consumer.abort();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let o = parse_opts();
+    if !o.url.is_empty() {
+        for &c in &o.clients {
+            http_throughput(&o, c).await?;
+        }
+        http_latency(&o).await?;
+    }
+    for (name, addr) in &o.redis {
+        let mut r = Redis::connect(addr).await?;
+        if let Reply::Status(s) = r.cmd(&[b"PING"]).await? {
+            eprintln!("{name}: {s}");
+        }
+        for &c in &o.clients {
+            redis_throughput(&o, name, addr, c).await?;
+        }
+        redis_latency(&o, name, addr).await?;
+    }
+    Ok(())
+}
