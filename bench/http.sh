@@ -19,9 +19,9 @@ cd "$ROOT"
 OUT="$ROOT/bench/results/http.jsonl"
 mkdir -p "$ROOT/bench/results"
 
-OPS=20000 SECONDS_CAP=10 LAT=300 CLI=300
+OPS=20000 SECONDS_CAP=10 LAT=300 CLI=300 IDLE=1000 HOLD=10
 if [[ "${1:-}" == "--quick" ]]; then
-    OPS=500 SECONDS_CAP=3 LAT=30 CLI=20
+    OPS=500 SECONDS_CAP=3 LAT=30 CLI=20 IDLE=100 HOLD=2
 fi
 
 command -v redis-server >/dev/null || { echo "http.sh: needs redis-server (apt-get install -y redis-server)" >&2; exit 1; }
@@ -92,6 +92,24 @@ cli_rate() { # clients
 }
 cli_rate 1 | tee -a "$OUT" >&2
 cli_rate 8 | tee -a "$OUT" >&2
+# What idle event streams cost the server: CPU time and resident memory
+# over HOLD seconds with IDLE streams open on an empty queue.
+server_pid="${pids[0]}"
+proc_cpu() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+proc_rss() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+rss_before="$(proc_rss)"
+target/release/http-bench --url "$url" --idle-sse "$IDLE" --hold $((HOLD + 4)) >"$tmp/idle.out" &
+idle_pid=$!
+pids+=($idle_pid)
+for _ in $(seq 600); do grep -q idle_sse_open "$tmp/idle.out" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+cpu0="$(proc_cpu)" rss_open="$(proc_rss)"
+sleep "$HOLD"
+cpu1="$(proc_cpu)"
+wait "$idle_pid" || true
+python3 -c "import json,sys; a=list(map(int,sys.argv[1:])); print(json.dumps({'meta':'idle_sse','streams':a[0],'seconds':a[1],'cpu_percent':(a[3]-a[2])/$(getconf CLK_TCK)/a[1]*100,'rss_before_kib':a[4],'rss_open_kib':a[5]}))" \
+    "$IDLE" "$HOLD" "$cpu0" "$cpu1" "$rss_before" "$rss_open" | tee -a "$OUT" >&2
+
 # How grouped the server's writes were.
 curl -s "$url/metrics" | grep -E '^litebroker_write_(requests|commits)_total' | \
     python3 -c 'import json,sys; d={l.split()[0]: int(l.split()[1]) for l in sys.stdin}; print(json.dumps({"meta":"commits", **d}))' >>"$OUT"

@@ -111,10 +111,17 @@ for op, name in [("longpoll_latency", "long-poll"), ("sse_latency", "SSE")]:
 if s8 is not None and ra8 is not None:
     goals.append(f"durable sends ahead of Redis `appendfsync always` at 8 clients: {s8:,.0f} vs {ra8:,.0f} — "
                  f"{'met' if s8 > ra8 else 'not met'}")
+    idle = meta.get("idle_sse")
+    if idle:
+        grown = (idle["rss_open_kib"] - idle["rss_before_kib"]) / 1024
+        ok = idle["cpu_percent"] < 1 and idle["rss_open_kib"] / 1024 < 100
+        goals.append(f"{idle['streams']:,} idle SSE connections cost < 1% of a core and < 100 MB: "
+                     f"{idle['cpu_percent']:.2f}% of a core over {idle['seconds']} s, resident "
+                     f"{idle['rss_open_kib'] / 1024:.1f} MB ({grown:+.1f} MB for the streams) — {'met' if ok else 'not met'}")
 if goals:
     out.append("The issue's goals in this run (on this shared machine):")
     out.append("")
     out.extend(f"* {g}" for g in goals)
-    out.append("* 1,000 idle SSE connections (< 1% of a core, < 100 MB): not measured by this script.")
+
     out.append("")
 print("\n".join(out))

@@ -40,6 +40,8 @@ struct Opts {
     seconds: f64,
     latency: usize,
     body: String,
+    idle_sse: usize,
+    hold: f64,
 }
 
 fn parse_opts() -> Opts {
@@ -51,6 +53,8 @@ fn parse_opts() -> Opts {
         seconds: 10.0,
         latency: 300,
         body: "x".repeat(64),
+        idle_sse: 0,
+        hold: 10.0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -72,6 +76,8 @@ fn parse_opts() -> Opts {
             "--ops" => o.ops = val().parse().expect("--ops N"),
             "--seconds" => o.seconds = val().parse().expect("--seconds S"),
             "--latency" => o.latency = val().parse().expect("--latency N"),
+            "--idle-sse" => o.idle_sse = val().parse().expect("--idle-sse N"),
+            "--hold" => o.hold = val().parse().expect("--hold SECONDS"),
             "--body-bytes" => o.body = "x".repeat(val().parse().expect("--body-bytes N")),
             other => panic!("unknown option {other}"),
         }
@@ -559,9 +565,37 @@ async fn redis_latency(o: &Opts, name: &str, addr: &str) -> Res<()> {
     Ok(())
 }
 
+/// Opens `--idle-sse` event streams on an empty queue, says so on stdout
+/// once all are open, holds them `--hold` seconds, and closes them (the
+/// script measures the server meanwhile).
+async fn idle_sse(o: &Opts) -> Res<()> {
+    let url = format!("{}/v1/queues/idle/events", o.url);
+    let mut streams = Vec::with_capacity(o.idle_sse);
+    for _ in 0..o.idle_sse {
+        // One client each: one connection each.
+        let resp = reqwest::Client::new().get(&url).send().await?;
+        if !resp.status().is_success() {
+            return Err(format!("events: {}", resp.status()).into());
+        }
+        let mut body = resp.bytes_stream();
+        streams.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = body.next().await {}
+        }));
+    }
+    println!("{}", json!({"meta": "idle_sse_open", "streams": streams.len()}));
+    tokio::time::sleep(Duration::from_secs_f64(o.hold)).await;
+    for s in &streams {
+        s.abort();
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Res<()> {
     let o = parse_opts();
+    if o.idle_sse > 0 {
+        return idle_sse(&o).await;
+    }
     if !o.url.is_empty() {
         for &c in &o.clients {
             http_throughput(&o, c).await?;
