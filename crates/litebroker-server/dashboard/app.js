@@ -74,6 +74,7 @@
 
   // Calls the API; a 401 ends at the key prompt; other errors throw.
   async function api(method, path, body) {
+    const used = key();
     const init = { method, headers: headers(body !== undefined ? { 'Content-Type': 'application/json' } : null) };
     if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
     const res = await fetch(path, init);
@@ -83,7 +84,8 @@
     if (!res.ok) {
       const err = (data && data.error) || {};
       const e = new ApiError(res.status, err.code || String(res.status), err.message || res.statusText);
-      if (res.status === 401) { showKeyPrompt(e.message); }
+      // A refusal of a key since replaced says nothing about the new one.
+      if (res.status === 401 && used === key()) { showKeyPrompt(e.message); }
       throw e;
     }
     return data;
@@ -108,6 +110,7 @@
     prompting = true;
     stopStream();
     overview = null;
+    history.clear();
     serverInfo.textContent = '';
     if (cleanup) { cleanup(); cleanup = null; }
     changeKey.hidden = true;
@@ -174,8 +177,23 @@
     setLive(false);
   }
 
+  // Pending counts of the last two minutes (a sample every 5 s), per queue.
+  const history = new Map();
+  let lastSample = 0;
+  function sample(data) {
+    if (Date.now() - lastSample < 5000) return;
+    lastSample = Date.now();
+    for (const q of data.queues) {
+      let h = history.get(q.name);
+      if (!h) { h = []; history.set(q.name, h); }
+      h.push(q.pending);
+      if (h.length > 24) h.shift();
+    }
+  }
+
   function receive(data) {
     overview = data;
+    sample(data);
     clockSkew = data.now_ms - Date.now();
     serverInfo.textContent = 'v' + data.version + ' · up ' + age(data.uptime_seconds * 1000);
     for (const f of listeners) f(data);
@@ -242,14 +260,12 @@
         el('th', { scope: 'col', class: 'num' }, 'Delayed'),
         el('th', { scope: 'col', class: 'num' }, 'Dead letters'),
         el('th', { scope: 'col', class: 'num' }, 'Oldest'),
-        el('th', { scope: 'col', class: 'num hide-narrow' }, 'Trend'))),
+        el('th', { scope: 'col', class: 'num hide-narrow', title: 'pending over the last two minutes' }, 'Trend'))),
       tbody));
     main.replaceChildren(el('h1', null, 'Queues'), cards,
       el('div', { class: 'toolbar' }, search, sort), table,
       el('div', { class: 'pager' }, prev, next, info));
 
-    // Pending counts of the last minutes, per queue, for the trend column.
-    const history = new Map();
     let rows = []; // the row elements of the page shown, reused in place
     let shown = [];
 
@@ -279,8 +295,10 @@
       const h = history.get(name);
       if (!h || h.length < 2) return '';
       const bars = '▁▂▃▄▅▆▇█';
-      const max = Math.max(...h, 1);
-      return h.map((v) => bars[Math.min(7, Math.floor((v / max) * 7))]).join('');
+      const max = Math.max(...h);
+      const min = Math.min(...h);
+      if (max === min) return bars[max ? 3 : 0].repeat(h.length);
+      return h.map((v) => bars[Math.round(((v - min) / (max - min)) * 7)]).join('');
     }
 
     function paint() {
@@ -329,15 +347,7 @@
       values.forEach(([, v], i) => { cards.children[i].firstChild.textContent = num(v); });
     }
 
-    function onData(data) {
-      for (const q of data.queues) {
-        let h = history.get(q.name);
-        if (!h) { h = []; history.set(q.name, h); }
-        h.push(q.pending);
-        if (h.length > 24) h.shift();
-      }
-      paint();
-    }
+    function onData() { paint(); }
 
     search.addEventListener('input', () => { state.filter = search.value; state.page = 0; paint(); });
     sort.addEventListener('change', () => { state.sort = sort.value; state.page = 0; paint(); });
@@ -420,7 +430,7 @@
     function messageRow(m) {
       const tr = el('tr', { 'data-id': m.id });
       const peekBtn = el('button', { type: 'button', class: 'peek-btn', 'aria-expanded': 'false' }, 'Peek');
-      const actions = el('td', null, peekBtn);
+      const actions = el('td', { class: 'actions' }, peekBtn);
       if (m.state === 'visible' && !dead) {
         actions.append(' ', el('button', {
           type: 'button', class: 'danger delete-btn', onclick: async () => {
@@ -646,6 +656,7 @@
 
   // ---- routing ----------------------------------------------------------
 
+  let routes = 0; // the latest route() call, so that a stale one gives way
   async function route() {
     if (cleanup) { cleanup(); cleanup = null; }
     setStatus('');
@@ -655,9 +666,13 @@
     for (const a of document.querySelectorAll('nav a')) {
       if (a.dataset.nav === section) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     }
+    const generation = ++routes;
     if (!overview) {
       // The first look tells whether a key is needed, and whether it works.
-      try { receive(await api('GET', '/v1/dashboard/overview')); } catch (e) { fail(e, 'Overview'); return; }
+      let first;
+      try { first = await api('GET', '/v1/dashboard/overview'); } catch (e) { if (generation === routes) fail(e, 'Overview'); return; }
+      if (generation !== routes || prompting) return; // a newer route (or key) took over
+      receive(first);
     }
     changeKey.hidden = !key();
     startStream();
