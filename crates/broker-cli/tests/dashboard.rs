@@ -81,15 +81,19 @@ fn the_dashboard_in_a_real_browser() {
     } else {
         root.join("target/dashboard-screenshots")
     };
-    let mut child = Command::new(std::env::var("LITEBROKER_NODE").unwrap_or_else(|_| "node".into()))
-        .arg("dashboard.mjs")
-        .current_dir(&dir)
-        .env("BROKER_BIN", common::broker_bin())
-        .env("CHROMIUM", chromium())
-        .env("BIG_DB", &big_db)
-        .env("SCREENSHOTS", &screenshots)
-        .spawn()
-        .expect("run node (apt-get install nodejs npm)");
+    let mut child =
+        Command::new(std::env::var("LITEBROKER_NODE").unwrap_or_else(|_| "node".into()))
+            .arg("dashboard.mjs")
+            .current_dir(&dir)
+            .env("BROKER_BIN", common::broker_bin())
+            .env("CHROMIUM", chromium())
+            .env("BIG_DB", &big_db)
+            .env("SCREENSHOTS", &screenshots)
+            .spawn()
+            .expect("run node (apt-get install nodejs npm)");
     let status = wait_bounded(&mut child, Duration::from_secs(240));
-    assert!(status.success(), "the browser test failed (its output is above)");
+    assert!(
+        status.success(),
+        "the browser test failed (its output is above)"
+    );
 }
