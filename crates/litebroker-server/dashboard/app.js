@@ -102,6 +102,13 @@
     setStatus((where ? where + ': ' : '') + e.message, true);
   }
 
+  // An action refused: said in the status line, the page stays.
+  function failAction(e, where) {
+    if (e instanceof ApiError && e.status === 401) return;
+    const why = e instanceof ApiError && e.status === 403 ? 'not allowed with this key (403): ' : '';
+    setStatus(where + ': ' + why + e.message, true);
+  }
+
   // ---- the key prompt ---------------------------------------------------
 
   let prompting = false;
@@ -142,21 +149,35 @@
   const dialog = document.getElementById('confirm');
   // Resolves true if the user confirms (and typed `word`, when given).
   function confirmAction(title, text, word) {
+    return openDialog(title, text, word ? 'Type this to confirm: ' : null, word || '', (v) => v === word)
+      .then((v) => v !== null);
+  }
+
+  // Resolves with what the user typed, or null if cancelled.
+  function askText(title, text, label) {
+    return openDialog(title, text, label, '', (v) => v.trim() !== '').then((v) => (v === null ? null : v.trim()));
+  }
+
+  function openDialog(title, text, label, word, valid) {
     return new Promise((resolve) => {
       document.getElementById('confirm-title').textContent = title;
       document.getElementById('confirm-text').textContent = text;
-      const label = document.getElementById('confirm-typed-label');
+      const box = document.getElementById('confirm-typed-label');
       const typed = document.getElementById('confirm-typed');
       const ok = document.getElementById('confirm-ok');
-      label.hidden = !word;
+      box.hidden = label === null;
+      document.getElementById('confirm-prompt').textContent = label || '';
+      document.getElementById('confirm-word').textContent = word;
       typed.value = '';
-      document.getElementById('confirm-word').textContent = word || '';
-      ok.disabled = !!word;
-      typed.oninput = () => { ok.disabled = typed.value !== word; };
+      ok.disabled = label !== null;
+      typed.oninput = () => { ok.disabled = !valid(typed.value); };
       dialog.returnValue = '';
-      dialog.onclose = () => resolve(dialog.returnValue === 'ok' && (!word || typed.value === word));
+      dialog.onclose = () => {
+        const confirmed = dialog.returnValue === 'ok' && (label === null || valid(typed.value));
+        resolve(confirmed ? typed.value : null);
+      };
       dialog.showModal();
-      (word ? typed : ok).focus();
+      (label !== null ? typed : ok).focus();
     });
   }
 
@@ -435,14 +456,25 @@
         actions.append(' ', el('button', {
           type: 'button', class: 'danger delete-btn', onclick: async () => {
             if (!(await confirmAction('Delete message', 'Delete message ' + m.id + ' from ' + queue + '? This cannot be undone.'))) return;
-            try { await api('DELETE', '/v1/dashboard/queues/' + enc(queue) + '/messages/' + m.id); setStatus('Deleted message ' + m.id + '.'); load(); } catch (e) { fail(e, 'Delete'); }
+            try { await api('DELETE', '/v1/dashboard/queues/' + enc(queue) + '/messages/' + m.id); setStatus('Deleted message ' + m.id + '.'); load(); } catch (e) { failAction(e, 'Delete'); }
           },
-        }, 'Delete'));
+        }, 'Delete'), ' ', el('button', {
+          type: 'button', class: 'move-btn', onclick: async () => {
+            const to = await askText('Move message', 'Move message ' + m.id + ' from ' + queue + ' to another queue (its id and position are kept).', 'Destination queue');
+            if (!to) return;
+            try {
+              // The id goes in as written: it does not fit a JavaScript number.
+              await api('POST', '/v1/queues/' + enc(queue) + '/move', '{"to":' + JSON.stringify(to) + ',"id":' + m.id + '}');
+              setStatus('Moved message ' + m.id + ' to ' + to + '.');
+              load();
+            } catch (e) { failAction(e, 'Move'); }
+          },
+        }, 'Move'));
       }
       if (dead && m.dead_letter_source) {
         actions.append(' ', el('button', {
           type: 'button', class: 'redrive-one', onclick: async () => {
-            try { await redriveOne(queue, m); setStatus('Moved message ' + m.id + ' back to ' + m.dead_letter_source + '.'); load(); } catch (e) { fail(e, 'Redrive'); }
+            try { await redriveOne(queue, m); setStatus('Moved message ' + m.id + ' back to ' + m.dead_letter_source + '.'); load(); } catch (e) { failAction(e, 'Redrive'); }
           },
         }, 'Redrive'));
       }
@@ -461,7 +493,7 @@
       peekBtn.addEventListener('click', async () => {
         if (open) { open.remove(); open = null; peekBtn.setAttribute('aria-expanded', 'false'); return; }
         let full;
-        try { full = await api('GET', '/v1/dashboard/queues/' + enc(queue) + '/messages/' + m.id + '?seq=' + m.seq); } catch (e) { fail(e, 'Peek'); return; }
+        try { full = await api('GET', '/v1/dashboard/queues/' + enc(queue) + '/messages/' + m.id + '?seq=' + m.seq); } catch (e) { failAction(e, 'Peek'); return; }
         const shown = renderBody(full.body);
         const hdrs = Object.keys(full.headers || {}).length ? JSON.stringify(full.headers, null, 2) : null;
         open = el('tr', { class: 'peek' }, el('td', { colspan: dead ? 9 : 7 },
@@ -521,17 +553,40 @@
         toolbar.append(el('a', { href: '#/dead', id: 'redrive-all' }, 'This is a dead-letter queue: redrive…'));
       }
     }
-    api('GET', '/v1/queues/' + enc(name) + '/config').then((c) => {
+    const vis = el('input', { id: 'set-visibility', placeholder: '30s', size: 8 });
+    const maxr = el('input', { id: 'set-max-receives', type: 'number', min: 1, size: 6 });
+    const dlqIn = el('input', { id: 'set-dead-letter', placeholder: name + '.dlq', size: 16 });
+    const edit = el('details', { id: 'settings-edit' }, el('summary', null, 'Edit settings'),
+      el('form', { class: 'stack' },
+        el('label', { for: 'set-visibility' }, 'Visibility timeout (e.g. 30s, 5m; empty: default)'), vis,
+        el('label', { for: 'set-max-receives' }, 'Max receives (empty: unlimited)'), maxr,
+        el('label', { for: 'set-dead-letter' }, 'Dead-letter queue (needed with max receives)'), dlqIn,
+        el('div', null, el('button', { type: 'submit', class: 'primary' }, 'Save settings'))));
+    function showConfig(c) {
       settings.textContent = 'visibility ' + (c.visibility || 'default (30s)') + ' · max receives ' + (c.max_receives || '–') +
         ' · dead-letter queue ' + (c.dead_letter || '–');
-    }).catch(() => {});
+      vis.value = c.visibility || '';
+      maxr.value = c.max_receives || '';
+      dlqIn.value = c.dead_letter || '';
+    }
+    edit.querySelector('form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const body = {
+        visibility: vis.value.trim() || null,
+        max_receives: maxr.value ? Number(maxr.value) : null,
+        dead_letter: dlqIn.value.trim() || null,
+      };
+      try { showConfig(await api('PUT', '/v1/queues/' + enc(name) + '/config', body)); setStatus('Saved the settings of ' + name + '.'); } catch (e) { failAction(e, 'Settings'); }
+    });
+    toolbar.after(edit);
+    api('GET', '/v1/queues/' + enc(name) + '/config').then(showConfig).catch(() => {});
     purge.addEventListener('click', async () => {
       if (!(await confirmAction('Purge queue', 'Every message of ' + name + ' will be deleted, leased and delayed ones included.', name))) return;
       try {
         const r = await api('DELETE', '/v1/queues/' + enc(name));
         setStatus('Purged ' + name + ': ' + r.deleted + ' messages deleted.');
         table.reload();
-      } catch (e) { fail(e, 'Purge'); }
+      } catch (e) { failAction(e, 'Purge'); }
     });
     listeners.add(paint);
     paint();
@@ -556,7 +611,7 @@
         const all = el('button', {
           type: 'button', class: 'primary redrive-all', onclick: async () => {
             if (!(await confirmAction('Redrive all', 'Move every dead letter of ' + q.name + ' back to its source queue?'))) return;
-            try { const r = await api('POST', '/v1/queues/' + enc(q.name) + '/redrive', {}); setStatus('Redrove ' + r.moved + ' messages from ' + q.name + '.'); table.reload(); } catch (e) { fail(e, 'Redrive'); }
+            try { const r = await api('POST', '/v1/queues/' + enc(q.name) + '/redrive', {}); setStatus('Redrove ' + r.moved + ' messages from ' + q.name + '.'); table.reload(); } catch (e) { failAction(e, 'Redrive'); }
           },
         }, 'Redrive all');
         const some = el('button', {
@@ -564,7 +619,7 @@
             const picked = table.selected();
             if (!picked.length) { setStatus('Select messages first.'); return; }
             let moved = 0;
-            try { for (const m of picked) { if (m.dead_letter_source) { await redriveOne(q.name, m); moved++; } } } catch (e) { fail(e, 'Redrive'); }
+            try { for (const m of picked) { if (m.dead_letter_source) { await redriveOne(q.name, m); moved++; } } } catch (e) { failAction(e, 'Redrive'); }
             setStatus('Redrove ' + moved + ' selected messages from ' + q.name + '.');
             table.reload();
           },
@@ -635,17 +690,17 @@
       form.addEventListener('submit', async (ev) => {
         ev.preventDefault();
         const grants = allow.value.split('\n').map((s) => s.trim()).filter(Boolean);
-        try { const k = await api('POST', '/v1/keys', { name: name.value.trim(), allow: grants }); load(k); } catch (e) { fail(e, 'Create key'); }
+        try { const k = await api('POST', '/v1/keys', { name: name.value.trim(), allow: grants }); load(k); } catch (e) { failAction(e, 'Create key'); }
       });
       const rows = data.keys.map((k) => el('tr', null, el('td', null, k.name), el('td', null, k.allow.join('  ')), el('td', { class: 'hide-narrow' }, when(Math.floor(k.created_ns / 1e6))),
         el('td', null, el('button', {
           type: 'button', class: 'danger revoke', onclick: async () => {
             if (!(await confirmAction('Revoke key', 'Revoke the key ' + k.name + '? Clients using it are refused from now on.'))) return;
-            try { await api('DELETE', '/v1/keys/' + enc(k.name)); setStatus('Revoked ' + k.name + '.'); load(); } catch (e) { fail(e, 'Revoke'); }
+            try { await api('DELETE', '/v1/keys/' + enc(k.name)); setStatus('Revoked ' + k.name + '.'); load(); } catch (e) { failAction(e, 'Revoke'); }
           },
         }, 'Revoke'))));
       main.replaceChildren(el('h1', null, 'API keys'),
-        created ? el('div', { class: 'notice', id: 'new-secret' }, 'Key ' + created.name + ' created. Its secret is shown this once:', el('code', { class: 'secret' }, created.secret)) : null,
+        created ? el('div', { class: 'notice ok', id: 'new-secret' }, 'Key ' + created.name + ' created. Its secret is shown this once:', el('code', { class: 'secret' }, created.secret)) : null,
         el('div', { class: 'table-wrap' }, el('table', { id: 'keys' }, el('thead', null, el('tr', null, el('th', null, 'Name'), el('th', null, 'Grants'), el('th', { class: 'hide-narrow' }, 'Created'), el('th', null, ''))),
           el('tbody', null, ...(rows.length ? rows : [el('tr', null, el('td', { colspan: 4, class: 'muted' }, 'No stored keys.'))])))),
         el('h2', null, 'New key'), form);

@@ -171,6 +171,21 @@ async function main() {
   await page.locator('table.messages tbody tr', { hasText: 'plain text order' }).waitFor({ state: 'detached' });
   assert.ok(!peekAll('orders.eu').includes('plain text order'), 'deleted in the database');
 
+  // Move the JSON one elsewhere, naming the destination in the dialog.
+  await page.locator('table.messages tbody tr', { hasText: '"order": 17' }).locator('.move-btn').click();
+  assert.equal(await page.locator('#confirm-ok').isDisabled(), true, 'move waits for a destination');
+  await page.locator('#confirm-typed').fill('orders.archive');
+  await page.locator('#confirm-ok').click();
+  await page.locator('#status', { hasText: 'to orders.archive' }).waitFor();
+  assert.match(peekAll('orders.archive'), /"order": 17/);
+  assert.equal(await page.locator('table.messages tbody tr', { hasText: '"order": 17' }).count(), 0);
+  // Settings, edited.
+  await page.locator('#settings-edit summary').click();
+  await page.locator('#set-visibility').fill('45s');
+  await page.locator('#settings-edit button[type=submit]').click();
+  await page.locator('#queue-settings', { hasText: 'visibility 45s' }).waitFor();
+  assert.match(cli('queue', 'config', 'orders.eu'), /visibility: 45s/);
+
   // Binary-looking bodies show as hex.
   await page.goto(url + '/#/queue/binary');
   await page.locator('table.messages .peek-btn').first().click();
@@ -237,7 +252,7 @@ async function main() {
   await login(page, url, reader);
   await page.locator('#queues a', { hasText: 'orders.eu' }).waitFor();
   const seen = await page.locator('#queues tbody a').allTextContents();
-  assert.deepEqual(seen.sort(), ['orders.eu'], 'only orders.*: ' + seen);
+  assert.deepEqual(seen.sort(), ['orders.archive', 'orders.eu'], 'only orders.*: ' + seen);
   await shot(page, 'overview-phone-dark');
   const text = await page.locator('body').textContent();
   assert.ok(!text.includes('billing') && !text.includes('jobs'), 'no other queue named anywhere');
