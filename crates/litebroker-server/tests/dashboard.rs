@@ -162,6 +162,12 @@ async fn data_needs_a_key_and_keeps_to_what_it_may_read() {
     assert_eq!(o["queues"].as_array().unwrap().len(), 3);
     assert_eq!(o["totals"]["pending"], 4);
     assert_eq!(o["totals"]["dead_letters"], 1);
+    // Overviews share reads of the database, but never one older than the request.
+    b.queue("billing").unwrap().write("invoice 3").unwrap();
+    let (_, o) = s
+        .call("GET", "/v1/dashboard/overview", Some("k-admin"), None)
+        .await;
+    assert_eq!(o["totals"]["pending"], 5);
     s.stop().await;
 }
 

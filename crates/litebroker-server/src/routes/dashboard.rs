@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
@@ -20,10 +20,11 @@ use axum::http::{header, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use futures_util::Stream;
 use litebroker::message::Filter;
-use litebroker::{Broker, Message};
+use litebroker::{Broker, Message, QueueStats};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -47,8 +48,9 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 const REFRESH: Duration = Duration::from_secs(5);
 
 /// The least time between two overviews on one stream (a busy database
-/// commits far more often than anyone can read).
-const MIN_GAP: Duration = Duration::from_millis(500);
+/// commits far more often than anyone can read, and an overview of
+/// 10,000 queues is over a megabyte).
+const MIN_GAP: Duration = Duration::from_secs(1);
 
 /// Most messages one page of a queue shows.
 const MAX_PAGE: usize = 500;
@@ -57,11 +59,32 @@ const MAX_PAGE: usize = 500;
 /// request away).
 const PREVIEW_CHARS: usize = 200;
 
-static STARTED: OnceLock<(Instant, SystemTime)> = OnceLock::new();
+/// What the dashboard's routes of one server share: when it started, and
+/// the latest look at every queue, which concurrent overviews reuse rather
+/// than each reading 10,000 queues again.
+pub struct Shared {
+    started: Instant,
+    started_at: SystemTime,
+    latest: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+}
+
+/// Every queue as last read, before any key's filter.
+pub struct Snapshot {
+    /// When the read began.
+    taken: Instant,
+    now_ns: i64,
+    queues: Vec<QueueStats>,
+    /// When each queue's oldest visible message was written (Unix ms).
+    oldest_ms: HashMap<String, i64>,
+}
 
 /// The dashboard's routes.
 pub fn router() -> Router<AppState> {
-    STARTED.get_or_init(|| (Instant::now(), SystemTime::now()));
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+        latest: tokio::sync::Mutex::new(None),
+    });
     Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
@@ -75,6 +98,7 @@ pub fn router() -> Router<AppState> {
             get(message).delete(delete_message),
         )
         .route("/v1/dashboard/topics", get(topics))
+        .layer(Extension(shared))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -168,10 +192,46 @@ fn ms(ns: i64) -> i64 {
     ns.div_euclid(1_000_000)
 }
 
-/// Builds the overview on a connection, keeping to what `caller` may read.
-fn build_overview(b: &mut Broker, caller: &Caller) -> ApiResult<Overview> {
-    let all = b.list()?;
+/// Reads every queue: counts, settings, and the age of the oldest visible
+/// message of each queue that has one.
+fn read_snapshot(b: &mut Broker) -> ApiResult<Snapshot> {
+    let taken = Instant::now();
+    let queues = b.list()?;
     let now_ns = b.now_ns()?;
+    let mut oldest_ms = HashMap::new();
+    for q in queues.iter().filter(|q| q.pending > 0) {
+        let oldest = b.backend().peek(&q.name, &Filter::all(), 0, 1)?;
+        if let Some(m) = oldest.first() {
+            oldest_ms.insert(q.name.clone(), ms(litebroker::id::id_time_ns(m.id)));
+        }
+    }
+    Ok(Snapshot {
+        taken,
+        now_ns,
+        queues,
+        oldest_ms,
+    })
+}
+
+/// A snapshot begun no earlier than `not_before`: the latest one if it is
+/// recent enough (another request just read it), otherwise a new one.
+async fn snapshot(
+    state: &AppState,
+    shared: &Shared,
+    not_before: Instant,
+) -> ApiResult<Arc<Snapshot>> {
+    let mut latest = shared.latest.lock().await;
+    if let Some(s) = latest.as_ref().filter(|s| s.taken >= not_before) {
+        return Ok(s.clone());
+    }
+    let fresh = Arc::new(state.pool.run(read_snapshot).await?);
+    *latest = Some(fresh.clone());
+    Ok(fresh)
+}
+
+/// The overview of `snap` that `caller` may see.
+fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
+    let all = &snap.queues;
     let depth: HashMap<&str, u64> = all
         .iter()
         .map(|q| (q.name.as_str(), q.pending + q.leased + q.delayed))
@@ -182,7 +242,7 @@ fn build_overview(b: &mut Broker, caller: &Caller) -> ApiResult<Overview> {
         .collect();
     let mut rows = Vec::new();
     let mut totals = Totals::default();
-    for q in &all {
+    for q in all {
         if !caller.allows(&q.name, Perm::Read) {
             continue;
         }
@@ -201,7 +261,7 @@ fn build_overview(b: &mut Broker, caller: &Caller) -> ApiResult<Overview> {
             dead_letters,
             dead_letter_queue,
             is_dead_letter_queue: is_dlq,
-            oldest_ms: None,
+            oldest_ms: snap.oldest_ms.get(&q.name).copied(),
         });
         totals.queues += 1;
         totals.pending += q.pending;
@@ -211,45 +271,40 @@ fn build_overview(b: &mut Broker, caller: &Caller) -> ApiResult<Overview> {
             totals.dead_letters += q.pending + q.leased + q.delayed;
         }
     }
-    for row in rows.iter_mut().filter(|r| r.pending > 0) {
-        let oldest = b
-            .backend()
-            .peek(&row.name, &Filter::all(), 0, 1)?
-            .into_iter()
-            .next();
-        row.oldest_ms = oldest.map(|m| ms(litebroker::id::id_time_ns(m.id)));
-    }
-    let (started, started_at) = STARTED.get_or_init(|| (Instant::now(), SystemTime::now()));
-    Ok(Overview {
+    Overview {
         version: env!("CARGO_PKG_VERSION"),
-        uptime_seconds: started.elapsed().as_secs(),
-        started_ms: started_at
+        uptime_seconds: shared.started.elapsed().as_secs(),
+        started_ms: shared
+            .started_at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
-        now_ms: ms(now_ns),
+        now_ms: ms(snap.now_ns),
         totals,
         queues: rows,
-    })
+    }
 }
 
-async fn overview(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Overview>> {
-    Ok(Json(
-        state.pool.run(move |b| build_overview(b, &caller)).await?,
-    ))
+async fn overview(
+    State(state): State<AppState>,
+    Extension(shared): Extension<Arc<Shared>>,
+    caller: Caller,
+) -> ApiResult<Json<Overview>> {
+    let snap = snapshot(&state, &shared, Instant::now()).await?;
+    Ok(Json(overview_for(&snap, &shared, &caller)))
 }
 
 /// The overview, then a fresh one after every change to the database (at
-/// most one per half second), and at least every five seconds; ends when
-/// the server stops. Events are named `overview`.
+/// most one a second), and at least every five seconds; ends when the
+/// server stops. Events are named `overview` (`error` if the database
+/// fails meanwhile).
 async fn stream(
     State(state): State<AppState>,
+    Extension(shared): Extension<Arc<Shared>>,
     caller: Caller,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     // Refuse at once (not in the stream) if the database does not answer.
-    let first = {
-        let caller = caller.clone();
-        state.pool.run(move |b| build_overview(b, &caller)).await?
-    };
+    let mut woken = Instant::now();
+    let first = snapshot(&state, &shared, woken).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(1);
     tokio::spawn(async move {
         let _watching = state.changes.watch();
@@ -260,17 +315,14 @@ async fn stream(
             let notified = state.changes.notify().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let event = match next.take() {
-                Some(o) => Ok(o),
-                None => {
-                    let c = caller.clone();
-                    state.pool.run(move |b| build_overview(b, &c)).await
-                }
+            let snap = match next.take() {
+                Some(s) => Ok(s),
+                None => snapshot(&state, &shared, woken).await,
             };
-            let event = match event {
-                Ok(o) => Event::default()
-                    .event("overview")
-                    .data(serde_json::to_string(&o).unwrap_or_default()),
+            let event = match snap {
+                Ok(s) => Event::default().event("overview").data(
+                    serde_json::to_string(&overview_for(&s, &shared, &caller)).unwrap_or_default(),
+                ),
                 Err(e) => Event::default().event("error").data(
                     serde_json::json!({"error": {"code": e.code, "message": e.message}})
                         .to_string(),
@@ -293,6 +345,8 @@ async fn stream(
             if *stopping.borrow() {
                 return;
             }
+            // A snapshot begun after this wake-up shows what woke it.
+            woken = Instant::now();
         }
     });
     let events =
