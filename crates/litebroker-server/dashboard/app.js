@@ -246,6 +246,10 @@
             else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
           }
           if (event === 'overview' && data.length) receive(JSON.parse(data.join('\n')));
+          if (event === 'error' && data.length) {
+            const err = (JSON.parse(data.join('\n')).error) || {};
+            setStatus('Live updates: ' + (err.message || 'error'), true);
+          }
         }
       }
     } catch (e) {

@@ -378,3 +378,58 @@ async fn the_stream_follows_writes_and_ends_at_shutdown() {
     assert!(ended.is_ok(), "the stream ended at shutdown");
     stop.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_sees_no_more_of_the_stream() {
+    let s = TestServer::start_with(Some(KEYS), |c| c.keys_in_database = true).await;
+    let (status, made) = s
+        .call(
+            "POST",
+            "/v1/keys",
+            Some("k-admin"),
+            Some(serde_json::json!({"name": "viewer", "allow": ["orders.*=read"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    let mut resp = s
+        .req("GET", "/v1/dashboard/stream")
+        .header("X-API-Key", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut buf = String::new();
+    overview_until(&mut resp, &mut buf, Duration::from_secs(10), |_| true).await;
+    let (status, _) = s
+        .call("DELETE", "/v1/keys/viewer", Some("k-admin"), None)
+        .await;
+    assert_eq!(status, 200);
+    // The next change (or refresh) ends the stream with an error event.
+    s.broker()
+        .queue("orders.eu")
+        .unwrap()
+        .write("after")
+        .unwrap();
+    let rest = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut rest = buf.clone();
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            rest.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        rest
+    })
+    .await
+    .expect("the stream ended");
+    assert!(rest.contains("event: error"), "{rest}");
+    assert!(rest.contains("unauthorized"), "{rest}");
+    assert!(
+        !rest.contains("orders.eu"),
+        "nothing after the revocation: {rest}"
+    );
+    assert_eq!(
+        s.status_only("GET", "/v1/dashboard/stream", Some(&secret))
+            .await,
+        401
+    );
+    s.stop().await;
+}

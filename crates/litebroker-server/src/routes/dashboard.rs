@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,7 +28,7 @@ use litebroker::{Broker, Message, QueueStats};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::{Caller, Perm};
+use crate::auth::{Caller, Perm, KEY_HEADER};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::AppState;
@@ -300,8 +300,13 @@ async fn overview(
 async fn stream(
     State(state): State<AppState>,
     Extension(shared): Extension<Arc<Shared>>,
-    caller: Caller,
+    mut caller: Caller,
+    headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let presented = headers
+        .get(KEY_HEADER)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
     // Refuse at once (not in the stream) if the database does not answer.
     let mut woken = Instant::now();
     let first = snapshot(&state, &shared, woken).await?;
@@ -315,6 +320,21 @@ async fn stream(
             let notified = state.changes.notify().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // A key revoked since the stream began sees nothing more.
+            if matches!(caller, Caller::Key(_)) {
+                let refused = match reauthenticate(&state, &presented).await {
+                    Ok(Some(fresh)) => {
+                        caller = fresh;
+                        None
+                    }
+                    Ok(None) => Some(ApiError::unauthorized("invalid API key")),
+                    Err(e) => Some(e),
+                };
+                if let Some(e) = refused {
+                    let _ = tx.send(error_event(&e)).await;
+                    return;
+                }
+            }
             let snap = match next.take() {
                 Some(s) => Ok(s),
                 None => snapshot(&state, &shared, woken).await,
@@ -323,10 +343,7 @@ async fn stream(
                 Ok(s) => Event::default().event("overview").data(
                     serde_json::to_string(&overview_for(&s, &shared, &caller)).unwrap_or_default(),
                 ),
-                Err(e) => Event::default().event("error").data(
-                    serde_json::json!({"error": {"code": e.code, "message": e.message}})
-                        .to_string(),
-                ),
+                Err(e) => error_event(&e),
             };
             if tx.send(event).await.is_err() {
                 return; // the client left
@@ -355,6 +372,27 @@ async fn stream(
             |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
         );
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The caller `presented` (a key's secret) stands for now, if still valid.
+async fn reauthenticate(state: &AppState, presented: &[u8]) -> ApiResult<Option<Caller>> {
+    if let Some(key) = state.keys.as_ref().and_then(|k| k.find(presented)) {
+        return Ok(Some(Caller::Key(key)));
+    }
+    let Some(stored) = &state.stored_keys else {
+        return Ok(None);
+    };
+    Ok(stored
+        .current(&state.pool)
+        .await?
+        .find(presented)
+        .map(Caller::Key))
+}
+
+/// An `error` event: `{"error": {"code", "message"}}`.
+fn error_event(e: &ApiError) -> Event {
+    let body = serde_json::json!({"error": {"code": e.code, "message": e.message}});
+    Event::default().event("error").data(body.to_string())
 }
 
 /// A message as the dashboard shows it.
