@@ -83,7 +83,7 @@ async function main() {
   const admin = cli('keys', 'create', '--name', 'admin', '--allow', '*=read,write,delete,manage').trim();
   const reader = cli('keys', 'create', '--name', 'orders-reader', '--allow', 'orders.*=read').trim();
   cli('write', 'orders.eu', '{"order": 17, "items": [{"sku": "A-1", "qty": 2}], "note": "json body"}');
-  cli('write', 'orders.eu', '<script>alert(1)</script><img src=x onerror=alert(2)><b>bold?</b>');
+  cli('write', '-H', 'note=<img src=x onerror=alert(3)>', 'orders.eu', '<script>alert(1)</script><img src=x onerror=alert(2)><b>bold?</b>');
   cli('write', 'orders.eu', 'plain text order');
   cli('write', 'orders.us', 'second region');
   cli('write', 'billing', 'secret invoice 4711');
@@ -148,7 +148,14 @@ async function main() {
   await shot(page, 'overview');
 
   // ---- a queue: peek safely, delete one, purge -------------------------
-  await page.locator('#queues a', { hasText: 'orders.eu' }).click();
+  // By keyboard: filter, Tab past the sort menu to the first queue, Enter.
+  await page.locator('#filter').fill('orders.e');
+  await page.locator('#rows-info', { hasText: '1–1 of 1' }).waitFor();
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'orders.eu');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#\/queue\/orders\.eu$/);
   await page.locator('table.messages tbody tr').first().waitFor();
   assert.equal(await page.locator('table.messages tbody tr').count(), 3);
   const xssRow = page.locator('table.messages tbody tr', { hasText: '<script>alert(1)</script>' });
@@ -156,6 +163,7 @@ async function main() {
   const peeked = page.locator('tr.peek pre.body').last();
   await peeked.waitFor();
   assert.equal(await peeked.textContent(), '<script>alert(1)</script><img src=x onerror=alert(2)><b>bold?</b>');
+  assert.match(await page.locator('tr.peek pre.headers').last().textContent(), /"note": "<img src=x onerror=alert\(3\)>"/);
   assert.equal(await page.locator('main script, main img, table.messages b, tr.peek b').count(), 0, 'markup in a body stays text');
   const jsonRow = page.locator('table.messages tbody tr', { hasText: '"order": 17' });
   await jsonRow.locator('.peek-btn').click();
