@@ -398,7 +398,7 @@
           chunk.map((b) => b.toString(16).padStart(2, '0')).join(' ').padEnd(48) + '  ' +
           chunk.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join(''));
       }
-      return { kind: 'binary (hex)', text: lines.join('\n') };
+      return { kind: 'binary (hex' + (bytes.length > 65536 ? ', first 64 KiB' : '') + ')', text: lines.join('\n') };
     }
     const t = body.trim();
     if (t.startsWith('{') || t.startsWith('[')) {
