@@ -11,7 +11,8 @@ use crate::error::{ApiError, ApiResult};
 
 /// Runs library calls off the async threads, bounded.
 pub struct Pool {
-    connector: Arc<dyn Connector>,
+    /// Always `Some` until dropped (taken then, to be let go off the async threads).
+    connector: Option<Arc<dyn Connector>>,
     idle: Mutex<Vec<Broker>>,
     permits: Arc<Semaphore>,
 }
@@ -20,15 +21,10 @@ impl Pool {
     /// A pool of at most `size` concurrent calls on `connector`'s database.
     pub fn new(connector: Arc<dyn Connector>, size: usize) -> Self {
         Pool {
-            connector,
+            connector: Some(connector),
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1))),
         }
-    }
-
-    /// The connector (for the change feed).
-    pub fn connector(&self) -> &Arc<dyn Connector> {
-        &self.connector
     }
 
     /// Runs `f` on a connection on a blocking thread, waiting for a free
@@ -67,7 +63,7 @@ impl Pool {
         let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match reused {
             Some(b) => Ok(b),
-            None => Broker::connect(self.connector.clone()),
+            None => Broker::connect(self.connector.clone().expect("pool in use")),
         }
     }
 
@@ -76,5 +72,21 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(broker);
+    }
+}
+
+impl Drop for Pool {
+    /// Closes the idle connections, and lets go of the connector, on a plain
+    /// thread: a backend whose synchronous client runs its own runtime must
+    /// not close connections on an async thread.
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let connector = self.connector.take();
+        let _ = std::thread::Builder::new()
+            .name("litebroker-close".into())
+            .spawn(move || {
+                drop(idle);
+                drop(connector);
+            });
     }
 }

@@ -38,7 +38,7 @@ where
         return Ok(state.pool.run(move |b| look(b)).await?.0);
     }
     let deadline = Instant::now() + wait;
-    let _watching = state.changes.watch();
+    let _watching = state.changes.watch().await;
     let mut stopping = state.stopping.clone();
     loop {
         let notified = state.changes.notify().notified();

@@ -424,3 +424,35 @@ async fn config_dead_letters_redrive_move_and_aliases() {
     assert_eq!((st, code(&body)), (404, "not_found"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_writes_once() {
+    let s = TestServer::start(None).await;
+    let send = |key: &'static str| {
+        s.req("POST", "/v1/queues/idem/messages")
+            .header("Idempotency-Key", key)
+            .json(&json!({"messages": [{"body": "one"}, {"body": "two"}]}))
+            .send()
+    };
+    let first: serde_json::Value = send("order-42").await.unwrap().json().await.unwrap();
+    assert_eq!(first["repeated"], false);
+    let again: serde_json::Value = send("order-42").await.unwrap().json().await.unwrap();
+    assert_eq!(again["repeated"], true);
+    assert_eq!(again["ids"], first["ids"]);
+    let other: serde_json::Value = send("order-43").await.unwrap().json().await.unwrap();
+    assert_eq!(other["repeated"], false);
+    let (_, peeked) = s
+        .call("GET", "/v1/queues/idem/messages?limit=100", None, None)
+        .await;
+    assert_eq!(peeked["messages"].as_array().unwrap().len(), 4);
+    let long = "k".repeat(300);
+    let resp = s
+        .req("POST", "/v1/queues/idem/messages")
+        .header("Idempotency-Key", long)
+        .json(&json!({"body": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    s.stop().await;
+}

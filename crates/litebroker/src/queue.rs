@@ -70,6 +70,29 @@ impl<'b> Queue<'b> {
         Ok(ids)
     }
 
+    /// Appends messages in one transaction, at most once per idempotency
+    /// `key` within `keep`: a repeat of a write that committed less than
+    /// `keep` ago writes nothing and answers that write's ids, with `true`.
+    pub fn write_once(
+        &mut self,
+        key: &str,
+        keep: Duration,
+        batch: &[Outgoing<'_>],
+    ) -> Result<(Vec<i64>, bool)> {
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+            return Err(Error::InvalidRequest(format!(
+                "an idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"
+            )));
+        }
+        batch.iter().try_for_each(|m| check_size(m.body))?;
+        let (ids, repeated) = self
+            .broker
+            .backend()
+            .write_once(&self.name, key, keep, batch)?;
+        self.last_id = ids.last().copied().or(self.last_id);
+        Ok((ids, repeated))
+    }
+
     /// Leases up to `limit` of the oldest visible messages passing `filter`
     /// for `visibility` (`None`: the queue's configured timeout, 30 s by
     /// default). Each returned message carries its [`Receipt`] and receive
@@ -286,6 +309,9 @@ impl<'b> Queue<'b> {
         Ok(id)
     }
 }
+
+/// The longest idempotency key accepted, bytes.
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
 
 /// The longest lease accepted (as SQS: 12 hours).
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);

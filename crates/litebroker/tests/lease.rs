@@ -576,3 +576,61 @@ fn replace_keeps_position_and_lease() {
     drop(q);
     assert_eq!(bodies(&mut b, "upd"), ["two"]);
 }
+
+#[test]
+fn write_once_writes_a_key_once_until_it_expires() {
+    let h = harness();
+    let clock = ManualClock::new();
+    let mut b = open_with(&*h, &clock);
+    let batch = [
+        litebroker::Outgoing::body("a"),
+        litebroker::Outgoing::body("b"),
+    ];
+    let keep = SECOND * 60;
+    let mut q = b.queue("idem").unwrap();
+    let (ids, repeated) = q.write_once("k1", keep, &batch).unwrap();
+    assert!(!repeated);
+    assert_eq!(ids.len(), 2);
+    // Retried: nothing written, the first write's ids.
+    assert_eq!(
+        q.write_once("k1", keep, &batch).unwrap(),
+        (ids.clone(), true)
+    );
+    // Consumed meanwhile: still a repeat (the record, not the messages, decides).
+    q.read_many(&Filter::all(), 10).unwrap();
+    assert_eq!(
+        q.write_once("k1", keep, &batch).unwrap(),
+        (ids.clone(), true)
+    );
+    // Another key, or the same key on another queue, writes.
+    assert!(!q.write_once("k2", keep, &batch).unwrap().1);
+    drop(q);
+    assert!(
+        !b.queue("other")
+            .unwrap()
+            .write_once("k1", keep, &batch)
+            .unwrap()
+            .1
+    );
+    // Once the record expired, the key writes again.
+    clock.advance(SECOND * 61);
+    let mut q = b.queue("idem").unwrap();
+    let (again, repeated) = q.write_once("k1", keep, &batch).unwrap();
+    assert!(!repeated);
+    assert_ne!(again, ids);
+    assert_eq!(
+        q.write_once("", keep, &batch).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let big = "x".repeat(litebroker::message::MAX_MESSAGE_SIZE + 1);
+    assert_eq!(
+        q.write_once("k3", keep, &[litebroker::Outgoing::body(&big)])
+            .unwrap_err()
+            .kind(),
+        ErrorKind::TooLarge
+    );
+    assert!(
+        !q.write_once("k3", keep, &batch).unwrap().1,
+        "a refused write records nothing"
+    );
+}

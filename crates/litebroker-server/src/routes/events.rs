@@ -261,7 +261,7 @@ async fn events(
 /// server stops.
 async fn dispatch(state: AppState, group: Arc<Group>) {
     let queue = group.queue.clone();
-    let _watching = state.changes.watch();
+    let _watching = state.changes.watch().await;
     let mut stopping = state.stopping.clone();
     loop {
         let changed = state.changes.notify().notified();

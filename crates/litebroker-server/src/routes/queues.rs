@@ -222,7 +222,16 @@ pub enum WriteRequest {
 pub struct WrittenOut {
     /// The new ids, in order.
     pub ids: Vec<i64>,
+    /// True when the `Idempotency-Key` had written already: nothing was
+    /// written, `ids` are the first write's.
+    pub repeated: bool,
 }
+
+/// The header that makes a write happen at most once.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 fn parse_duration(what: &str, text: &str) -> ApiResult<Duration> {
     litebroker::duration::parse_duration(text)
@@ -236,17 +245,30 @@ fn parse_headers(v: Option<Value>) -> ApiResult<Headers> {
     }
 }
 
-/// Write one message or a batch; a 2xx means they are durable.
+/// Write one message or a batch; a 2xx means they are durable. With an
+/// `Idempotency-Key` header, a retry of the same write within 24 hours
+/// writes nothing and answers the first write's ids.
 #[utoipa::path(post, path = "/v1/queues/{queue}/messages", tag = "messages",
-    params(("queue" = String, Path)), request_body = WriteRequest,
+    params(("queue" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "writes at most once per key (24 h)")),
+    request_body = WriteRequest,
     responses((status = 200, body = WrittenOut), (status = 413, description = "a message over 10 MiB")))]
 async fn write(
     State(state): State<AppState>,
     Path(queue): Path<String>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     Json(req): Json<WriteRequest>,
 ) -> ApiResult<Json<WrittenOut>> {
     caller.require(&queue, Perm::Write)?;
+    let key = match headers.get(IDEMPOTENCY_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::invalid("Idempotency-Key must be visible ASCII"))?
+                .to_owned(),
+        ),
+    };
     let batch = match req {
         WriteRequest::Batch { messages } => messages,
         WriteRequest::One(m) => vec![m],
@@ -266,7 +288,7 @@ async fn write(
             .transpose()?;
         prepared.push((m.body, headers, delay));
     }
-    let ids = state
+    let (ids, repeated) = state
         .pool
         .run(move |b| {
             let out: Vec<Outgoing<'_>> = prepared
@@ -277,10 +299,14 @@ async fn write(
                     delay: *delay,
                 })
                 .collect();
-            Ok(b.queue(&queue)?.write_batch(&out)?)
+            let mut q = b.queue(&queue)?;
+            Ok(match &key {
+                Some(key) => q.write_once(key, IDEMPOTENCY_KEEP, &out)?,
+                None => (q.write_batch(&out)?, false),
+            })
         })
         .await?;
-    Ok(Json(WrittenOut { ids }))
+    Ok(Json(WrittenOut { ids, repeated }))
 }
 
 /// Which messages to look at.

@@ -94,6 +94,19 @@ pub trait Backend: Send {
     /// Appends `messages` to `queue` in one transaction and returns their new ids.
     fn write(&mut self, queue: &str, messages: &[Outgoing<'_>]) -> Result<Vec<i64>>;
 
+    /// Like [`Backend::write`], at most once per `key` and queue within
+    /// `keep`: if a write with the same key to the same queue committed less
+    /// than `keep` ago (on the database's clock), nothing is written and the
+    /// ids that write got are returned with `true`. The record of the key
+    /// commits with the messages, in one transaction.
+    fn write_once(
+        &mut self,
+        queue: &str,
+        key: &str,
+        keep: Duration,
+        messages: &[Outgoing<'_>],
+    ) -> Result<(Vec<i64>, bool)>;
+
     /// Inserts messages with the ids they already have (restoring a dump), in
     /// one transaction, raising the id high-water mark past them. Fails, writing
     /// nothing, if a record is malformed or an id is already taken.

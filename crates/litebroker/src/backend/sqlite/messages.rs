@@ -215,6 +215,37 @@ pub fn peek(
     Ok(page)
 }
 
+/// [`write`] unless `key` wrote to `queue` before `now` and its record has
+/// not expired; records the key until `expires`. Answers the ids and
+/// whether the write was a repeat.
+pub fn write_once(
+    conn: &Connection,
+    queue: &str,
+    key: &str,
+    batch: &[Outgoing<'_>],
+    now: i64,
+    expires: i64,
+) -> Result<(Vec<i64>, bool)> {
+    conn.prepare_cached("DELETE FROM lb_idempotency WHERE expires_ns <= ?1")?
+        .execute([now])?;
+    let earlier: Option<String> = conn
+        .prepare_cached("SELECT ids FROM lb_idempotency WHERE queue = ?1 AND key = ?2")?
+        .query_row([queue, key], |r| r.get(0))
+        .optional()?;
+    if let Some(ids) = earlier {
+        let ids: Vec<i64> = serde_json::from_str(&ids)
+            .map_err(|e| Error::Integrity(format!("idempotency record of '{key}': {e}")))?;
+        return Ok((ids, true));
+    }
+    let ids = write(conn, queue, batch, now)?;
+    let text = serde_json::to_string(&ids).expect("ids serialize");
+    conn.prepare_cached(
+        "INSERT INTO lb_idempotency (queue, key, ids, expires_ns) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![queue, key, text, expires])?;
+    Ok((ids, false))
+}
+
 /// Visible, leased and delayed messages after storage position `after_seq`,
 /// oldest first, each with when it becomes visible again if it is not now.
 pub fn browse(

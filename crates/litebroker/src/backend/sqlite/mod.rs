@@ -301,6 +301,18 @@ impl Backend for SqliteBackend {
         self.write_ids(queue, batch)
     }
 
+    fn write_once(
+        &mut self,
+        queue: &str,
+        key: &str,
+        keep: Duration,
+        batch: &[Outgoing<'_>],
+    ) -> Result<(Vec<i64>, bool)> {
+        let now = self.now();
+        let expires = crate::clock::after(now, keep);
+        self.write_retrying_ids(|c| messages::write_once(c, queue, key, batch, now, expires))
+    }
+
     fn insert_with_ids(
         &mut self,
         records: &mut dyn Iterator<Item = Result<QueuedMessage>>,

@@ -40,6 +40,8 @@ pub const REQUIRED_OBJECTS: &[&str] = &[
     "lb_topic_config",
     "lb_copy_spans",
     "lb_api_keys",
+    "lb_idempotency",
+    "idx_lb_idempotency_expires",
 ];
 
 /// The reference's tables and indexes, exactly as it creates them.
@@ -96,6 +98,8 @@ pub const TS_UNIQUE_INDEX: &str =
 /// `lb_topic_config`: retention per topic or pattern.
 /// `lb_copy_spans`: runs of consecutive storage positions holding the copies
 /// of consecutive offsets of one topic (see `spans.rs`).
+/// `lb_idempotency`: idempotency keys of recent writes (`write_once`) and
+/// the ids those writes got, until they expire.
 /// `lb_api_keys`: the server's API keys (a hash of each secret, never the secret).
 pub const LITEBROKER_DDL: &str = "
 CREATE TABLE IF NOT EXISTS lb_holders (
@@ -160,6 +164,14 @@ CREATE TABLE IF NOT EXISTS lb_copy_spans (
     topic TEXT NOT NULL,
     first_offset INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS lb_idempotency (
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    ids TEXT NOT NULL,
+    expires_ns INTEGER NOT NULL,
+    PRIMARY KEY (queue, key)
+);
+CREATE INDEX IF NOT EXISTS idx_lb_idempotency_expires ON lb_idempotency(expires_ns);
 CREATE TABLE IF NOT EXISTS lb_api_keys (
     name TEXT PRIMARY KEY,
     secret_hash TEXT NOT NULL UNIQUE,
