@@ -312,7 +312,7 @@ async fn stream(
     let first = snapshot(&state, &shared, woken).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(1);
     tokio::spawn(async move {
-        let _watching = state.changes.watch();
+        let _watching = state.changes.watch().await;
         let mut stopping = state.stopping.clone();
         let mut next = Some(first);
         loop {
