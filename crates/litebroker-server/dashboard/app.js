@@ -441,7 +441,7 @@
       const frag = document.createDocumentFragment();
       for (const m of data.messages) frag.append(messageRow(m));
       if (!data.messages.length) {
-        frag.append(el('tr', null, el('td', { colspan: dead ? 9 : 7, class: 'muted' }, page ? 'No more messages.' : 'No messages.')));
+        frag.append(el('tr', null, el('td', { colspan: dead ? 9 : 6, class: 'muted' }, page ? 'No more messages.' : 'No messages.')));
       }
       tbody.replaceChildren(frag);
       if (selectAll) selectAll.checked = false;
@@ -500,7 +500,7 @@
         try { full = await api('GET', '/v1/dashboard/queues/' + enc(queue) + '/messages/' + m.id + '?seq=' + m.seq); } catch (e) { failAction(e, 'Peek'); return; }
         const shown = renderBody(full.body);
         const hdrs = Object.keys(full.headers || {}).length ? JSON.stringify(full.headers, null, 2) : null;
-        open = el('tr', { class: 'peek' }, el('td', { colspan: dead ? 9 : 7 },
+        open = el('tr', { class: 'peek' }, el('td', { colspan: dead ? 9 : 6 },
           el('div', { class: 'muted' }, shown.kind + ' · ' + num(full.bytes) + ' bytes' + (full.topic ? ' · topic ' + full.topic : '')),
           hdrs ? el('pre', { class: 'body headers' }, hdrs) : null,
           el('pre', { class: 'body', tabindex: '0' }, shown.text)));
@@ -743,6 +743,8 @@
     main.focus({ preventScroll: true });
   }
 
+  // The skip link moves focus, not the route (routes live in the hash).
+  document.querySelector('.skip').addEventListener('click', (ev) => { ev.preventDefault(); main.focus(); });
   window.addEventListener('hashchange', () => { if (!prompting) route(); });
   route();
 }());
