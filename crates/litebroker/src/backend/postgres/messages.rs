@@ -82,6 +82,36 @@ pub fn raise_last_id(tx: &mut Tx<'_>, value: i64) -> Result<()> {
     Ok(())
 }
 
+/// A batch as the column arrays an `unnest` insert takes.
+struct Columns<'a> {
+    bodies: Vec<&'a [u8]>,
+    headers: Vec<Option<String>>,
+    visible: Vec<Option<i64>>,
+    states: Vec<i16>,
+}
+
+impl<'a> Columns<'a> {
+    /// `now` is the database's clock, for delays.
+    fn of(batch: &[Outgoing<'a>], now: i64) -> Self {
+        let visible: Vec<Option<i64>> = batch
+            .iter()
+            .map(|m| crate::clock::deadline(now, m.delay))
+            .collect();
+        Columns {
+            bodies: batch.iter().map(|m| m.body.as_bytes()).collect(),
+            headers: batch
+                .iter()
+                .map(|m| m.headers.filter(|h| !h.is_empty()).map(Headers::to_json))
+                .collect(),
+            states: visible
+                .iter()
+                .map(|v| if v.is_some() { DEFERRED } else { PENDING })
+                .collect(),
+            visible,
+        }
+    }
+}
+
 /// Appends `batch` to `queue` and returns the new ids: one statement in its
 /// own transaction (one round trip), which reserves the ids (the `meta` row,
 /// locked until it commits), inserts the rows in order and notifies waiters.
@@ -90,19 +120,12 @@ pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> 
         return Ok(Vec::new());
     }
     let n = batch.len() as i64;
-    let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
-    let headers: Vec<Option<String>> = batch
-        .iter()
-        .map(|m| m.headers.filter(|h| !h.is_empty()).map(Headers::to_json))
-        .collect();
-    let visible: Vec<Option<i64>> = batch
-        .iter()
-        .map(|m| crate::clock::deadline(now, m.delay))
-        .collect();
-    let states: Vec<i16> = visible
-        .iter()
-        .map(|v| if v.is_some() { DEFERRED } else { PENDING })
-        .collect();
+    let Columns {
+        bodies,
+        headers,
+        visible,
+        states,
+    } = Columns::of(batch, now);
     let channel = conn.channel.clone();
     let rows = conn.autocommit(
         "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
@@ -391,19 +414,12 @@ fn write_rows(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>], now: i64) ->
     }
     let first = reserve_ids(tx, batch.len())?;
     let ids: Vec<i64> = (first..first + batch.len() as i64).collect();
-    let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
-    let headers: Vec<Option<String>> = batch
-        .iter()
-        .map(|m| m.headers.filter(|h| !h.is_empty()).map(Headers::to_json))
-        .collect();
-    let visible: Vec<Option<i64>> = batch
-        .iter()
-        .map(|m| crate::clock::deadline(now, m.delay))
-        .collect();
-    let states: Vec<i16> = visible
-        .iter()
-        .map(|v| if v.is_some() { DEFERRED } else { PENDING })
-        .collect();
+    let Columns {
+        bodies,
+        headers,
+        visible,
+        states,
+    } = Columns::of(batch, now);
     tx.execute(
         "INSERT INTO messages (id, queue, body, state, headers, visible_at) \
          SELECT i, $2, b, s, h, v FROM unnest($1::bigint[], $3::bytea[], $4::smallint[], \
