@@ -174,6 +174,20 @@ pub fn take(
     holder: Option<i64>,
 ) -> Result<Vec<Message>> {
     let limit = limit_i64(limit);
+    if state == CONSUMED {
+        let rows = tx.query(
+            "WITH gone AS (DELETE FROM messages WHERE seq IN (SELECT seq FROM messages \
+             WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+             AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+             ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING seq, id, queue, body, \
+             headers, receives, dead_source, dead_reason, topic, topic_offset), \
+             kept AS (INSERT INTO consumed SELECT * FROM gone) \
+             SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset FROM gone",
+            &[&queue, &filter.id, &filter.after, &filter.before, &limit],
+        )?;
+        return sorted(rows);
+    }
     let rows = tx.query(
         "UPDATE messages SET state = $6, holder = $7 WHERE seq IN (SELECT seq FROM messages \
          WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
@@ -212,11 +226,13 @@ pub fn read_quick(
          OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
          FROM (SELECT COALESCE($6::bigint, \
          (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
-         taken AS (UPDATE messages SET state = 1 WHERE seq IN (SELECT seq FROM messages \
+         taken AS (DELETE FROM messages WHERE seq IN (SELECT seq FROM messages \
          WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
          AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
          ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
-         RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset) \
+         RETURNING seq, id, queue, body, headers, receives, dead_source, dead_reason, topic, \
+         topic_offset), \
+         kept AS (INSERT INTO consumed SELECT * FROM taken) \
          SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
          t.topic, t.topic_offset, c.busy FROM c LEFT JOIN taken t ON true",
         &[
@@ -286,7 +302,25 @@ pub fn move_to(
     limit: usize,
     include_consumed: bool,
 ) -> Result<Vec<Message>> {
-    let max_state = if include_consumed { CONSUMED } else { PENDING };
+    if include_consumed {
+        // Consumed messages the filter selects come back first, in place.
+        tx.execute(
+            "WITH back AS (DELETE FROM consumed WHERE id IN (SELECT id FROM consumed \
+             WHERE queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+             AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+             ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING *) \
+             INSERT INTO messages (seq, id, queue, body, headers, receives, dead_source, \
+             dead_reason, topic, topic_offset) SELECT * FROM back",
+            &[
+                &src,
+                &filter.id,
+                &filter.after,
+                &filter.before,
+                &limit_i64(limit),
+            ],
+        )?;
+    }
+    let max_state = PENDING;
     let rows = tx.query(
         "UPDATE messages SET queue = $7, state = 0 WHERE seq IN (SELECT seq FROM messages \
          WHERE state <= $6 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
@@ -320,7 +354,8 @@ pub fn insert_with_ids(
         let id = record.message.id;
         let taken: bool = tx
             .one(
-                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = $1)",
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = $1) \
+                 OR EXISTS(SELECT 1 FROM consumed WHERE id = $1)",
                 &[&id],
             )?
             .get(0);
