@@ -5,6 +5,7 @@
 #
 #   scripts/postgres.sh start DIR   # prints the connection URL on stdout
 #   scripts/postgres.sh stop DIR
+#   scripts/postgres.sh restart DIR # (re)starts it with the options of its first start
 #
 # PostgreSQL refuses to run as root, and CI runs as root: then the cluster
 # runs as the unprivileged user `nobody`.
@@ -13,7 +14,7 @@ set -euo pipefail
 cmd="${1:-}"
 dir="${2:-}"
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop|restart DIR" >&2
     exit 2
 fi
 
@@ -63,13 +64,21 @@ start)
     }
     echo "postgresql:///postgres?host=$dir&user=litebroker"
     ;;
+restart)
+    # pg_ctl restart reuses the options recorded in postmaster.opts, and
+    # starts a stopped server too.
+    as_owner "$pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null || {
+        cat "$dir/server.log" >&2
+        exit 1
+    }
+    ;;
 stop)
     if [ -d "$dir/data" ]; then
         as_owner "$pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
     fi
     ;;
 *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop|restart DIR" >&2
     exit 2
     ;;
 esac

@@ -3,7 +3,8 @@
 # reference (simplebroker==2.8.4) into .venv-reference/ at the repository root,
 # because the interoperability tests run both programs on one database, and the
 # PyQueue client (pyqueue-client==1.2.1) into .venv-pyqueue/, which the
-# `broker serve` tests drive.
+# `broker serve` tests drive, and playwright-core for the dashboard's browser
+# test (crates/litebroker-server/tests/browser/node_modules/).
 # Extra arguments are passed to `cargo test`, e.g. `scripts/test.sh --test interop`.
 #
 # PostgreSQL: unless BROKER_TEST_POSTGRES_URL names a server, it starts a
@@ -34,6 +35,15 @@ if ! "$pyqueue/bin/python" -c "import pyqueue_client" >/dev/null 2>&1; then
     "$pyqueue/bin/pip" install --quiet pyqueue-client==1.2.1
 fi
 export LITEBROKER_PYQUEUE_PYTHON="$pyqueue/bin/python"
+
+# The dashboard's browser test drives the system Chromium with playwright-core
+# (pinned in its package-lock.json), installed next to the test script.
+browser="$root/crates/litebroker-server/tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ]; then
+    echo "installing playwright-core into $browser/node_modules" >&2
+    (cd "$browser" && npm ci --no-audit --no-fund --silent)
+fi
+
 if [ -z "${BROKER_TEST_POSTGRES_URL:-}" ]; then
     pgdir="$(mktemp -d /tmp/litebroker-pg.XXXXXX)"
     trap 'scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT

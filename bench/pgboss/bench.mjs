@@ -57,14 +57,18 @@ for (const c of conns) {
     emit('pgboss_insert_batch', batched, t, { conns: c, batch })
     await fresh(boss)
     for (let i = 0; i < Math.ceil(Math.max(claims, leases) / batch) + 1; i++) await boss.insert(jobs)
+    // Bounded in time too: pg-boss's fetch can be slow (seen: 10/s).
+    const deadline = Date.now() + 30000
+    let done = 0
     t = await split(c, claims, async n => {
-      for (let i = 0; i < n; i++) {
+      for (let i = 0; i < n && Date.now() < deadline; i++) {
         const [job] = await boss.fetch('bench')
         if (!job) throw new Error('pg-boss queue ran dry')
         await boss.complete('bench', job.id)
+        done++
       }
     })
-    emit('pgboss_fetch_complete', claims, t, { conns: c })
+    emit('pgboss_fetch_complete', done, t, { conns: c, stopped_at_30s: done < claims })
   })
 }
 

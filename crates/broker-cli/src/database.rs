@@ -27,21 +27,7 @@ impl Database {
         let from_env = std::env::var(DATABASE_URL_VAR)
             .ok()
             .filter(|v| !v.trim().is_empty());
-        let file_names = [
-            ("-f", request.file.clone()),
-            (
-                "BROKER_DEFAULT_DB_NAME",
-                std::env::var("BROKER_DEFAULT_DB_NAME").ok(),
-            ),
-        ];
-        for (what, value) in &file_names {
-            if value.as_deref().is_some_and(is_postgres_url) {
-                bail!(
-                    "{what} names a SQLite database file, not a PostgreSQL URL; \
-                     use --db URL or {DATABASE_URL_VAR} for PostgreSQL"
-                );
-            }
-        }
+        refuse_urls_as_file_names(request.file.as_deref())?;
         let (url, source) = match (db_flag, from_env) {
             (Some(flag), _) => (flag.to_owned(), "--db"),
             (None, Some(env)) => (env, DATABASE_URL_VAR),
@@ -84,6 +70,25 @@ impl Database {
             }
         }
     }
+}
+
+/// Refuses a `postgres://` URL in `-f` (`file`) or `BROKER_DEFAULT_DB_NAME`,
+/// pointing at `--db`. Runs before the file-name settings are validated, so
+/// that a URL gets this message rather than a complaint about its characters.
+pub fn refuse_urls_as_file_names(file: Option<&str>) -> Result<()> {
+    let from_env = std::env::var("BROKER_DEFAULT_DB_NAME").ok();
+    for (what, value) in [
+        ("-f", file),
+        ("BROKER_DEFAULT_DB_NAME", from_env.as_deref()),
+    ] {
+        if value.is_some_and(is_postgres_url) {
+            bail!(
+                "{what} names a SQLite database file, not a PostgreSQL URL; \
+                 use --db URL or {DATABASE_URL_VAR} for PostgreSQL"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A URL with its password (if any) replaced, for messages.

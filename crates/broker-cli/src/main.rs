@@ -115,6 +115,7 @@ fn run(raw: Vec<OsString>) -> Result<Outcome, Failure> {
     }
     let args = utf8_args(raw)?;
     let (cli, status_json) = parse(&args)?;
+    database::refuse_urls_as_file_names(cli.file.as_deref())?;
     let settings = Settings::from_env().map_err(anyhow::Error::from)?;
     settings
         .warnings

@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 
 /// Environment variables that would make a test depend on the developer's shell.
 const SCRUBBED_ENV: &[&str] = &[
+    "BROKER_DATABASE_URL",
+    "BROKER_DATABASE_SCHEMA",
     "BROKER_DEFAULT_DB_LOCATION",
     "BROKER_DEFAULT_DB_NAME",
     "BROKER_PROJECT_SCOPE",

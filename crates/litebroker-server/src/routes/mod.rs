@@ -1,6 +1,7 @@
 //! The routes, one module per group, assembled here.
 
 pub mod admin;
+pub mod dashboard;
 pub mod events;
 pub mod keys;
 pub mod pyqueue;
@@ -22,4 +23,5 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(keys::router())
         .merge(system::router())
+        .merge(dashboard::router())
 }

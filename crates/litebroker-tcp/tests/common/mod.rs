@@ -300,7 +300,10 @@ pub fn text(f: &Frame) -> String {
     String::from_utf8(f.body.clone()).unwrap()
 }
 
-/// The `broker` binary of this workspace, built once if needed.
+/// The `broker` binary of this workspace: the one `cargo test --workspace`
+/// built beside this test, or built once if there is none (`cargo test -p
+/// litebroker-tcp` alone). Never rebuilt while present: relinking a binary
+/// that another test process is running fails (ETXTBSY).
 pub fn broker_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -308,6 +311,9 @@ pub fn broker_bin() -> PathBuf {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
         let bin = profile_dir.join("broker");
+        if bin.exists() {
+            return bin;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut build = Command::new(cargo);

@@ -13,16 +13,20 @@ fn by_bytes<T>(rows: &mut [T], name: impl Fn(&T) -> &str) {
 }
 
 pub fn delete_queue(tx: &mut Tx<'_>, queue: &str) -> Result<u64> {
-    tx.execute("DELETE FROM messages WHERE queue = $1", &[&queue])
+    let consumed = tx.execute("DELETE FROM consumed WHERE queue = $1", &[&queue])?;
+    Ok(consumed + tx.execute("DELETE FROM messages WHERE queue = $1", &[&queue])?)
 }
 
 pub fn delete_all(tx: &mut Tx<'_>) -> Result<u64> {
-    tx.execute("DELETE FROM messages", &[])
+    let consumed = tx.execute("DELETE FROM consumed", &[])?;
+    Ok(consumed + tx.execute("DELETE FROM messages", &[])?)
 }
 
 pub fn delete_message(tx: &mut Tx<'_>, queue: &str, id: i64) -> Result<bool> {
     let n = tx.execute(
-        "UPDATE messages SET state = 1 WHERE queue = $1 AND id = $2 AND state = 0",
+        "WITH gone AS (DELETE FROM messages WHERE queue = $1 AND id = $2 AND state = 0 \
+         RETURNING seq, id, queue, body, headers, receives, dead_source, dead_reason, topic, \
+         topic_offset) INSERT INTO consumed SELECT * FROM gone",
         &[&queue, &id],
     )?;
     Ok(n > 0)
@@ -30,7 +34,10 @@ pub fn delete_message(tx: &mut Tx<'_>, queue: &str, id: i64) -> Result<bool> {
 
 pub fn queue_counts(tx: &mut Tx<'_>) -> Result<Vec<QueueStats>> {
     let rows = tx.query(
-        "SELECT queue, count(*) FILTER (WHERE state = 0), count(*) FROM messages GROUP BY queue",
+        "SELECT queue, sum(p)::bigint, sum(t)::bigint FROM (\
+         SELECT queue, count(*) FILTER (WHERE state = 0) AS p, count(*) AS t FROM messages \
+         GROUP BY queue UNION ALL SELECT queue, 0, count(*) FROM consumed GROUP BY queue) x \
+         GROUP BY queue",
         &[],
     )?;
     let mut out: Vec<QueueStats> = rows
@@ -47,7 +54,10 @@ pub fn queue_counts(tx: &mut Tx<'_>) -> Result<Vec<QueueStats>> {
 }
 
 pub fn broadcast(tx: &mut Tx<'_>, body: &str, accept: &dyn Fn(&str) -> bool) -> Result<usize> {
-    let rows = tx.query("SELECT DISTINCT queue FROM messages", &[])?;
+    let rows = tx.query(
+        "SELECT queue FROM messages UNION SELECT queue FROM consumed",
+        &[],
+    )?;
     let mut names: Vec<String> = rows
         .iter()
         .map(|r| r.get::<_, String>(0))
@@ -62,20 +72,23 @@ pub fn broadcast(tx: &mut Tx<'_>, body: &str, accept: &dyn Fn(&str) -> bool) -> 
 
 pub fn total_count(tx: &mut Tx<'_>) -> Result<u64> {
     Ok(tx
-        .one("SELECT count(*) FROM messages", &[])?
+        .one(
+            "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM consumed)",
+            &[],
+        )?
         .get::<_, i64>(0) as u64)
 }
 
 pub fn consumed_count(tx: &mut Tx<'_>) -> Result<u64> {
     Ok(tx
-        .one("SELECT count(*) FROM messages WHERE state = 1", &[])?
+        .one("SELECT count(*) FROM consumed", &[])?
         .get::<_, i64>(0) as u64)
 }
 
 pub fn delete_consumed(tx: &mut Tx<'_>, batch: i64) -> Result<u64> {
     tx.execute(
-        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE state = 1 \
-         ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        "DELETE FROM consumed WHERE id IN (SELECT id FROM consumed \
+         LIMIT $1 FOR UPDATE SKIP LOCKED)",
         &[&batch],
     )
 }

@@ -55,12 +55,21 @@ pub fn settle(
     range: &std::ops::RangeInclusive<i64>,
     consumed: bool,
 ) -> Result<u64> {
-    let state: i16 = if consumed { 1 } else { 0 };
-    let n = tx.execute(
-        "UPDATE messages SET state = $1, holder = NULL \
-         WHERE holder = $2 AND state = 3 AND seq BETWEEN $3 AND $4",
-        &[&state, &token, range.start(), range.end()],
-    )?;
+    let n = if consumed {
+        tx.execute(
+            "WITH gone AS (DELETE FROM messages WHERE holder = $1 AND state = 3 \
+             AND seq BETWEEN $2 AND $3 RETURNING seq, id, queue, body, headers, receives, \
+             dead_source, dead_reason, topic, topic_offset) \
+             INSERT INTO consumed SELECT * FROM gone",
+            &[&token, range.start(), range.end()],
+        )?
+    } else {
+        tx.execute(
+            "UPDATE messages SET state = 0, holder = NULL \
+             WHERE holder = $1 AND state = 3 AND seq BETWEEN $2 AND $3",
+            &[&token, range.start(), range.end()],
+        )?
+    };
     if n > 0 && !consumed {
         tx.changed();
     }
@@ -82,11 +91,8 @@ pub fn release_dead(tx: &mut Tx<'_>, me: Option<i64>) -> Result<u64> {
     )?;
     for row in &dead {
         let (token, progress): (i64, i64) = (row.get(0), row.get(1));
-        tx.execute(
-            "UPDATE messages SET state = CASE WHEN seq <= $2 THEN 1 ELSE 0 END, holder = NULL \
-             WHERE holder = $1 AND state = 3",
-            &[&token, &progress],
-        )?;
+        settle(tx, token, &(i64::MIN..=progress), true)?;
+        settle(tx, token, &(i64::MIN..=i64::MAX), false)?;
         unregister(tx, token)?;
         tx.changed();
     }

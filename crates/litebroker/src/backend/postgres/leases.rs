@@ -161,11 +161,15 @@ pub fn ack_quick(conn: &mut Conn, queue: &str, receipts: &[Receipt]) -> Result<V
         .collect();
     let nonces: Vec<i64> = receipts.iter().map(|r| r.nonce as i64).collect();
     let rows = conn.autocommit(
-        "UPDATE messages m SET state = 1, visible_at = NULL, nonce = NULL \
-         FROM unnest($2::bigint[], $3::integer[], $4::bigint[]) WITH ORDINALITY \
+        "WITH gone AS (DELETE FROM messages m \
+         USING unnest($2::bigint[], $3::integer[], $4::bigint[]) WITH ORDINALITY \
          AS r(id, receives, nonce, i) \
          WHERE m.id = r.id AND m.queue = $1 AND m.state = 2 AND m.receives = r.receives \
-         AND m.nonce = r.nonce RETURNING r.i",
+         AND m.nonce = r.nonce RETURNING m.seq, m.id, m.queue, m.body, m.headers, m.receives, \
+         m.dead_source, m.dead_reason, m.topic, m.topic_offset, r.i), \
+         kept AS (INSERT INTO consumed SELECT seq, id, queue, body, headers, receives, \
+         dead_source, dead_reason, topic, topic_offset FROM gone) \
+         SELECT i FROM gone",
         &[&queue, &ids, &receives, &nonces],
     )?;
     // Which receipts (by position) settled: a receipt given twice settles once.
@@ -206,7 +210,9 @@ fn find_lease(tx: &mut Tx<'_>, queue: &str, receipt: &Receipt) -> Result<(i64, u
 pub fn ack(tx: &mut Tx<'_>, queue: &str, receipt: &Receipt) -> Result<()> {
     let (seq, _) = find_lease(tx, queue, receipt)?;
     tx.execute(
-        "UPDATE messages SET state = 1, visible_at = NULL, nonce = NULL WHERE seq = $1",
+        "WITH gone AS (DELETE FROM messages WHERE seq = $1 RETURNING seq, id, queue, body, \
+         headers, receives, dead_source, dead_reason, topic, topic_offset) \
+         INSERT INTO consumed SELECT * FROM gone",
         &[&seq],
     )?;
     Ok(())

@@ -82,6 +82,36 @@ pub fn raise_last_id(tx: &mut Tx<'_>, value: i64) -> Result<()> {
     Ok(())
 }
 
+/// A batch as the column arrays an `unnest` insert takes.
+struct Columns<'a> {
+    bodies: Vec<&'a [u8]>,
+    headers: Vec<Option<String>>,
+    visible: Vec<Option<i64>>,
+    states: Vec<i16>,
+}
+
+impl<'a> Columns<'a> {
+    /// `now` is the database's clock, for delays.
+    fn of(batch: &[Outgoing<'a>], now: i64) -> Self {
+        let visible: Vec<Option<i64>> = batch
+            .iter()
+            .map(|m| crate::clock::deadline(now, m.delay))
+            .collect();
+        Columns {
+            bodies: batch.iter().map(|m| m.body.as_bytes()).collect(),
+            headers: batch
+                .iter()
+                .map(|m| m.headers.filter(|h| !h.is_empty()).map(Headers::to_json))
+                .collect(),
+            states: visible
+                .iter()
+                .map(|v| if v.is_some() { DEFERRED } else { PENDING })
+                .collect(),
+            visible,
+        }
+    }
+}
+
 /// Appends `batch` to `queue` and returns the new ids: one statement in its
 /// own transaction (one round trip), which reserves the ids (the `meta` row,
 /// locked until it commits), inserts the rows in order and notifies waiters.
@@ -90,19 +120,12 @@ pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> 
         return Ok(Vec::new());
     }
     let n = batch.len() as i64;
-    let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
-    let headers: Vec<Option<String>> = batch
-        .iter()
-        .map(|m| m.headers.filter(|h| !h.is_empty()).map(Headers::to_json))
-        .collect();
-    let visible: Vec<Option<i64>> = batch
-        .iter()
-        .map(|m| crate::clock::deadline(now, m.delay))
-        .collect();
-    let states: Vec<i16> = visible
-        .iter()
-        .map(|v| if v.is_some() { DEFERRED } else { PENDING })
-        .collect();
+    let Columns {
+        bodies,
+        headers,
+        visible,
+        states,
+    } = Columns::of(batch, now);
     let channel = conn.channel.clone();
     let rows = conn.autocommit(
         "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
@@ -151,6 +174,20 @@ pub fn take(
     holder: Option<i64>,
 ) -> Result<Vec<Message>> {
     let limit = limit_i64(limit);
+    if state == CONSUMED {
+        let rows = tx.query(
+            "WITH gone AS (DELETE FROM messages WHERE seq IN (SELECT seq FROM messages \
+             WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+             AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+             ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING seq, id, queue, body, \
+             headers, receives, dead_source, dead_reason, topic, topic_offset), \
+             kept AS (INSERT INTO consumed SELECT * FROM gone) \
+             SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset FROM gone",
+            &[&queue, &filter.id, &filter.after, &filter.before, &limit],
+        )?;
+        return sorted(rows);
+    }
     let rows = tx.query(
         "UPDATE messages SET state = $6, holder = $7 WHERE seq IN (SELECT seq FROM messages \
          WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
@@ -189,11 +226,13 @@ pub fn read_quick(
          OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
          FROM (SELECT COALESCE($6::bigint, \
          (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
-         taken AS (UPDATE messages SET state = 1 WHERE seq IN (SELECT seq FROM messages \
+         taken AS (DELETE FROM messages WHERE seq IN (SELECT seq FROM messages \
          WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
          AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
          ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
-         RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset) \
+         RETURNING seq, id, queue, body, headers, receives, dead_source, dead_reason, topic, \
+         topic_offset), \
+         kept AS (INSERT INTO consumed SELECT * FROM taken) \
          SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
          t.topic, t.topic_offset, c.busy FROM c LEFT JOIN taken t ON true",
         &[
@@ -263,7 +302,25 @@ pub fn move_to(
     limit: usize,
     include_consumed: bool,
 ) -> Result<Vec<Message>> {
-    let max_state = if include_consumed { CONSUMED } else { PENDING };
+    if include_consumed {
+        // Consumed messages the filter selects come back first, in place.
+        tx.execute(
+            "WITH back AS (DELETE FROM consumed WHERE id IN (SELECT id FROM consumed \
+             WHERE queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+             AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+             ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING *) \
+             INSERT INTO messages (seq, id, queue, body, headers, receives, dead_source, \
+             dead_reason, topic, topic_offset) SELECT * FROM back",
+            &[
+                &src,
+                &filter.id,
+                &filter.after,
+                &filter.before,
+                &limit_i64(limit),
+            ],
+        )?;
+    }
+    let max_state = PENDING;
     let rows = tx.query(
         "UPDATE messages SET queue = $7, state = 0 WHERE seq IN (SELECT seq FROM messages \
          WHERE state <= $6 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
@@ -297,7 +354,8 @@ pub fn insert_with_ids(
         let id = record.message.id;
         let taken: bool = tx
             .one(
-                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = $1)",
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = $1) \
+                 OR EXISTS(SELECT 1 FROM consumed WHERE id = $1)",
                 &[&id],
             )?
             .get(0);
@@ -391,19 +449,12 @@ fn write_rows(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>], now: i64) ->
     }
     let first = reserve_ids(tx, batch.len())?;
     let ids: Vec<i64> = (first..first + batch.len() as i64).collect();
-    let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
-    let headers: Vec<Option<String>> = batch
-        .iter()
-        .map(|m| m.headers.filter(|h| !h.is_empty()).map(Headers::to_json))
-        .collect();
-    let visible: Vec<Option<i64>> = batch
-        .iter()
-        .map(|m| crate::clock::deadline(now, m.delay))
-        .collect();
-    let states: Vec<i16> = visible
-        .iter()
-        .map(|v| if v.is_some() { DEFERRED } else { PENDING })
-        .collect();
+    let Columns {
+        bodies,
+        headers,
+        visible,
+        states,
+    } = Columns::of(batch, now);
     tx.execute(
         "INSERT INTO messages (id, queue, body, state, headers, visible_at) \
          SELECT i, $2, b, s, h, v FROM unnest($1::bigint[], $3::bytea[], $4::smallint[], \

@@ -212,6 +212,7 @@ pub fn create_subscription(tx: &mut Tx<'_>, sub: &NewSubscription<'_>, now: i64)
     let is_queue: bool = tx
         .one(
             "SELECT EXISTS(SELECT 1 FROM messages WHERE queue = $1) \
+             OR EXISTS(SELECT 1 FROM consumed WHERE queue = $1) \
              OR EXISTS(SELECT 1 FROM queue_config WHERE queue = $1)",
             &[&sub.name],
         )?

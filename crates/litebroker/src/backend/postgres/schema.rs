@@ -9,7 +9,9 @@
 //! - `messages`: one row per message. `seq` is the storage position (FIFO
 //!   order), `id` the 64-bit hybrid timestamp; `state` is pending (0),
 //!   consumed (1, awaiting vacuum), deferred (2: leased, or delayed until
-//!   `visible_at`) or held (3, in custody of `holder`). Headers, receive
+//!   `visible_at`) or held (3, in custody of `holder`). A consumed message
+//!   moves to `consumed` (same columns, awaiting vacuum): a take is then a
+//!   DELETE and an INSERT, and the queue's indexes never hold consumed rows. Headers, receive
 //!   count, lease nonce, dead-letter record and origin live on the row.
 //! - `holders`: the sessions that hold messages; each keeps an advisory lock
 //!   on its token for as long as its connection lives, so a holder whose
@@ -31,7 +33,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Message states (`messages.state`).
 pub const PENDING: i16 = 0;
-/// Consumed, awaiting vacuum.
+/// Consumed: the row has moved to the `consumed` table (awaiting vacuum).
 pub const CONSUMED: i16 = 1;
 /// Leased (`nonce` set) or delayed, invisible until `visible_at`.
 pub const DEFERRED: i16 = 2;
@@ -69,7 +71,18 @@ CREATE TABLE messages (
 CREATE INDEX messages_pending ON messages (queue, seq) WHERE state = 0;
 CREATE INDEX messages_deferred ON messages (visible_at) WHERE visible_at IS NOT NULL;
 CREATE INDEX messages_held ON messages (holder) WHERE holder IS NOT NULL;
-CREATE INDEX messages_consumed ON messages (seq) WHERE state = 1;
+CREATE TABLE consumed (
+    seq BIGINT NOT NULL,
+    id BIGINT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    body BYTEA NOT NULL,
+    headers TEXT,
+    receives INTEGER NOT NULL DEFAULT 0,
+    dead_source TEXT,
+    dead_reason TEXT,
+    topic TEXT,
+    topic_offset BIGINT
+);
 CREATE TABLE holders (
     token BIGSERIAL PRIMARY KEY,
     host TEXT NOT NULL,
