@@ -582,7 +582,10 @@ async fn idle_sse(o: &Opts) -> Res<()> {
             while let Some(Ok(_)) = body.next().await {}
         }));
     }
-    println!("{}", json!({"meta": "idle_sse_open", "streams": streams.len()}));
+    println!(
+        "{}",
+        json!({"meta": "idle_sse_open", "streams": streams.len()})
+    );
     tokio::time::sleep(Duration::from_secs_f64(o.hold)).await;
     for s in &streams {
         s.abort();
