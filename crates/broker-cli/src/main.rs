@@ -150,6 +150,9 @@ fn utf8_args(raw: Vec<OsString>) -> Result<Vec<String>> {
 /// Hoists global options, then lets clap parse. `--json` anywhere next to
 /// `--status` selects JSON status output, as in the reference.
 fn parse(args: &[String]) -> Result<(Cli, bool), Failure> {
+    if let Some(cli) = plain_write(args) {
+        return Ok((cli, false));
+    }
     let hoisted = hoist::hoist(args).map_err(|e| anyhow!(e))?;
     let status = hoisted.globals.iter().any(|g| g == "--status");
     exit::set_quiet(hoisted.globals.iter().any(|g| g == "--quiet"));
@@ -170,6 +173,39 @@ fn parse(args: &[String]) -> Result<(Cli, bool), Failure> {
         usage::Parsed::Error(text) => Err(Failure::Usage(text)),
         usage::Parsed::Bare(text) => Err(Failure::Error(exit::Bare(text).into())),
     }
+}
+
+/// `broker write QUEUE BODY` with no option anywhere: the command line a
+/// script runs most, decided without building clap's tree of every command
+/// (a sixth of such a process's instructions). Any word that starts with
+/// `-` (but `-` itself, stdin) leaves it to clap and argparse's rules; the
+/// test below holds it equal to what clap makes of the same words.
+fn plain_write(args: &[String]) -> Option<Cli> {
+    let [command, queue, message] = args else {
+        return None;
+    };
+    let optionless = |w: &str| !w.starts_with('-');
+    if command != "write" || !optionless(queue) || !(optionless(message) || message == "-") {
+        return None;
+    }
+    Some(Cli {
+        dir: None,
+        file: None,
+        db: None,
+        yes: false,
+        quiet: false,
+        version: false,
+        cleanup: false,
+        vacuum: false,
+        compact: false,
+        status: false,
+        command: Some(Command::Write(args::WriteArgs {
+            queue: queue.clone(),
+            message: message.clone(),
+            delay: None,
+            headers: Vec::new(),
+        })),
+    })
 }
 
 fn check_exclusions(cli: &Cli) -> Result<()> {
@@ -250,5 +286,52 @@ fn run_command(ctx: &Ctx, command: &Command) -> Result<Outcome> {
         Command::Keys(a) => cmd::keys::run(ctx, a),
         Command::Completions(a) => cmd::generate::completions(a.shell),
         Command::Man => cmd::generate::man(),
+    }
+}
+
+#[cfg(test)]
+mod plain_write_tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_shortcut_reads_a_plain_write_exactly_as_clap_does() {
+        for argv in [
+            &["write", "q", "hello"][..],
+            &["write", "@alias", "-"],
+            &["write", "tasks", "ship it 🚀"],
+            &["write", "q", ""],
+            &["write", "q.sub_1", "a=b --not-an-option-inside"],
+        ] {
+            let args = words(argv);
+            let fast = plain_write(&args).expect("a plain write");
+            let full = match usage::parse(
+                std::iter::once("broker".to_owned())
+                    .chain(args.clone())
+                    .collect(),
+            ) {
+                usage::Parsed::Cli(cli) => cli,
+                _ => panic!("clap refused {argv:?}"),
+            };
+            assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_to_clap() {
+        for argv in [
+            &["write", "q", "-x"][..],
+            &["write", "-q", "q"],
+            &["write", "q", "--delay"],
+            &["write", "q"],
+            &["write", "q", "a", "b"],
+            &["read", "q", "x"],
+            &["-d", "dir", "write"],
+        ] {
+            assert!(plain_write(&words(argv)).is_none(), "{argv:?}");
+        }
     }
 }

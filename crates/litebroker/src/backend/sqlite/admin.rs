@@ -200,3 +200,10 @@ pub fn api_key_revoke(conn: &Connection, name: &str) -> Result<bool> {
         .execute([name])?
         > 0)
 }
+
+/// Whether the server's tables exist yet (see [`super::schema::SERVER_DDL`]).
+pub fn has_server_tables(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE name = 'lb_api_keys')")?
+        .query_row([], |r| r.get(0))?)
+}

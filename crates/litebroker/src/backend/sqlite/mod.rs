@@ -310,7 +310,10 @@ impl Backend for SqliteBackend {
     ) -> Result<(Vec<i64>, bool)> {
         let now = self.now();
         let expires = crate::clock::after(now, keep);
-        self.write_retrying_ids(|c| messages::write_once(c, queue, key, batch, now, expires))
+        self.write_retrying_ids(|c| {
+            c.execute_batch(schema::SERVER_DDL)?;
+            messages::write_once(c, queue, key, batch, now, expires)
+        })
     }
 
     fn insert_with_ids(
@@ -530,14 +533,23 @@ impl Backend for SqliteBackend {
     }
 
     fn api_keys(&mut self) -> Result<Vec<crate::backend::StoredKey>> {
+        if !admin::has_server_tables(&self.conn)? {
+            return Ok(Vec::new());
+        }
         admin::api_keys(&self.conn)
     }
 
     fn api_key_add(&mut self, key: &crate::backend::StoredKey) -> Result<()> {
-        self.immediate(|c| admin::api_key_add(c, key))
+        self.immediate(|c| {
+            c.execute_batch(schema::SERVER_DDL)?;
+            admin::api_key_add(c, key)
+        })
     }
 
     fn api_key_revoke(&mut self, name: &str) -> Result<bool> {
+        if !admin::has_server_tables(&self.conn)? {
+            return Ok(false);
+        }
         self.immediate(|c| admin::api_key_revoke(c, name))
     }
 

@@ -39,9 +39,6 @@ pub const REQUIRED_OBJECTS: &[&str] = &[
     "lb_subscriptions",
     "lb_topic_config",
     "lb_copy_spans",
-    "lb_api_keys",
-    "lb_idempotency",
-    "idx_lb_idempotency_expires",
 ];
 
 /// The reference's tables and indexes, exactly as it creates them.
@@ -98,9 +95,6 @@ pub const TS_UNIQUE_INDEX: &str =
 /// `lb_topic_config`: retention per topic or pattern.
 /// `lb_copy_spans`: runs of consecutive storage positions holding the copies
 /// of consecutive offsets of one topic (see `spans.rs`).
-/// `lb_idempotency`: idempotency keys of recent writes (`write_once`) and
-/// the ids those writes got, until they expire.
-/// `lb_api_keys`: the server's API keys (a hash of each secret, never the secret).
 pub const LITEBROKER_DDL: &str = "
 CREATE TABLE IF NOT EXISTS lb_holders (
     token INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -164,6 +158,16 @@ CREATE TABLE IF NOT EXISTS lb_copy_spans (
     topic TEXT NOT NULL,
     first_offset INTEGER NOT NULL
 );
+";
+
+/// Tables only the server uses, created by the first operation that needs
+/// them (not on open: SQLite parses every object of the schema in every
+/// process, and a one-shot `broker write` should not pay for the server's).
+///
+/// `lb_idempotency`: idempotency keys of recent writes (`write_once`) and
+/// the ids those writes got, until they expire.
+/// `lb_api_keys`: the server's API keys (a hash of each secret, never the secret).
+pub const SERVER_DDL: &str = "
 CREATE TABLE IF NOT EXISTS lb_idempotency (
     queue TEXT NOT NULL,
     key TEXT NOT NULL,
