@@ -124,6 +124,16 @@ pub enum NackOutcome {
     DeadLettered(String),
 }
 
+/// One receipt's outcome in a batch acknowledgement: a refused receipt is
+/// its own answer (`Ok(Err(..))`) and does not stop the others; any other
+/// error ends the batch.
+pub fn per_receipt(result: crate::Result<()>) -> crate::Result<Result<(), ReceiptError>> {
+    match result {
+        Err(crate::Error::Receipt(e)) => Ok(Err(e)),
+        other => other.map(Ok),
+    }
+}
+
 /// A fresh random nonce for a receipt.
 pub fn random_nonce() -> u64 {
     let mut buf = [0u8; 8];

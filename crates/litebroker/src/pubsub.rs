@@ -54,6 +54,18 @@ pub enum StartFrom {
 }
 
 impl StartFrom {
+    /// Which retained log entries a new subscription copies: those at or
+    /// after this offset and after this id (`None`: nothing, it starts at
+    /// the next publish). Every backend's replay asks here.
+    pub fn replay_bounds(self) -> Option<(i64, i64)> {
+        match self {
+            StartFrom::Latest => None,
+            StartFrom::Earliest => Some((i64::MIN, i64::MIN)),
+            StartFrom::Offset(o) => Some((o, i64::MIN)),
+            StartFrom::After(bound) => Some((i64::MIN, bound)),
+        }
+    }
+
     /// `earliest`, `latest`, a plain offset (`42`), or a time bound in any
     /// `--since` format that is not a plain small number (`2024-01-15`,
     /// `1705329000s`, a 19-digit id).
@@ -431,6 +443,17 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_bounds_per_start() {
+        assert_eq!(StartFrom::Latest.replay_bounds(), None);
+        assert_eq!(
+            StartFrom::Earliest.replay_bounds(),
+            Some((i64::MIN, i64::MIN))
+        );
+        assert_eq!(StartFrom::Offset(7).replay_bounds(), Some((7, i64::MIN)));
+        assert_eq!(StartFrom::After(99).replay_bounds(), Some((i64::MIN, 99)));
+    }
 
     #[test]
     fn start_positions() {

@@ -790,10 +790,7 @@ impl Backend for PostgresBackend {
                 .zip(&done)
                 .map(|(r, done)| match done {
                     true => Ok(Ok(())),
-                    false => match leases::ack(tx, queue, r) {
-                        Err(Error::Receipt(e)) => Ok(Err(e)),
-                        other => other.map(Ok),
-                    },
+                    false => crate::lease::per_receipt(leases::ack(tx, queue, r)),
                 })
                 .collect()
         })

@@ -252,11 +252,8 @@ pub fn create_subscription(tx: &mut Tx<'_>, sub: &NewSubscription<'_>, now: i64)
 }
 
 fn replay(tx: &mut Tx<'_>, name: &str, pattern: &str, from: StartFrom) -> Result<u64> {
-    let (min_offset, after_id) = match from {
-        StartFrom::Latest => return Ok(0),
-        StartFrom::Earliest => (i64::MIN, i64::MIN),
-        StartFrom::Offset(o) => (o, i64::MIN),
-        StartFrom::After(bound) => (i64::MIN, bound),
+    let Some((min_offset, after_id)) = from.replay_bounds() else {
+        return Ok(0);
     };
     let topics: Vec<String> = topic_offsets(tx)?
         .into_iter()

@@ -613,10 +613,7 @@ impl Backend for SqliteBackend {
         self.immediate_relaxed(|c| {
             receipts
                 .iter()
-                .map(|r| match deferred::ack(c, queue, r) {
-                    Err(Error::Receipt(e)) => Ok(Err(e)),
-                    other => other.map(Ok),
-                })
+                .map(|r| crate::lease::per_receipt(deferred::ack(c, queue, r)))
                 .collect()
         })
     }

@@ -319,11 +319,8 @@ pub fn create_subscription(
 /// Copies the retained log entries of the topics `pattern` matches, from
 /// `from`, into queue `name`, in publish order.
 fn replay(conn: &Connection, name: &str, pattern: &str, from: StartFrom) -> Result<u64> {
-    let (min_offset, after_id) = match from {
-        StartFrom::Latest => return Ok(0),
-        StartFrom::Earliest => (i64::MIN, i64::MIN),
-        StartFrom::Offset(o) => (o, i64::MIN),
-        StartFrom::After(bound) => (i64::MIN, bound),
+    let Some((min_offset, after_id)) = from.replay_bounds() else {
+        return Ok(0);
     };
     let topics: Vec<String> = topic_offsets(conn)?
         .into_iter()
