@@ -269,14 +269,7 @@ fn sigkill_during_read_all_loses_nothing() {
         stderr(&after)
     );
     let rest: Vec<String> = stdout(&after).lines().map(String::from).collect();
-    let seen: HashSet<&String> = received.iter().chain(&rest).collect();
-    let lost: Vec<&String> = bodies.iter().filter(|b| !seen.contains(b)).collect();
-    assert!(
-        lost.is_empty(),
-        "{} messages lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(5)]
-    );
+    common::assert_none_lost(&bodies, &received, &rest);
     // On a pipe only what the reader is known to have read is recorded: what
     // it read since the writer last looked, at most one window, comes again.
     let twice = received.len() + rest.len() - N;

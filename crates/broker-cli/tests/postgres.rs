@@ -851,14 +851,7 @@ fn check_after_death(pg: &Pg, bodies: &[String], received: &[String]) {
         stderr(&after)
     );
     let rest: Vec<String> = stdout(&after).lines().map(String::from).collect();
-    let seen: HashSet<&String> = received.iter().chain(&rest).collect();
-    let lost: Vec<&String> = bodies.iter().filter(|b| !seen.contains(b)).collect();
-    assert!(
-        lost.is_empty(),
-        "{} messages lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(5)]
-    );
+    common::assert_none_lost(bodies, received, &rest);
     let twice = received.len() + rest.len() - bodies.len();
     assert!(
         twice <= 8192,

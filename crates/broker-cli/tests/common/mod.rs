@@ -280,3 +280,16 @@ pub fn wait_bounded(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Fails, naming a few, if a body of `bodies` is in neither `received` (what
+/// a killed reader had delivered) nor `rest` (what a later reader got).
+pub fn assert_none_lost(bodies: &[String], received: &[String], rest: &[String]) {
+    let seen: std::collections::HashSet<&String> = received.iter().chain(rest).collect();
+    let lost: Vec<&String> = bodies.iter().filter(|b| !seen.contains(b)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} messages lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
