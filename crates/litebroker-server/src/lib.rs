@@ -81,6 +81,9 @@ pub struct Config {
     /// the client to resume with `Last-Event-ID` before they go to the
     /// group's other members (zero: at once).
     pub sse_resume_grace: Duration,
+    /// Where connected event-stream members are counted (share it with a
+    /// TCP server in the same process, so the dashboard shows both).
+    pub presence: litebroker::Presence,
 }
 
 /// A certificate chain and its private key, PEM.
@@ -120,6 +123,7 @@ impl Default for Config {
             keys_in_database: false,
             tls: None,
             sse_resume_grace: Duration::from_secs(5),
+            presence: litebroker::Presence::new(),
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct ServerState {
     pub groups: routes::events::Groups,
     /// Commits concurrent queue writes together.
     pub commits: commit::GroupCommit,
+    /// Members connected to each queue or subscription, this process.
+    pub presence: litebroker::Presence,
     /// One lock per queue for PyQueue's idempotent sends, so that two
     /// concurrent sends of one id through this server store it once.
     pyqueue_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -181,6 +187,7 @@ pub fn app(
         stopping: stop_rx,
         max_wait: config.max_wait,
         groups: routes::events::Groups::new(config.sse_resume_grace),
+        presence: config.presence,
         pyqueue_locks: Mutex::new(HashMap::new()),
     });
     let timeout = config.request_timeout;

@@ -59,6 +59,9 @@ pub struct Config {
     pub window: usize,
     /// Library calls running at once on the blocking pool.
     pub blocking_calls: usize,
+    /// Where connected subscribers are counted (share it with the HTTP
+    /// server in the same process, so its dashboard shows both).
+    pub presence: litebroker::Presence,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             grace: Duration::from_millis(250),
             window: 512,
             blocking_calls: 16,
+            presence: litebroker::Presence::new(),
         }
     }
 }

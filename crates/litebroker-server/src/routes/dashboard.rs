@@ -455,26 +455,69 @@ fn row(m: Message, visible_at: Option<i64>, cut: bool) -> MessageRow {
     }
 }
 
+/// Which way a queue's messages are listed.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+enum Order {
+    /// Oldest first (the order readers get them).
+    #[default]
+    Oldest,
+    /// Newest first.
+    Newest,
+}
+
 /// Which page of a queue.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
-    /// Messages after this storage position (the previous page's `next`).
+    /// `oldest` (default) or `newest` first.
+    #[serde(default)]
+    order: Order,
+    /// Oldest first: messages after this storage position (the previous
+    /// page's `next`).
     after: Option<i64>,
+    /// Newest first: messages before this storage position (the previous
+    /// page's `next`).
+    before: Option<i64>,
     /// How many (default 50, at most 500).
     limit: Option<usize>,
+}
+
+impl PageQuery {
+    /// Where the page starts, checked against its order.
+    fn from(&self) -> ApiResult<litebroker::BrowseFrom> {
+        use litebroker::BrowseFrom;
+        match (self.order, self.after, self.before) {
+            (_, Some(_), Some(_)) => Err(ApiError::invalid("give after= or before=, not both")),
+            (Order::Oldest, _, Some(_)) => Err(ApiError::invalid(
+                "before= pages newest first: add order=newest",
+            )),
+            (Order::Newest, Some(_), _) => Err(ApiError::invalid(
+                "after= pages oldest first: drop order=newest",
+            )),
+            (_, Some(a), _) if a < 0 => {
+                Err(ApiError::invalid("after= is a storage position, 0 or more"))
+            }
+            (_, _, Some(b)) if b <= 0 => {
+                Err(ApiError::invalid("before= is a positive storage position"))
+            }
+            (Order::Oldest, after, None) => Ok(BrowseFrom::After(after.unwrap_or(0))),
+            (Order::Newest, None, before) => Ok(BrowseFrom::Before(before.unwrap_or(i64::MAX))),
+        }
+    }
 }
 
 /// One page of a queue.
 #[derive(Serialize)]
 struct Page {
     messages: Vec<MessageRow>,
-    /// `after=` for the next page; absent on the last one.
+    /// `after=` (oldest first) or `before=` (newest first) for the next
+    /// page; absent on the last one.
     next: Option<i64>,
 }
 
 /// A queue's stored messages in every state (visible, leased, delayed),
-/// oldest first, bodies cut to a preview.
+/// oldest or newest first, bodies cut to a preview.
 async fn messages(
     State(state): State<AppState>,
     Path(queue): Path<String>,
@@ -487,12 +530,12 @@ async fn messages(
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}")));
     }
-    let after = q.after.unwrap_or(0);
+    let from = q.from()?;
     let page = state
         .pool
         .run(move |b| {
             // One more than asked tells whether there is a next page.
-            let mut found = b.backend().browse(&queue, after, limit + 1)?;
+            let mut found = b.backend().browse(&queue, from, limit + 1)?;
             let more = found.len() > limit;
             found.truncate(limit);
             let next = more.then(|| found.last().map(|m| m.message.seq)).flatten();
@@ -537,7 +580,9 @@ async fn message(
     let found = state
         .pool
         .run(move |b| {
-            let found = b.backend().browse(&queue, q.seq - 1, 1)?;
+            let found = b
+                .backend()
+                .browse(&queue, litebroker::BrowseFrom::After(q.seq - 1), 1)?;
             Ok(found
                 .into_iter()
                 .find(|m| m.message.id == id)
@@ -599,6 +644,17 @@ struct SubscriptionRow {
     lag: u64,
     /// Per topic, the next offset it will receive.
     positions: Vec<(String, i64)>,
+    /// Members streaming from it through this server, by transport.
+    connected: Connected,
+}
+
+/// Members connected to a subscription through this server.
+#[derive(Serialize)]
+struct Connected {
+    /// Server-Sent Events streams (HTTP).
+    http: u32,
+    /// Subscribers of the TCP protocol (`--tcp`).
+    tcp: u32,
 }
 
 /// Topics and subscriptions.
@@ -626,10 +682,17 @@ async fn topics(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
             next_offset: t.next_offset,
         })
         .collect();
+    let connected = state.presence.connected();
     let subscriptions = subs
         .into_iter()
         .filter(|s| caller.allows(&s.name, Perm::Read))
         .map(|s| SubscriptionRow {
+            connected: connected
+                .get(&s.name)
+                .map_or(Connected { http: 0, tcp: 0 }, |c| Connected {
+                    http: c.http,
+                    tcp: c.tcp,
+                }),
             name: s.name,
             pattern: s.pattern,
             ephemeral: s.ephemeral,
