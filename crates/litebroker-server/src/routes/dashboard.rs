@@ -31,6 +31,7 @@ use serde_json::Value;
 use crate::auth::{Caller, Perm, KEY_HEADER};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::traffic::{QueueTraffic, Timeline};
 use crate::AppState;
 
 const INDEX_HTML: &str = include_str!("../../dashboard/index.html");
@@ -154,6 +155,9 @@ pub struct QueueRow {
     pub is_dead_letter_queue: bool,
     /// When the oldest visible message was written (Unix ms), if any.
     pub oldest_ms: Option<i64>,
+    /// Messages in and out per interval of [`Overview::traffic`]; absent
+    /// for a queue without traffic in that time.
+    pub traffic: Option<QueueTraffic>,
 }
 
 /// The overview: every queue the key may read, totals, the server.
@@ -169,6 +173,11 @@ pub struct Overview {
     pub now_ms: i64,
     /// Totals over the queues shown.
     pub totals: Totals,
+    /// The intervals traffic is counted in (absent until the server has
+    /// sampled twice).
+    pub traffic: Option<Timeline>,
+    /// Messages in and out over the queues shown, per interval.
+    pub total_traffic: Option<QueueTraffic>,
     /// The queues, by name.
     pub queues: Vec<QueueRow>,
 }
@@ -230,7 +239,7 @@ async fn snapshot(
 }
 
 /// The overview of `snap` that `caller` may see.
-fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
+fn overview_for(state: &AppState, snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
     let all = &snap.queues;
     let depth: HashMap<&str, u64> = all
         .iter()
@@ -242,6 +251,17 @@ fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
         .collect();
     let mut rows = Vec::new();
     let mut totals = Totals::default();
+    let (timeline, mut traffic): (_, HashMap<String, QueueTraffic>) = state.traffic.with(|t| {
+        let names = all.iter().filter(|q| caller.allows(&q.name, Perm::Read));
+        let each = names
+            .filter_map(|q| Some((q.name.clone(), t.queue(&q.name)?)))
+            .collect();
+        (t.timeline(), each)
+    });
+    let mut total_traffic = timeline.as_ref().map(|t| QueueTraffic {
+        r#in: vec![0; t.ends_ms.len()],
+        out: vec![0; t.ends_ms.len()],
+    });
     for q in all {
         if !caller.allows(&q.name, Perm::Read) {
             continue;
@@ -262,6 +282,12 @@ fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
             dead_letter_queue,
             is_dead_letter_queue: is_dlq,
             oldest_ms: snap.oldest_ms.get(&q.name).copied(),
+            traffic: traffic.remove(&q.name).inspect(|t| {
+                if let Some(sum) = total_traffic.as_mut() {
+                    sum.r#in.iter_mut().zip(&t.r#in).for_each(|(s, n)| *s += n);
+                    sum.out.iter_mut().zip(&t.out).for_each(|(s, n)| *s += n);
+                }
+            }),
         });
         totals.queues += 1;
         totals.pending += q.pending;
@@ -280,6 +306,8 @@ fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
             .map_or(0, |d| d.as_millis() as i64),
         now_ms: ms(snap.now_ns),
         totals,
+        traffic: timeline,
+        total_traffic,
         queues: rows,
     }
 }
@@ -290,7 +318,7 @@ async fn overview(
     caller: Caller,
 ) -> ApiResult<Json<Overview>> {
     let snap = snapshot(&state, &shared, Instant::now()).await?;
-    Ok(Json(overview_for(&snap, &shared, &caller)))
+    Ok(Json(overview_for(&state, &snap, &shared, &caller)))
 }
 
 /// The overview, then a fresh one after every change to the database (at
@@ -341,7 +369,8 @@ async fn stream(
             };
             let event = match snap {
                 Ok(s) => Event::default().event("overview").data(
-                    serde_json::to_string(&overview_for(&s, &shared, &caller)).unwrap_or_default(),
+                    serde_json::to_string(&overview_for(&state, &s, &shared, &caller))
+                        .unwrap_or_default(),
                 ),
                 Err(e) => error_event(&e),
             };
