@@ -63,7 +63,7 @@ pub struct Series {
 }
 
 /// One queue's traffic as the overview sends it: counts per interval.
-#[derive(serde::Serialize, Clone, PartialEq, Debug)]
+#[derive(serde::Serialize, Clone, PartialEq, Debug, utoipa::ToSchema)]
 pub struct QueueTraffic {
     /// Messages in, per interval.
     pub r#in: Vec<u64>,
@@ -72,7 +72,7 @@ pub struct QueueTraffic {
 }
 
 /// When the intervals were, as the overview sends them.
-#[derive(serde::Serialize, Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 pub struct Timeline {
     /// When the first interval began (Unix ms, database clock).
     pub start_ms: i64,

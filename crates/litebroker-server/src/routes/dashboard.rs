@@ -137,7 +137,7 @@ async fn app_css() -> Response {
 }
 
 /// One queue in the overview.
-#[derive(Serialize, Clone, PartialEq)]
+#[derive(Serialize, Clone, PartialEq, utoipa::ToSchema)]
 pub struct QueueRow {
     /// Name.
     pub name: String,
@@ -161,7 +161,7 @@ pub struct QueueRow {
 }
 
 /// The overview: every queue the key may read, totals, the server.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Overview {
     /// The server's version.
     pub version: &'static str,
@@ -183,7 +183,7 @@ pub struct Overview {
 }
 
 /// Sums over the queues shown.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, utoipa::ToSchema)]
 pub struct Totals {
     /// Queues.
     pub queues: u64,
@@ -312,6 +312,10 @@ fn overview_for(state: &AppState, snap: &Snapshot, shared: &Shared, caller: &Cal
     }
 }
 
+/// Every queue the key may read, with counts, oldest message, traffic in
+/// and out, and totals.
+#[utoipa::path(get, path = "/v1/dashboard/overview", tag = "dashboard",
+    responses((status = 200, body = Overview)))]
 async fn overview(
     State(state): State<AppState>,
     Extension(shared): Extension<Arc<Shared>>,
@@ -325,6 +329,9 @@ async fn overview(
 /// most one a second), and at least every five seconds; ends when the
 /// server stops. Events are named `overview` (`error` if the database
 /// fails meanwhile).
+#[utoipa::path(get, path = "/v1/dashboard/stream", tag = "dashboard",
+    responses((status = 200, content_type = "text/event-stream",
+        description = "`overview` events (an Overview each), `error` events")))]
 async fn stream(
     State(state): State<AppState>,
     Extension(shared): Extension<Arc<Shared>>,
@@ -425,7 +432,7 @@ fn error_event(e: &ApiError) -> Event {
 }
 
 /// A message as the dashboard shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MessageRow {
     /// The id, as a string.
     pub id: String,
@@ -485,7 +492,7 @@ fn row(m: Message, visible_at: Option<i64>, cut: bool) -> MessageRow {
 }
 
 /// Which way a queue's messages are listed.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Order {
     /// Oldest first (the order readers get them).
@@ -496,7 +503,8 @@ enum Order {
 }
 
 /// Which page of a queue.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
     /// `oldest` (default) or `newest` first.
@@ -537,7 +545,7 @@ impl PageQuery {
 }
 
 /// One page of a queue.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Page {
     messages: Vec<MessageRow>,
     /// `after=` (oldest first) or `before=` (newest first) for the next
@@ -547,6 +555,9 @@ struct Page {
 
 /// A queue's stored messages in every state (visible, leased, delayed),
 /// oldest or newest first, bodies cut to a preview.
+#[utoipa::path(get, path = "/v1/dashboard/queues/{queue}/messages", tag = "dashboard",
+    params(("queue" = String, Path), PageQuery),
+    responses((status = 200, body = Page), (status = 400)))]
 async fn messages(
     State(state): State<AppState>,
     Path(queue): Path<String>,
@@ -586,7 +597,8 @@ fn parse_id(text: &str) -> ApiResult<i64> {
 }
 
 /// Where to find one message: its storage position (from a listing).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct OneQuery {
     seq: i64,
@@ -594,6 +606,9 @@ struct OneQuery {
 
 /// One message with its whole body (found by its storage position and
 /// checked by id; 404 once it is gone).
+#[utoipa::path(get, path = "/v1/dashboard/queues/{queue}/messages/{id}", tag = "dashboard",
+    params(("queue" = String, Path), ("id" = String, Path), OneQuery),
+    responses((status = 200, body = MessageRow), (status = 404)))]
 async fn message(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
@@ -624,13 +639,16 @@ async fn message(
 }
 
 /// Deleted.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Deleted {
     deleted: bool,
 }
 
 /// Deletes (consumes) one visible message; 404 if it is not there or is
 /// leased or delayed.
+#[utoipa::path(delete, path = "/v1/dashboard/queues/{queue}/messages/{id}", tag = "dashboard",
+    params(("queue" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 404)))]
 async fn delete_message(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
@@ -652,7 +670,7 @@ async fn delete_message(
 }
 
 /// A topic.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TopicRow {
     topic: String,
     retained: u64,
@@ -664,21 +682,22 @@ struct TopicRow {
 }
 
 /// A subscription.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SubscriptionRow {
     name: String,
     pattern: String,
     ephemeral: bool,
     /// Messages waiting in it (its lag).
     lag: u64,
-    /// Per topic, the next offset it will receive.
+    /// Per topic, the next offset it will receive (`[topic, offset]` pairs).
+    #[schema(value_type = Vec<Vec<Object>>)]
     positions: Vec<(String, i64)>,
     /// Members streaming from it through this server, by transport.
     connected: Connected,
 }
 
 /// Members connected to a subscription through this server.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Connected {
     /// Server-Sent Events streams (HTTP).
     http: u32,
@@ -687,7 +706,7 @@ struct Connected {
 }
 
 /// Topics and subscriptions.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TopicsOut {
     topics: Vec<TopicRow>,
     subscriptions: Vec<SubscriptionRow>,
@@ -695,6 +714,8 @@ struct TopicsOut {
 
 /// Topics and subscriptions the key may read (a topic by its name, a
 /// subscription by its queue name).
+#[utoipa::path(get, path = "/v1/dashboard/topics", tag = "dashboard",
+    responses((status = 200, body = TopicsOut)))]
 async fn topics(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<TopicsOut>> {
     let (topics, subs) = state
         .pool
@@ -734,3 +755,9 @@ async fn topics(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
         subscriptions,
     }))
 }
+
+/// The documented operations of this group (the page and its assets are
+/// not API).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(overview, stream, messages, message, delete_message, topics))]
+pub struct Doc;
