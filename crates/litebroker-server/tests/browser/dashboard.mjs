@@ -15,6 +15,9 @@ const BROKER = process.env.BROKER_BIN;
 const SHOTS = process.env.SCREENSHOTS || '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const BIG_DB = process.env.BIG_DB || ''; // a database with 10,000 queues
+// With BROKER_DB_URL, everything runs on PostgreSQL (`--db`; the schema
+// comes from BROKER_DATABASE_SCHEMA in the environment).
+const DB_URL = process.env.BROKER_DB_URL || '';
 assert.ok(BROKER, 'BROKER_BIN must name the broker binary');
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-dash-'));
@@ -22,8 +25,10 @@ const db = join(dir, 'dash.db');
 const children = [];
 let browser = null;
 
+function where(file) { return DB_URL ? ['--db', DB_URL] : ['-f', file]; }
+
 function cli(...args) {
-  return execFileSync(BROKER, ['-f', db, ...args], { encoding: 'utf8', timeout: 30000 });
+  return execFileSync(BROKER, [...where(db), ...args], { encoding: 'utf8', timeout: 30000 });
 }
 
 // Like cli, but an empty queue (exit status 2) answers ''.
@@ -39,7 +44,7 @@ function peekAll(queue) {
 // Starts `broker serve` on an ephemeral port; resolves with its URL.
 function serve(file) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BROKER, ['-f', file, 'serve', '--http', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(BROKER, [...where(file), 'serve', '--http', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const timer = setTimeout(() => reject(new Error('broker serve did not print its address')), 30000);
     child.on('exit', (code) => reject(new Error('broker serve exited: ' + code)));
