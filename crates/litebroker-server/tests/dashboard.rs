@@ -497,20 +497,6 @@ async fn a_queue_pages_newest_first_too() {
     s.stop().await;
 }
 
-/// The dashboard's topics until `want` holds of them (at most 10 s).
-async fn topics_until(s: &TestServer, want: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, t) = s.call("GET", "/v1/dashboard/topics", None, None).await;
-        assert_eq!(status, 200, "{t}");
-        if want(&t) {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "never: {t}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_shows_the_members_streaming_from_it() {
     let s = TestServer::start(None).await;
@@ -524,7 +510,9 @@ async fn a_subscription_shows_the_members_streaming_from_it() {
         .await;
     assert_eq!(status, 200);
     let http = |t: &Value| t["subscriptions"][0]["connected"]["http"].as_u64();
-    let t = topics_until(&s, |t| http(t) == Some(0)).await;
+    let t = s
+        .get_until("/v1/dashboard/topics", None, |t| http(t) == Some(0))
+        .await;
     assert_eq!(t["subscriptions"][0]["connected"]["tcp"], 0);
     let one = s
         .req("GET", "/v1/queues/jobs.audit/events")
@@ -537,30 +525,15 @@ async fn a_subscription_shows_the_members_streaming_from_it() {
         .send()
         .await
         .unwrap();
-    topics_until(&s, |t| http(t) == Some(2)).await;
+    s.get_until("/v1/dashboard/topics", None, |t| http(t) == Some(2))
+        .await;
     drop(one);
-    topics_until(&s, |t| http(t) == Some(1)).await;
+    s.get_until("/v1/dashboard/topics", None, |t| http(t) == Some(1))
+        .await;
     drop(two);
-    topics_until(&s, |t| http(t) == Some(0)).await;
+    s.get_until("/v1/dashboard/topics", None, |t| http(t) == Some(0))
+        .await;
     s.stop().await;
-}
-
-/// The overview (as `key` sees it) until `want` holds of it (at most 15 s).
-async fn overview_polled_until(
-    s: &TestServer,
-    key: Option<&str>,
-    want: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, v) = s.call("GET", "/v1/dashboard/overview", key, None).await;
-        assert_eq!(status, 200, "{v}");
-        if want(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The sum of one series of a queue's (or the total's) traffic.
@@ -587,7 +560,10 @@ async fn traffic_counts_messages_in_and_out_whoever_moves_them() {
     })
     .await;
     let admin = Some("k-admin");
-    overview_polled_until(&s, admin, |v| v["traffic"]["ends_ms"].is_array()).await;
+    s.get_until("/v1/dashboard/overview", admin, |v| {
+        v["traffic"]["ends_ms"].is_array()
+    })
+    .await;
     // Through the library (as the CLI would) and through the API.
     {
         let mut b = s.broker();
@@ -609,13 +585,14 @@ async fn traffic_counts_messages_in_and_out_whoever_moves_them() {
         )
         .await;
     assert_eq!(status, 200);
-    let v = overview_polled_until(&s, admin, |v| {
-        let flow = &queue(v, "flow")["traffic"];
-        sum(flow, "in") == 5
-            && sum(flow, "out") == 3
-            && sum(&queue(v, "orders.new")["traffic"], "in") == 2
-    })
-    .await;
+    let v = s
+        .get_until("/v1/dashboard/overview", admin, |v| {
+            let flow = &queue(v, "flow")["traffic"];
+            sum(flow, "in") == 5
+                && sum(flow, "out") == 3
+                && sum(&queue(v, "orders.new")["traffic"], "in") == 2
+        })
+        .await;
     let ends = v["traffic"]["ends_ms"].as_array().unwrap().len();
     assert_eq!(
         queue(&v, "flow")["traffic"]["in"].as_array().unwrap().len(),
@@ -625,7 +602,11 @@ async fn traffic_counts_messages_in_and_out_whoever_moves_them() {
     assert_eq!(sum(&v["total_traffic"], "in"), 7);
     assert_eq!(sum(&v["total_traffic"], "out"), 3);
     // A key sees the traffic of what it may read only, totals included.
-    let v = overview_polled_until(&s, Some("k-orders"), |v| v["traffic"].is_object()).await;
+    let v = s
+        .get_until("/v1/dashboard/overview", Some("k-orders"), |v| {
+            v["traffic"].is_object()
+        })
+        .await;
     assert!(queue(&v, "flow").is_null());
     assert_eq!(sum(&v["total_traffic"], "in"), 2);
     assert_eq!(sum(&v["total_traffic"], "out"), 0);

@@ -34,19 +34,6 @@ fn postgres() -> Option<Arc<PostgresConnector>> {
     Some(Arc::new(PostgresConnector::new(&url, options).unwrap()))
 }
 
-async fn until(s: &TestServer, path: &str, want: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, v) = s.call("GET", path, None, None).await;
-        assert_eq!(status, 200, "{v}");
-        if want(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn bodies(v: &Value) -> Vec<String> {
     v["messages"]
         .as_array()
@@ -64,7 +51,8 @@ async fn the_api_and_the_dashboard_on_postgresql() {
         c.traffic_every = Duration::from_millis(200)
     })
     .await;
-    until(&s, "/v1/dashboard/overview", |v| v["traffic"].is_object()).await;
+    s.get_until("/v1/dashboard/overview", None, |v| v["traffic"].is_object())
+        .await;
 
     // A long-poll is woken by a write (LISTEN/NOTIFY), not by its timeout.
     let waiter = {
@@ -122,19 +110,20 @@ async fn the_api_and_the_dashboard_on_postgresql() {
     assert_eq!((st, code(&body)), (404, "not_found"), "{body}");
 
     // The dashboard: traffic in and out, both orders, peek, delete.
-    let v = until(&s, "/v1/dashboard/overview", |v| {
-        let q = v["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["name"] == "work");
-        let sum = |which: &str| -> u64 {
-            q.and_then(|q| q["traffic"][which].as_array())
-                .map_or(0, |a| a.iter().map(|n| n.as_u64().unwrap()).sum())
-        };
-        sum("in") == 4 && sum("out") == 2
-    })
-    .await;
+    let v = s
+        .get_until("/v1/dashboard/overview", None, |v| {
+            let q = v["queues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|q| q["name"] == "work");
+            let sum = |which: &str| -> u64 {
+                q.and_then(|q| q["traffic"][which].as_array())
+                    .map_or(0, |a| a.iter().map(|n| n.as_u64().unwrap()).sum())
+            };
+            sum("in") == 4 && sum("out") == 2
+        })
+        .await;
     assert_eq!(v["totals"]["pending"], 2);
     let base = "/v1/dashboard/queues/work/messages";
     let (_, newest) = s
@@ -204,10 +193,11 @@ async fn the_api_and_the_dashboard_on_postgresql() {
         )
         .await;
     assert_eq!(nacked["outcome"], "dead_lettered", "{nacked}");
-    let v = until(&s, "/v1/dashboard/overview", |v| {
-        v["totals"]["dead_letters"] == 1
-    })
-    .await;
+    let v = s
+        .get_until("/v1/dashboard/overview", None, |v| {
+            v["totals"]["dead_letters"] == 1
+        })
+        .await;
     let jobs = v["queues"]
         .as_array()
         .unwrap()
@@ -242,10 +232,11 @@ async fn the_api_and_the_dashboard_on_postgresql() {
         Some(json!({"body": "o"})),
     )
     .await;
-    let t = until(&s, "/v1/dashboard/topics", |t| {
-        t["subscriptions"][0]["lag"] == 1
-    })
-    .await;
+    let t = s
+        .get_until("/v1/dashboard/topics", None, |t| {
+            t["subscriptions"][0]["lag"] == 1
+        })
+        .await;
     assert_eq!(
         t["subscriptions"][0]["connected"],
         json!({"http": 0, "tcp": 0})
@@ -256,12 +247,12 @@ async fn the_api_and_the_dashboard_on_postgresql() {
         .await
         .unwrap();
     assert_eq!(member.status(), 200);
-    until(&s, "/v1/dashboard/topics", |t| {
+    s.get_until("/v1/dashboard/topics", None, |t| {
         t["subscriptions"][0]["connected"]["http"] == 1
     })
     .await;
     drop(member);
-    until(&s, "/v1/dashboard/topics", |t| {
+    s.get_until("/v1/dashboard/topics", None, |t| {
         t["subscriptions"][0]["connected"]["http"] == 0
     })
     .await;

@@ -116,6 +116,26 @@ impl TestServer {
         )
     }
 
+    /// GETs `path` (as `key`) until its JSON answer satisfies `want`, at
+    /// most 15 s; the answer.
+    pub async fn get_until(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, v) = self.call("GET", path, key, None).await;
+            assert_eq!(status, 200, "{path}: {v}");
+            if want(&v) {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{path} never: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends and answers the status as soon as the headers arrive (for
     /// streams that do not end), dropping the connection.
     pub async fn status_only(&self, method: &str, path: &str, key: Option<&str>) -> u16 {
