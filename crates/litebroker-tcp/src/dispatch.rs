@@ -34,7 +34,7 @@ use crate::body;
 use crate::commit::Committer;
 use crate::frame::{Frame, Kind, Properties};
 use crate::store::Store;
-use crate::Config;
+use crate::{count, Config};
 
 /// Messages leased per round trip at most.
 const LEASE_BATCH: usize = 1024;
@@ -196,8 +196,8 @@ impl Hub {
     /// A hub over `store`; `shutdown` turns true when the server stops.
     pub fn new(store: Arc<Store>, config: Config, shutdown: watch::Receiver<bool>) -> Arc<Hub> {
         Arc::new(Hub {
-            committer: Committer::start(store.clone()),
-            acker: Acker::start(store.clone()),
+            committer: Committer::start(store.clone(), config.stats.clone()),
+            acker: Acker::start(store.clone(), config.stats.clone()),
             store,
             config,
             changes: watch::channel(0).0,
@@ -423,11 +423,21 @@ impl Hub {
     /// The writer wrote these deliveries: auto-ack members' leases end
     /// (delivered); manual ones wait for the member's ACK.
     pub fn written(&self, batch: Vec<Delivery>) {
-        for d in &batch {
-            if !d.member.manual {
-                self.acker.ack(&d.member.subscription, d.receipt);
+        count(&self.config.stats.data_frames, batch.len() as u64);
+        // Per member, in order: one acknowledgement job and one wake-up each.
+        let mut i = 0;
+        while i < batch.len() {
+            let member = &batch[i].member;
+            let run = batch[i..]
+                .iter()
+                .take_while(|d| Arc::ptr_eq(&d.member, member))
+                .count();
+            if !member.manual {
+                let receipts = batch[i..i + run].iter().map(|d| d.receipt).collect();
+                self.acker.ack(&member.subscription, receipts);
             }
-            d.member.wake.notify_one();
+            member.wake.notify_one();
+            i += run;
         }
     }
 
@@ -620,6 +630,7 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
                         largest = max.max(1);
                     }
                     if got > 0 {
+                        count(&hub.config.stats.leases, 1);
                         let left = hub.assign(&name, messages);
                         if !left.is_empty() {
                             let queue = name.clone();
