@@ -397,6 +397,7 @@ fn main() {
             stat(&stats, "leases"),
             stat(&stats, "ack_commits"),
         );
+        let (lm0, am0) = (stat(&stats, "lease_micros"), stat(&stats, "ack_micros"));
         let results: Vec<(usize, Instant, Instant)> =
             members.into_iter().map(|t| t.join().unwrap()).collect();
         let first = results.iter().map(|r| r.1).min().unwrap();
@@ -423,6 +424,22 @@ fn main() {
                 (
                     "ack_commits",
                     (stat(&stats, "ack_commits") - a0).to_string(),
+                ),
+                // Shares of the delivery's time spent in lease calls and in
+                // acknowledging transactions (one SQLite writer does both).
+                (
+                    "lease_share",
+                    format!(
+                        "{:.2}",
+                        (stat(&stats, "lease_micros") - lm0) as f64 / 1e6 / elapsed
+                    ),
+                ),
+                (
+                    "ack_share",
+                    format!(
+                        "{:.2}",
+                        (stat(&stats, "ack_micros") - am0) as f64 / 1e6 / elapsed
+                    ),
                 ),
             ],
         );

@@ -70,12 +70,15 @@ async fn ack_loop(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>, stats
         }
         if !by_queue.is_empty() {
             crate::count(&stats.ack_commits, 1);
+            let counted = stats.clone();
             let acked = store
-                .call(move |b| {
-                    for (queue, receipts) in &by_queue {
-                        b.queue(queue)?.ack_many(receipts)?;
-                    }
-                    Ok(())
+                .write(move |b| {
+                    let started = std::time::Instant::now();
+                    let acked = by_queue.iter().try_for_each(|(queue, receipts)| {
+                        b.queue(queue)?.ack_many(receipts).map(drop)
+                    });
+                    crate::count(&counted.ack_micros, started.elapsed().as_micros() as u64);
+                    acked
                 })
                 .await;
             if let Err(e) = acked {

@@ -148,7 +148,7 @@ async fn commit_loop(store: Arc<Store>, mut rx: mpsc::Receiver<Job>, stats: Arc<
             })
             .collect();
         let committed = store
-            .call(move |b| {
+            .write(move |b| {
                 let mut out = Vec::new();
                 for (topic, jobs) in groups {
                     let msgs: Vec<Outgoing<'_>> = jobs

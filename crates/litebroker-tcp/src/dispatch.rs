@@ -333,7 +333,7 @@ impl Hub {
         let queue = member.subscription.clone();
         let returned = self
             .store
-            .call(move |b| {
+            .write(move |b| {
                 if !unwritten.is_empty() {
                     b.backend().give_back(&queue, &unwritten)?;
                 }
@@ -410,7 +410,7 @@ impl Hub {
             let queue = m.subscription.clone();
             let done = self
                 .store
-                .call(move |b| b.queue(&queue)?.ack(&receipt))
+                .write(move |b| b.queue(&queue)?.ack(&receipt))
                 .await;
             m.wake.notify_one();
             return done;
@@ -457,7 +457,7 @@ impl Hub {
             let q = queue.clone();
             let back = self
                 .store
-                .call(move |b| b.backend().give_back(&q, &receipts))
+                .write(move |b| b.backend().give_back(&q, &receipts))
                 .await;
             if let Err(e) = back {
                 tracing::warn!(subscription = %queue, "could not give DATA back (its lease will expire): {e}");
@@ -612,14 +612,18 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
             // other subscriptions' commits. After a timed wait, lease anyway:
             // a lease that expired is made visible by the lease itself.
             let look_first = !expiry_due;
+            let stats = hub.config.stats.clone();
             let leased = hub
                 .store
-                .call(move |b| {
+                .write(move |b| {
+                    let started = std::time::Instant::now();
                     let mut q = b.queue(&queue)?;
                     if look_first && q.peek(&Filter::all())?.is_none() {
                         return Ok(Vec::new());
                     }
-                    q.lease(&Filter::all(), want, None)
+                    let leased = q.lease(&Filter::all(), want, None);
+                    count(&stats.lease_micros, started.elapsed().as_micros() as u64);
+                    leased
                 })
                 .await;
             expiry_due = false;
@@ -636,7 +640,7 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
                             let queue = name.clone();
                             let _ = hub
                                 .store
-                                .call(move |b| b.backend().give_back(&queue, &left))
+                                .write(move |b| b.backend().give_back(&queue, &left))
                                 .await;
                         }
                     }

@@ -81,11 +81,16 @@ pub struct Stats {
     pub leases: AtomicU64,
     /// Transactions that acknowledged written DATA (default mode).
     pub ack_commits: AtomicU64,
+    /// Microseconds spent in the dispatchers' lease transactions (on the
+    /// blocking pool, from start to commit), all together.
+    pub lease_micros: AtomicU64,
+    /// Microseconds spent in the acknowledging transactions, all together.
+    pub ack_micros: AtomicU64,
 }
 
 impl Stats {
     /// The counters as (name, value) pairs, in a stable order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 6] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 8] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("publishes", get(&self.publishes)),
@@ -94,6 +99,8 @@ impl Stats {
             ("data_writes", get(&self.data_writes)),
             ("leases", get(&self.leases)),
             ("ack_commits", get(&self.ack_commits)),
+            ("lease_micros", get(&self.lease_micros)),
+            ("ack_micros", get(&self.ack_micros)),
         ]
     }
 }
