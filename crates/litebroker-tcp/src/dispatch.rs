@@ -137,6 +137,8 @@ pub struct Member {
     queued_bytes: AtomicUsize,
     unacked: Mutex<Vec<Unacked>>,
     wake: Arc<Notify>,
+    /// Counts this member on the dashboard until it is removed.
+    attendance: Mutex<Option<litebroker::presence::Attendance>>,
 }
 
 impl Member {
@@ -271,6 +273,11 @@ impl Hub {
             queued_bytes: AtomicUsize::new(0),
             unacked: Mutex::new(Vec::new()),
             wake: group.wake.clone(),
+            attendance: Mutex::new(Some(
+                self.config
+                    .presence
+                    .join(subscription, litebroker::presence::Transport::Tcp),
+            )),
         });
         group.members.push(member.clone());
         state
@@ -316,6 +323,7 @@ impl Hub {
                 group.wake.notify_one();
             }
         }
+        lock(&member.attendance).take();
         let unwritten: Vec<Receipt> = member
             .conn
             .take_for(member)

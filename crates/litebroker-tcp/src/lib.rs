@@ -63,6 +63,9 @@ pub struct Config {
     /// Counters the server adds to as it works (keep a clone of the `Arc`
     /// to read them while it runs).
     pub stats: Arc<Stats>,
+    /// Where connected subscribers are counted (share it with the HTTP
+    /// server in the same process, so its dashboard shows both).
+    pub presence: litebroker::Presence,
 }
 
 /// What the server has done, counted: whether publishes share commits and
@@ -119,6 +122,7 @@ impl Default for Config {
             window: 512,
             blocking_calls: 16,
             stats: Arc::default(),
+            presence: litebroker::Presence::new(),
         }
     }
 }

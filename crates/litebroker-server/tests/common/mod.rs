@@ -40,7 +40,19 @@ impl TestServer {
             &dir.path().join("test.db"),
             &Settings::default(),
         ));
-        Broker::connect(connector.clone()).unwrap(); // creates the file
+        Self::start_over(connector, dir, keys, tune).await
+    }
+
+    /// A server on `connector` (any backend); `dir` lives as long as it.
+    pub async fn start_over(
+        connector: Arc<dyn Connector>,
+        dir: tempfile::TempDir,
+        keys: Option<&str>,
+        tune: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        // Creates the database (blocking: PostgreSQL's client must not run
+        // on a runtime thread).
+        tokio::task::block_in_place(|| drop(Broker::connect(connector.clone()).unwrap()));
         let mut config = Config {
             keys: keys.map(|k| Keys::from_pyqueue_json(k).unwrap()),
             ..Config::default()

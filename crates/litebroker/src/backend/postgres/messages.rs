@@ -470,15 +470,24 @@ fn write_rows(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>], now: i64) ->
 pub fn browse(
     tx: &mut Tx<'_>,
     queue: &str,
-    after_seq: i64,
+    from: crate::backend::BrowseFrom,
     limit: usize,
 ) -> Result<Vec<crate::backend::Browsed>> {
-    let rows = tx.query(
-        "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset, \
-         CASE WHEN state = 2 THEN visible_at END FROM messages \
-         WHERE queue = $1 AND state IN (0, 2) AND seq > $2 ORDER BY seq LIMIT $3",
-        &[&queue, &after_seq, &limit_i64(limit)],
-    )?;
+    let (sql, at) = match from {
+        crate::backend::BrowseFrom::After(seq) => (
+            "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset, CASE WHEN state = 2 THEN visible_at END FROM messages \
+             WHERE queue = $1 AND state IN (0, 2) AND seq > $2 ORDER BY seq LIMIT $3",
+            seq,
+        ),
+        crate::backend::BrowseFrom::Before(seq) => (
+            "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset, CASE WHEN state = 2 THEN visible_at END FROM messages \
+             WHERE queue = $1 AND state IN (0, 2) AND seq < $2 ORDER BY seq DESC LIMIT $3",
+            seq,
+        ),
+    };
+    let rows = tx.query(sql, &[&queue, &at, &limit_i64(limit)])?;
     rows.iter()
         .map(|r| {
             Ok(crate::backend::Browsed {

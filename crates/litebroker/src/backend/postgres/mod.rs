@@ -503,9 +503,14 @@ impl Backend for PostgresBackend {
         self.transaction(|tx| messages::write_once(tx, queue, key, batch, now, expires))
     }
 
-    fn browse(&mut self, queue: &str, after_seq: i64, limit: usize) -> Result<Vec<super::Browsed>> {
+    fn browse(
+        &mut self,
+        queue: &str,
+        from: super::BrowseFrom,
+        limit: usize,
+    ) -> Result<Vec<super::Browsed>> {
         self.promote_if_due()?;
-        self.transaction(|tx| messages::browse(tx, queue, after_seq, limit))
+        self.transaction(|tx| messages::browse(tx, queue, from, limit))
     }
 
     fn replace_message(
@@ -694,6 +699,10 @@ impl Backend for PostgresBackend {
 
     fn consumed_count(&mut self) -> Result<u64> {
         self.transaction(admin::consumed_count)
+    }
+
+    fn arrivals(&mut self, after_id: i64) -> Result<super::Arrivals> {
+        self.transaction(|tx| admin::arrivals(tx, after_id))
     }
 
     fn vacuum(&mut self, compact: bool) -> Result<u64> {

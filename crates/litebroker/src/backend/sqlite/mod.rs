@@ -440,11 +440,11 @@ impl Backend for SqliteBackend {
     fn browse(
         &mut self,
         queue: &str,
-        after_seq: i64,
+        from: crate::backend::BrowseFrom,
         limit: usize,
     ) -> Result<Vec<crate::backend::Browsed>> {
         self.promote_if_due()?;
-        messages::browse(&self.conn, queue, after_seq, limit)
+        messages::browse(&self.conn, queue, from, limit)
     }
 
     fn replace_message(
@@ -506,6 +506,10 @@ impl Backend for SqliteBackend {
 
     fn consumed_count(&mut self) -> Result<u64> {
         admin::consumed_count(&self.conn)
+    }
+
+    fn arrivals(&mut self, after_id: i64) -> Result<crate::backend::Arrivals> {
+        admin::arrivals(&self.conn, after_id)
     }
 
     fn vacuum(&mut self, compact: bool) -> Result<u64> {
