@@ -18,7 +18,7 @@ out.append(
     "clients that speak the wire format and wait for each answer, as the original `BrokerClient` "
     "does (`crates/litebroker-tcp/examples/tcp_bench.rs`). Client and server share this "
     "machine's CPUs. The floor for acknowledged publishes is measured in the same run, "
-    "alternating with ours (medians of the rounds): a minimal server over loopback TCP (a "
+    "alternating with ours, 5 rounds each (the best round of each counts): a minimal server over loopback TCP (a "
     "thread per connection) that inserts each PUBLISH frame into a one-table SQLite database "
     "(WAL, synchronous=FULL, as ours) in one transaction per batch and answers after the "
     "commit, grouping either perfectly (one frame from every connected publisher) or greedily "

@@ -73,7 +73,9 @@ fn many_waiting_publishers_share_commits_and_every_message_arrives_exactly_once(
     let mut seen = BTreeMap::new();
     let until = Instant::now() + PATIENCE;
     while seen.len() < total && Instant::now() < until {
-        let Some(d) = member.data(PATIENCE) else { break };
+        let Some(d) = member.data(PATIENCE) else {
+            break;
+        };
         let again = seen.insert(d.seq, text(&d));
         assert!(again.is_none(), "offset {} delivered twice", d.seq);
     }
