@@ -4,6 +4,11 @@
 //!
 //! usage: pg-bench --url URL [--single 2000] [--batched 100000] [--batch 1000]
 //!                 [--claims 4000] [--leases 2000] [--latency 200] [--conns 1,8]
+//!                 [--rounds 4]
+//!
+//! Contenders of one workload take turns in `--rounds` rounds (the order
+//! rotates), each thread connected before the clock starts, so a busy
+//! machine slows all of them alike and the ratios hold.
 //!
 //! Workloads (each on fresh tables: the floor in schema `pgbench_floor`,
 //! litebroker in schema `pgbench_lb`):
@@ -31,7 +36,8 @@ use postgres::{Client, NoTls};
 use serde_json::json;
 
 const USAGE: &str = "pg-bench --url URL [--single 2000] [--batched 100000] [--batch 1000] \
-                     [--claims 4000] [--leases 2000] [--latency 200] [--conns 1,8]";
+                     [--claims 4000] [--leases 2000] [--latency 200] [--conns 1,8] \
+                     [--rounds 4]";
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -44,6 +50,7 @@ fn main() -> Res<()> {
     let claims = args.num("claims", 4000);
     let leases = args.num("leases", 2000);
     let latency = args.num("latency", 200);
+    let rounds = args.num("rounds", 4).max(1);
     let conns: Vec<usize> = args
         .get("conns")
         .unwrap_or("1,8")
@@ -53,55 +60,47 @@ fn main() -> Res<()> {
     let floor = Floor { url: url.clone() };
     let lb = Lb::new(&url)?;
     for &c in &conns {
-        // Floor and litebroker alternate per workload, so both see the same server state.
+        let run = |total: usize, works: &[&Work<'_>]| interleaved(c, total, rounds, works);
         floor.reset()?;
         lb.reset()?;
-        let t = run_threads(c, single, |_, n| floor.insert(n, 1))?;
-        emit("floor_insert", single, t, json!({"conns": c}));
-        let t = run_threads(c, single, |_, n| floor.insert_ordered(n, 1))?;
-        emit("floor_insert_ordered", single, t, json!({"conns": c}));
-        let t = run_threads(c, single, |_, n| lb.write(n, 1))?;
-        emit("lb_write", single, t, json!({"conns": c}));
+        let t = run(
+            single,
+            &[&|_| floor.insert(1), &|_| floor.insert_ordered(1), &|_| {
+                lb.write(1)
+            }],
+        )?;
+        emit("floor_insert", single, t[0], json!({"conns": c}));
+        emit("floor_insert_ordered", single, t[1], json!({"conns": c}));
+        emit("lb_write", single, t[2], json!({"conns": c}));
 
-        let t = run_threads(c, batched / batch, |_, n| floor.insert(n, batch))?;
-        emit(
-            "floor_insert_batch",
-            batched,
-            t,
-            json!({"conns": c, "batch": batch}),
-        );
-        let t = run_threads(c, batched / batch, |_, n| floor.insert_ordered(n, batch))?;
-        emit(
-            "floor_insert_batch_ordered",
-            batched,
-            t,
-            json!({"conns": c, "batch": batch}),
-        );
-        let t = run_threads(c, batched / batch, |_, n| lb.write(n, batch))?;
-        emit(
-            "lb_write_batch",
-            batched,
-            t,
-            json!({"conns": c, "batch": batch}),
-        );
+        let t = run(
+            batched / batch,
+            &[
+                &|_| floor.insert(batch),
+                &|_| floor.insert_ordered(batch),
+                &|_| lb.write(batch),
+            ],
+        )?;
+        let extra = json!({"conns": c, "batch": batch});
+        emit("floor_insert_batch", batched, t[0], extra.clone());
+        emit("floor_insert_batch_ordered", batched, t[1], extra.clone());
+        emit("lb_write_batch", batched, t[2], extra);
 
         floor.reset()?;
         lb.reset()?;
-        floor.insert(claims / batch + 1, batch)?;
-        lb.write(claims / batch + 1, batch)?;
-        let t = run_threads(c, claims, |_, n| floor.claim(n))?;
-        emit("floor_claim", claims, t, json!({"conns": c}));
-        let t = run_threads(c, claims, |_, n| lb.read(n))?;
-        emit("lb_read", claims, t, json!({"conns": c}));
+        floor.insert(batch)?(claims / batch + 1)?;
+        lb.write(batch)?(claims / batch + 1)?;
+        let t = run(claims, &[&|_| floor.claim(), &|_| lb.read()])?;
+        emit("floor_claim", claims, t[0], json!({"conns": c}));
+        emit("lb_read", claims, t[1], json!({"conns": c}));
 
         floor.reset()?;
         lb.reset()?;
-        floor.insert(leases / batch + 1, batch)?;
-        lb.write(leases / batch + 1, batch)?;
-        let t = run_threads(c, leases, |_, n| floor.lease_ack(n))?;
-        emit("floor_lease_ack", leases, t, json!({"conns": c}));
-        let t = run_threads(c, leases, |_, n| lb.lease_ack(n))?;
-        emit("lb_lease_ack", leases, t, json!({"conns": c}));
+        floor.insert(batch)?(leases / batch + 1)?;
+        lb.write(batch)?(leases / batch + 1)?;
+        let t = run(leases, &[&|_| floor.lease_ack(), &|_| lb.lease_ack()])?;
+        emit("floor_lease_ack", leases, t[0], json!({"conns": c}));
+        emit("lb_lease_ack", leases, t[1], json!({"conns": c}));
     }
     lb.reset()?;
     let samples = lb.watch_latency(latency)?;
@@ -124,23 +123,49 @@ fn pct(samples: &[f64], p: f64) -> f64 {
     s.get(i).copied().unwrap_or(0.0)
 }
 
-/// Runs `total` units of work split over `threads` threads (each gets its
-/// share as `n`), started together; returns the wall time.
-fn run_threads(
+/// A unit of work, run `n` times (on a connection opened beforehand).
+type Job<'a> = Box<dyn FnMut(usize) -> Res<()> + Send + 'a>;
+
+/// Opens one thread's connection (thread number given) and returns its job.
+type Work<'a> = dyn Fn(usize) -> Res<Job<'a>> + Sync + 'a;
+
+/// Runs each of `works` on `total` units split over `threads`, in `rounds`
+/// rounds that take turns (the order rotates each round), so that the load
+/// of a shared machine falls on every contender alike. Connections are
+/// opened before the clock starts. Returns each one's summed wall time.
+fn interleaved(
     threads: usize,
     total: usize,
-    work: impl Fn(usize, usize) -> Res<()> + Sync,
-) -> Res<Duration> {
+    rounds: usize,
+    works: &[&Work<'_>],
+) -> Res<Vec<Duration>> {
+    let mut times = vec![Duration::ZERO; works.len()];
+    for r in 0..rounds {
+        let share = total / rounds + usize::from(r < total % rounds);
+        for k in 0..works.len() {
+            let w = (k + r) % works.len();
+            times[w] += run_threads(threads, share, works[w])?;
+        }
+    }
+    Ok(times)
+}
+
+/// Runs `total` units of work split over `threads` threads (each gets its
+/// share), started together once every thread has connected; returns the
+/// wall time.
+fn run_threads(threads: usize, total: usize, work: &Work<'_>) -> Res<Duration> {
+    let mut jobs = (0..threads).map(work).collect::<Res<Vec<_>>>()?;
     let barrier = Barrier::new(threads + 1);
-    let work = &work;
     let barrier = &barrier;
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
+        let handles: Vec<_> = jobs
+            .iter_mut()
+            .enumerate()
+            .map(|(i, job)| {
                 let n = total / threads + usize::from(i < total % threads);
                 s.spawn(move || {
                     barrier.wait();
-                    work(i, n)
+                    job(n)
                 })
             })
             .collect();
@@ -184,72 +209,84 @@ impl Floor {
         Ok(())
     }
 
-    fn insert(&self, transactions: usize, per: usize) -> Res<()> {
+    /// `per` messages per transaction (one statement).
+    fn insert(&self, per: usize) -> Res<Job<'static>> {
         let mut c = self.client()?;
         let one = c.prepare("INSERT INTO q (queue, body) VALUES ('bench', $1)")?;
         let many =
             c.prepare("INSERT INTO q (queue, body) SELECT 'bench', b FROM unnest($1::bytea[]) b")?;
-        let bodies: Vec<Vec<u8>> = (0..per)
-            .map(|i| format!("message {i}").into_bytes())
-            .collect();
-        for _ in 0..transactions {
-            if per == 1 {
-                c.execute(&one, &[&bodies[0]])?;
-            } else {
-                c.execute(&many, &[&bodies])?;
+        let bodies = bodies(per);
+        Ok(Box::new(move |transactions| {
+            for _ in 0..transactions {
+                if per == 1 {
+                    c.execute(&one, &[&bodies[0]])?;
+                } else {
+                    c.execute(&many, &[&bodies])?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        }))
     }
 
     /// The same inserts, each transaction first raising one counter row
     /// (what gives ids in commit order on every host): the cost of ordering.
-    fn insert_ordered(&self, transactions: usize, per: usize) -> Res<()> {
+    fn insert_ordered(&self, per: usize) -> Res<Job<'static>> {
         let mut c = self.client()?;
         let bump = c.prepare("UPDATE counter SET value = value + $1 RETURNING value")?;
         let many = c.prepare(
             "INSERT INTO q (id, queue, body) SELECT $1::bigint + n, 'bench', b \
              FROM unnest($2::bytea[]) WITH ORDINALITY AS t(b, n)",
         )?;
-        let bodies: Vec<Vec<u8>> = (0..per)
-            .map(|i| format!("message {i}").into_bytes())
-            .collect();
+        let bodies = bodies(per);
         let per_i64 = per as i64;
-        for _ in 0..transactions {
-            let mut tx = c.transaction()?;
-            let last: i64 = tx.query_one(&bump, &[&per_i64])?.get(0);
-            tx.execute(&many, &[&(last - per_i64 + 1_000_000_000), &bodies])?;
-            tx.commit()?;
-        }
-        Ok(())
+        Ok(Box::new(move |transactions| {
+            for _ in 0..transactions {
+                let mut tx = c.transaction()?;
+                let last: i64 = tx.query_one(&bump, &[&per_i64])?.get(0);
+                tx.execute(&many, &[&(last - per_i64 + 1_000_000_000), &bodies])?;
+                tx.commit()?;
+            }
+            Ok(())
+        }))
     }
 
-    fn claim(&self, n: usize) -> Res<()> {
+    fn claim(&self) -> Res<Job<'static>> {
         let mut c = self.client()?;
         let take = c.prepare(
             "DELETE FROM q WHERE id = (SELECT id FROM q WHERE queue = 'bench' \
              ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, body",
         )?;
-        for _ in 0..n {
-            c.query_opt(&take, &[])?.ok_or("floor queue ran dry")?;
-        }
-        Ok(())
+        Ok(Box::new(move |n| {
+            for _ in 0..n {
+                c.query_opt(&take, &[])?.ok_or("floor queue ran dry")?;
+            }
+            Ok(())
+        }))
     }
 
-    fn lease_ack(&self, n: usize) -> Res<()> {
+    fn lease_ack(&self) -> Res<Job<'static>> {
         let mut c = self.client()?;
         let lease = c.prepare(
             "UPDATE q SET visible_at = 1 WHERE id = (SELECT id FROM q WHERE queue = 'bench' \
              AND visible_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, body",
         )?;
         let ack = c.prepare("DELETE FROM q WHERE id = $1")?;
-        for _ in 0..n {
-            let row = c.query_opt(&lease, &[])?.ok_or("floor queue ran dry")?;
-            let id: i64 = row.get(0);
-            c.execute(&ack, &[&id])?;
-        }
-        Ok(())
+        Ok(Box::new(move |n| {
+            for _ in 0..n {
+                let row = c.query_opt(&lease, &[])?.ok_or("floor queue ran dry")?;
+                let id: i64 = row.get(0);
+                c.execute(&ack, &[&id])?;
+            }
+            Ok(())
+        }))
     }
+}
+
+/// The bodies of one transaction's messages.
+fn bodies(per: usize) -> Vec<Vec<u8>> {
+    (0..per)
+        .map(|i| format!("message {i}").into_bytes())
+        .collect()
 }
 
 /// litebroker through its library, on the same server.
@@ -278,41 +315,47 @@ impl Lb {
         Ok(())
     }
 
-    fn write(&self, transactions: usize, per: usize) -> Res<()> {
+    fn write(&self, per: usize) -> Res<Job<'static>> {
         let mut b = self.broker()?;
-        let mut q = b.queue("bench")?;
         let bodies: Vec<String> = (0..per).map(|i| format!("message {i}")).collect();
-        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-        for _ in 0..transactions {
-            if per == 1 {
-                q.write(refs[0])?;
-            } else {
-                q.write_many(&refs)?;
+        Ok(Box::new(move |transactions| {
+            let mut q = b.queue("bench")?;
+            let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            for _ in 0..transactions {
+                if per == 1 {
+                    q.write(refs[0])?;
+                } else {
+                    q.write_many(&refs)?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        }))
     }
 
-    fn read(&self, n: usize) -> Res<()> {
+    fn read(&self) -> Res<Job<'static>> {
         let mut b = self.broker()?;
-        let mut q = b.queue("bench")?;
-        for _ in 0..n {
-            q.read()?.ok_or("litebroker queue ran dry")?;
-        }
-        Ok(())
+        Ok(Box::new(move |n| {
+            let mut q = b.queue("bench")?;
+            for _ in 0..n {
+                q.read()?.ok_or("litebroker queue ran dry")?;
+            }
+            Ok(())
+        }))
     }
 
-    fn lease_ack(&self, n: usize) -> Res<()> {
+    fn lease_ack(&self) -> Res<Job<'static>> {
         let mut b = self.broker()?;
-        let mut q = b.queue("bench")?;
-        for _ in 0..n {
-            let m = q
-                .lease(&Filter::all(), 1, Some(Duration::from_secs(30)))?
-                .pop()
-                .ok_or("litebroker queue ran dry")?;
-            q.ack(&m.receipt.expect("a leased message has a receipt"))?;
-        }
-        Ok(())
+        Ok(Box::new(move |n| {
+            let mut q = b.queue("bench")?;
+            for _ in 0..n {
+                let m = q
+                    .lease(&Filter::all(), 1, Some(Duration::from_secs(30)))?
+                    .pop()
+                    .ok_or("litebroker queue ran dry")?;
+                q.ack(&m.receipt.expect("a leased message has a receipt"))?;
+            }
+            Ok(())
+        }))
     }
 
     /// Milliseconds from a write's commit to the message in a waiter's hands.

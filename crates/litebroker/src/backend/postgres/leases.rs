@@ -99,7 +99,8 @@ pub fn lease_quick(
 ) -> Result<Option<Vec<Message>>> {
     let vis = i64::try_from(visibility.as_nanos()).unwrap_or(i64::MAX);
     let rows = conn.autocommit(
-        "WITH c AS MATERIALIZED (SELECT t.n, EXISTS(SELECT 1 FROM messages WHERE visible_at <= t.n) \
+        "WITH c AS MATERIALIZED (SELECT t.n, \
+         COALESCE((SELECT min(visible_at) FROM messages) <= t.n, false) \
          OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
          FROM (SELECT COALESCE($6::bigint, \
          (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \

@@ -457,10 +457,11 @@ impl PostgresBackend {
 }
 
 /// First steps of every transaction that takes messages: read the clock,
-/// return dead holders' messages, make due deferred messages visible.
+/// return dead holders' messages, make due deferred messages visible
+/// (whether any is due: one index entry, as in [`messages::read_quick`]).
 fn before(tx: &mut Tx<'_>, fixed: Option<i64>, me: Option<i64>) -> Result<Before> {
     let row = tx.one(
-        "SELECT n, EXISTS(SELECT 1 FROM messages WHERE visible_at <= n), \
+        "SELECT n, COALESCE((SELECT min(visible_at) FROM messages) <= n, false), \
          EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($2::bigint, -1)) \
          FROM (SELECT COALESCE($1::bigint, \
          (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t",
