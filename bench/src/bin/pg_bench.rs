@@ -6,6 +6,7 @@
 //!                 [--claims 4000] [--leases 2000] [--latency 200] [--conns 1,8]
 //!                 [--rounds 4]
 //!
+//! A size of 0 leaves that workload out.
 //! Contenders of one workload take turns in `--rounds` rounds (the order
 //! rotates), each thread connected before the clock starts, so a busy
 //! machine slows all of them alike and the ratios hold.
@@ -33,7 +34,7 @@ use litebroker::message::Filter;
 use litebroker::{Broker, Connector};
 use litebroker_bench::{emit, Args};
 use postgres::{Client, NoTls};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const USAGE: &str = "pg-bench --url URL [--single 2000] [--batched 100000] [--batch 1000] \
                      [--claims 4000] [--leases 2000] [--latency 200] [--conns 1,8] \
@@ -59,61 +60,85 @@ fn main() -> Res<()> {
         .collect();
     let floor = Floor { url: url.clone() };
     let lb = Lb::new(&url)?;
+    let cpu = ServerCpu::find(&url)?;
     for &c in &conns {
-        let run = |total: usize, works: &[&Work<'_>]| interleaved(c, total, rounds, works);
+        let run = |total: usize, works: &[&Work<'_>]| interleaved(c, total, rounds, &cpu, works);
         floor.reset()?;
         lb.reset()?;
-        let t = run(
-            single,
-            &[&|_| floor.insert(1), &|_| floor.insert_ordered(1), &|_| {
-                lb.write(1)
-            }],
-        )?;
-        emit("floor_insert", single, t[0], json!({"conns": c}));
-        emit("floor_insert_ordered", single, t[1], json!({"conns": c}));
-        emit("lb_write", single, t[2], json!({"conns": c}));
+        if single > 0 {
+            let t = run(
+                single,
+                &[&|_| floor.insert(1), &|_| floor.insert_ordered(1), &|_| {
+                    lb.write(1)
+                }],
+            )?;
+            put("floor_insert", single, t[0], json!({"conns": c}));
+            put("floor_insert_ordered", single, t[1], json!({"conns": c}));
+            put("lb_write", single, t[2], json!({"conns": c}));
+        }
 
-        let t = run(
-            batched / batch,
-            &[
-                &|_| floor.insert(batch),
-                &|_| floor.insert_ordered(batch),
-                &|_| lb.write(batch),
-            ],
-        )?;
-        let extra = json!({"conns": c, "batch": batch});
-        emit("floor_insert_batch", batched, t[0], extra.clone());
-        emit("floor_insert_batch_ordered", batched, t[1], extra.clone());
-        emit("lb_write_batch", batched, t[2], extra);
+        if batched > 0 {
+            let t = run(
+                batched / batch,
+                &[
+                    &|_| floor.insert(batch),
+                    &|_| floor.insert_ordered(batch),
+                    &|_| lb.write(batch),
+                ],
+            )?;
+            let extra = json!({"conns": c, "batch": batch});
+            put("floor_insert_batch", batched, t[0], extra.clone());
+            put("floor_insert_batch_ordered", batched, t[1], extra.clone());
+            put("lb_write_batch", batched, t[2], extra);
+        }
 
-        floor.reset()?;
-        lb.reset()?;
-        floor.insert(batch)?(claims / batch + 1)?;
-        lb.write(batch)?(claims / batch + 1)?;
-        let t = run(claims, &[&|_| floor.claim(), &|_| lb.read()])?;
-        emit("floor_claim", claims, t[0], json!({"conns": c}));
-        emit("lb_read", claims, t[1], json!({"conns": c}));
+        if claims > 0 {
+            floor.reset()?;
+            lb.reset()?;
+            floor.insert(batch)?(claims / batch + 1)?;
+            lb.write(batch)?(claims / batch + 1)?;
+            let t = run(claims, &[&|_| floor.claim(), &|_| lb.read()])?;
+            put("floor_claim", claims, t[0], json!({"conns": c}));
+            put("lb_read", claims, t[1], json!({"conns": c}));
+        }
 
-        floor.reset()?;
-        lb.reset()?;
-        floor.insert(batch)?(leases / batch + 1)?;
-        lb.write(batch)?(leases / batch + 1)?;
-        let t = run(leases, &[&|_| floor.lease_ack(), &|_| lb.lease_ack()])?;
-        emit("floor_lease_ack", leases, t[0], json!({"conns": c}));
-        emit("lb_lease_ack", leases, t[1], json!({"conns": c}));
+        if leases > 0 {
+            floor.reset()?;
+            lb.reset()?;
+            floor.insert(batch)?(leases / batch + 1)?;
+            lb.write(batch)?(leases / batch + 1)?;
+            let t = run(leases, &[&|_| floor.lease_ack(), &|_| lb.lease_ack()])?;
+            put("floor_lease_ack", leases, t[0], json!({"conns": c}));
+            put("lb_lease_ack", leases, t[1], json!({"conns": c}));
+        }
     }
-    lb.reset()?;
-    let samples = lb.watch_latency(latency)?;
-    emit(
-        "lb_watch_latency",
-        samples.len(),
-        Duration::ZERO,
-        json!({"p50_ms": pct(&samples, 50.0), "p99_ms": pct(&samples, 99.0),
+    if latency > 0 {
+        lb.reset()?;
+        let samples = lb.watch_latency(latency)?;
+        emit(
+            "lb_watch_latency",
+            samples.len(),
+            Duration::ZERO,
+            json!({"p50_ms": pct(&samples, 50.0), "p99_ms": pct(&samples, 99.0),
                "max_ms": pct(&samples, 100.0)}),
-    );
+        );
+    }
     floor.drop_schema()?;
     lb.connector.drop_schema()?;
     Ok(())
+}
+
+/// One JSON line: throughput, and the server's CPU time per message.
+fn put(name: &str, count: usize, (wall, server): (Duration, Option<Duration>), extra: Value) {
+    let mut extra = extra;
+    if let (Some(cpu), Some(o)) = (server, extra.as_object_mut()) {
+        let per = cpu.as_secs_f64() * 1e6 / count.max(1) as f64;
+        o.insert(
+            "server_cpu_us_per_msg".into(),
+            json!((per * 100.0).round() / 100.0),
+        );
+    }
+    emit(name, count, wall, extra);
 }
 
 fn pct(samples: &[f64], p: f64) -> f64 {
@@ -132,19 +157,23 @@ type Work<'a> = dyn Fn(usize) -> Res<Job<'a>> + Sync + 'a;
 /// Runs each of `works` on `total` units split over `threads`, in `rounds`
 /// rounds that take turns (the order rotates each round), so that the load
 /// of a shared machine falls on every contender alike. Connections are
-/// opened before the clock starts. Returns each one's summed wall time.
+/// opened before the clock starts. Returns each one's summed wall time and
+/// the CPU time the server's processes spent meanwhile (if it can be seen).
 fn interleaved(
     threads: usize,
     total: usize,
     rounds: usize,
+    cpu: &ServerCpu,
     works: &[&Work<'_>],
-) -> Res<Vec<Duration>> {
-    let mut times = vec![Duration::ZERO; works.len()];
+) -> Res<Vec<(Duration, Option<Duration>)>> {
+    let mut times = vec![(Duration::ZERO, Some(Duration::ZERO)); works.len()];
     for r in 0..rounds {
         let share = total / rounds + usize::from(r < total % rounds);
         for k in 0..works.len() {
             let w = (k + r) % works.len();
-            times[w] += run_threads(threads, share, works[w])?;
+            let (wall, server) = run_threads(threads, share, cpu, works[w])?;
+            times[w].0 += wall;
+            times[w].1 = times[w].1.zip(server).map(|(a, b)| a + b);
         }
     }
     Ok(times)
@@ -152,8 +181,13 @@ fn interleaved(
 
 /// Runs `total` units of work split over `threads` threads (each gets its
 /// share), started together once every thread has connected; returns the
-/// wall time.
-fn run_threads(threads: usize, total: usize, work: &Work<'_>) -> Res<Duration> {
+/// wall time and the server's CPU time meanwhile.
+fn run_threads(
+    threads: usize,
+    total: usize,
+    cpu: &ServerCpu,
+    work: &Work<'_>,
+) -> Res<(Duration, Option<Duration>)> {
     let mut jobs = (0..threads).map(work).collect::<Res<Vec<_>>>()?;
     let barrier = Barrier::new(threads + 1);
     let barrier = &barrier;
@@ -169,13 +203,71 @@ fn run_threads(threads: usize, total: usize, work: &Work<'_>) -> Res<Duration> {
                 })
             })
             .collect();
+        let before = cpu.used();
         barrier.wait();
         let start = Instant::now();
         for h in handles {
             h.join().expect("bench thread")?;
         }
-        Ok(start.elapsed())
+        let wall = start.elapsed();
+        // The connections are still open: their processes' time is all there.
+        let server = before.zip(cpu.used()).map(|(a, b)| b.saturating_sub(a));
+        Ok((wall, server))
     })
+}
+
+/// The CPU time of the server's processes (the postmaster's children), when
+/// the server runs on this host and `/proc` shows it: wall time on a shared
+/// machine moves with everyone else's load, CPU time much less.
+struct ServerCpu {
+    postmaster: Option<u32>,
+}
+
+impl ServerCpu {
+    fn find(url: &str) -> Res<Self> {
+        let mut c = Client::connect(url, NoTls)?;
+        let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+        let postmaster = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat_ppid(&stat));
+        Ok(ServerCpu { postmaster })
+    }
+
+    /// Summed run time of the postmaster's children now.
+    fn used(&self) -> Option<Duration> {
+        let pm = self.postmaster?;
+        let mut ns = 0u64;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let child = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat_ppid(&stat))
+                == Some(pm);
+            if child {
+                let sched = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok();
+                ns += sched
+                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+        Some(Duration::from_nanos(ns))
+    }
+}
+
+/// The parent pid in a `/proc/PID/stat` line (after the command in parentheses).
+fn stat_ppid(stat: &str) -> Option<u32> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// The raw SQL floor: the smallest table and statements that do the work.

@@ -113,39 +113,85 @@ impl<'a> Columns<'a> {
 }
 
 /// Appends `batch` to `queue` and returns the new ids: one statement in its
-/// own transaction (one round trip), which reserves the ids (the `meta` row,
-/// locked until it commits), inserts the rows in order and notifies waiters.
+/// own transaction, which reserves the ids (the `meta` row, locked until it
+/// commits), inserts the rows in order and notifies waiters. A batch without
+/// headers or delays (the usual one) sends only its bodies.
+///
+/// Ids follow commit order because the `meta` row stays locked until the
+/// commit; so does `NOTIFY`'s own lock. Waiting for the commit's flush to
+/// disk while holding them would let only one writer of the whole database
+/// flush at a time. So that statement commits without waiting for the
+/// flush (`synchronous_commit` off for it alone), and a second transaction,
+/// after the locks are gone, waits for the flush of everything up to its own
+/// commit, this write's included: writers then share flushes as plain
+/// inserts do, and a write still returns only once it is durable. (Between
+/// the two, others may already see the rows, as they would see them on a
+/// primary before a synchronous standby confirmed them; whoever consumes
+/// one flushes it with its own commit. If the server crashes in between,
+/// the write is lost and its writer gets an error, never an id.)
 pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> Result<Vec<i64>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
     let n = batch.len() as i64;
-    let Columns {
-        bodies,
-        headers,
-        visible,
-        states,
-    } = Columns::of(batch, now);
     let channel = conn.channel.clone();
-    let rows = conn.autocommit(
-        "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
-         ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
-         + $7::bigint - 1 WHERE key = 'last_ts' RETURNING value - $7::bigint + 1 AS first), \
-         ins AS (INSERT INTO messages (id, queue, body, state, headers, visible_at) \
-         SELECT ids.first + t.n - 1, $2, t.b, t.s, t.h, t.v FROM ids, \
-         unnest($3::bytea[], $4::smallint[], $5::text[], $6::bigint[]) WITH ORDINALITY \
-         AS t(b, s, h, v, n) ORDER BY t.n RETURNING id) \
-         SELECT min(id), count(*), pg_notify($1, '')::text FROM ins",
-        &[&channel, &queue, &bodies, &states, &headers, &visible, &n],
-    )?;
-    let first: Option<i64> = rows[0].get(0);
-    let count: i64 = rows[0].get(1);
-    let first = first.filter(|_| count == n).ok_or_else(|| {
+    let plain = batch
+        .iter()
+        .all(|m| m.delay.is_none() && m.headers.is_none_or(Headers::is_empty));
+    // The INSERT runs to completion whether or not the outer query reads it;
+    // without the `meta` row, nothing is inserted and no row comes back.
+    let rows = if plain {
+        let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
+        conn.autocommit(
+            "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
+             ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
+             + $4::bigint - 1 WHERE key = 'last_ts' RETURNING value - $4::bigint + 1 AS first), \
+             ins AS (INSERT INTO messages (id, queue, body) \
+             SELECT ids.first + t.n - 1, $2, t.b FROM ids, \
+             unnest($3::bytea[]) WITH ORDINALITY AS t(b, n) ORDER BY t.n) \
+             SELECT first, pg_notify($1, '')::text, \
+             set_config('synchronous_commit', 'off', true) FROM ids",
+            &[&channel, &queue, &bodies, &n],
+        )?
+    } else {
+        let Columns {
+            bodies,
+            headers,
+            visible,
+            states,
+        } = Columns::of(batch, now);
+        conn.autocommit(
+            "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
+             ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
+             + $7::bigint - 1 WHERE key = 'last_ts' RETURNING value - $7::bigint + 1 AS first), \
+             ins AS (INSERT INTO messages (id, queue, body, state, headers, visible_at) \
+             SELECT ids.first + t.n - 1, $2, t.b, t.s, t.h, t.v FROM ids, \
+             unnest($3::bytea[], $4::smallint[], $5::text[], $6::bigint[]) WITH ORDINALITY \
+             AS t(b, s, h, v, n) ORDER BY t.n) \
+             SELECT first, pg_notify($1, '')::text, \
+             set_config('synchronous_commit', 'off', true) FROM ids",
+            &[&channel, &queue, &bodies, &states, &headers, &visible, &n],
+        )?
+    };
+    let first: i64 = rows.first().map(|r| r.get(0)).ok_or_else(|| {
         Error::Integrity(format!(
-            "wrote {count} of {n} messages: the id counter row is missing"
+            "wrote none of {n} messages: the id counter row is missing"
         ))
     })?;
+    wait_durable(conn)?;
     Ok((first..first + n).collect())
+}
+
+/// Returns once everything this session committed is on disk (as far as the
+/// session's own `synchronous_commit` asks): a transaction that writes a
+/// little WAL (a logical-decoding message, which no table keeps) and so
+/// waits for the flush of the log up to its commit.
+fn wait_durable(conn: &mut Conn) -> Result<()> {
+    conn.autocommit(
+        "SELECT pg_logical_emit_message(true, 'litebroker', '')::text",
+        &[],
+    )?;
+    Ok(())
 }
 
 /// Appends `batch` to `queue` inside a larger transaction (broadcast).
