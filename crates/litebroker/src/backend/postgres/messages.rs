@@ -128,13 +128,16 @@ impl<'a> Columns<'a> {
 /// the two, others may already see the rows, as they would see them on a
 /// primary before a synchronous standby confirmed them; whoever consumes
 /// one flushes it with its own commit. If the server crashes in between,
-/// the write is lost and its writer gets an error, never an id.)
+/// the write is lost and its writer gets an error, never an id.) Where this
+/// database user may not call `pg_logical_emit_message`, the statement
+/// commits as usual instead, waiting for its flush under the locks.
 pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> Result<Vec<i64>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
     let n = batch.len() as i64;
     let channel = conn.channel.clone();
+    let split = conn.can_wait_durable;
     let plain = batch
         .iter()
         .all(|m| m.delay.is_none() && m.headers.is_none_or(Headers::is_empty));
@@ -150,8 +153,8 @@ pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> 
              SELECT ids.first + t.n - 1, $2, t.b FROM ids, \
              unnest($3::bytea[]) WITH ORDINALITY AS t(b, n) ORDER BY t.n) \
              SELECT first, pg_notify($1, '')::text, \
-             set_config('synchronous_commit', 'off', true) FROM ids",
-            &[&channel, &queue, &bodies, &n],
+             CASE WHEN $5 THEN set_config('synchronous_commit', 'off', true) END FROM ids",
+            &[&channel, &queue, &bodies, &n, &split],
         )?
     } else {
         let Columns {
@@ -169,8 +172,10 @@ pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> 
              unnest($3::bytea[], $4::smallint[], $5::text[], $6::bigint[]) WITH ORDINALITY \
              AS t(b, s, h, v, n) ORDER BY t.n) \
              SELECT first, pg_notify($1, '')::text, \
-             set_config('synchronous_commit', 'off', true) FROM ids",
-            &[&channel, &queue, &bodies, &states, &headers, &visible, &n],
+             CASE WHEN $8 THEN set_config('synchronous_commit', 'off', true) END FROM ids",
+            &[
+                &channel, &queue, &bodies, &states, &headers, &visible, &n, &split,
+            ],
         )?
     };
     let first: i64 = rows.first().map(|r| r.get(0)).ok_or_else(|| {
@@ -178,21 +183,28 @@ pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> 
             "wrote none of {n} messages: the id counter row is missing"
         ))
     })?;
-    wait_durable(conn)?;
+    if split {
+        wait_durable(conn)?;
+    }
     Ok((first..first + n).collect())
 }
 
 /// Returns once everything this session committed is on disk (as far as the
 /// session's own `synchronous_commit` asks): a transaction that writes a
 /// little WAL (a logical-decoding message, which no table keeps) and so
-/// waits for the flush of the log up to its commit.
+/// waits for the flush of the log up to its commit. A transaction that
+/// writes no WAL would not wait, even with a transaction id.
 fn wait_durable(conn: &mut Conn) -> Result<()> {
-    conn.autocommit(
-        "SELECT pg_logical_emit_message(true, 'litebroker', '')::text",
-        &[],
-    )?;
+    conn.autocommit(WAIT_DURABLE, &[])?;
     Ok(())
 }
+
+/// The statement of [`wait_durable`].
+pub const WAIT_DURABLE: &str = "SELECT pg_logical_emit_message(true, 'litebroker', '')::text";
+
+/// Whether this session may run [`WAIT_DURABLE`].
+pub const CAN_WAIT_DURABLE: &str = "SELECT has_function_privilege(\
+     'pg_catalog.pg_logical_emit_message(boolean, text, text)', 'EXECUTE')";
 
 /// Appends `batch` to `queue` inside a larger transaction (broadcast).
 pub fn write_in(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {

@@ -96,6 +96,8 @@ struct Link {
     config: postgres::Config,
     describe: String,
     options: PostgresOptions,
+    /// Whether this user may wait for flushes on its own (asked once).
+    can_wait_durable: OnceLock<bool>,
 }
 
 impl Link {
@@ -122,7 +124,14 @@ impl Link {
             "SET search_path TO \"{}\", pg_catalog",
             self.options.schema
         ))?;
-        Ok(Conn::new(client, self.channel()))
+        let can_wait = match self.can_wait_durable.get() {
+            Some(can) => *can,
+            None => {
+                let can: bool = client.query_one(messages::CAN_WAIT_DURABLE, &[])?.get(0);
+                *self.can_wait_durable.get_or_init(|| can)
+            }
+        };
+        Ok(Conn::new(client, self.channel(), can_wait))
     }
 }
 
@@ -150,6 +159,7 @@ impl PostgresConnector {
                 config,
                 describe,
                 options,
+                can_wait_durable: OnceLock::new(),
             }),
             clock: None,
             checked: OnceLock::new(),
