@@ -36,12 +36,13 @@ cargo build --release -p litebroker-bench --features lib --bin pg-bench >&2
 (cd bench/pgboss && npm ci --no-audit --no-fund >/dev/null)
 
 server="$(psql "$BROKER_BENCH_POSTGRES_URL" -Atc 'SHOW server_version')"
+load="$(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$OUT"
 echo "== litebroker and the raw floor" >&2
 target/release/pg-bench --url "$BROKER_BENCH_POSTGRES_URL" "${sizes[@]}" "${lat[@]}" | tee -a "$OUT" >&2
 echo "== pg-boss" >&2
 node bench/pgboss/bench.mjs --host "$PGBOSS_HOST" --user "$PGBOSS_USER" --database "$PGBOSS_DATABASE" \
     "${sizes[@]}" "${boss_lat[@]}" | tee -a "$OUT" >&2
-python3 bench/pg_report.py "$OUT" "$server" >bench/manual/postgres.md
+python3 bench/pg_report.py "$OUT" "$server" "$load" >bench/manual/postgres.md
 echo "wrote bench/manual/postgres.md" >&2
 python3 bench/splice_manual.py

@@ -128,7 +128,8 @@ impl<'a> Columns<'a> {
 /// the two, others may already see the rows, as they would see them on a
 /// primary before a synchronous standby confirmed them; whoever consumes
 /// one flushes it with its own commit. If the server crashes in between,
-/// the write is lost and its writer gets an error, never an id.) Where this
+/// the write is lost and its writer gets an error, never an id.) A single
+/// message splits its commit only when it had to wait for the lock. Where this
 /// database user may not call `pg_logical_emit_message`, the statement
 /// commits as usual instead, waiting for its flush under the locks.
 pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> Result<Vec<i64>> {
@@ -143,7 +144,23 @@ pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> 
         .all(|m| m.delay.is_none() && m.headers.is_none_or(Headers::is_empty));
     // The INSERT runs to completion whether or not the outer query reads it;
     // without the `meta` row, nothing is inserted and no row comes back.
-    let rows = if plain {
+    let rows = if let ([one], true) = (batch, plain) {
+        // One message: scalars, so the statement is planned once per
+        // connection. It splits its commit only if it had to wait for the
+        // id lock (another writer was there): alone, the second round trip
+        // would cost more than the flush it lets others share.
+        conn.autocommit(
+            "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
+             ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
+             WHERE key = 'last_ts' \
+             RETURNING value AS first, clock_timestamp() - statement_timestamp() AS waited), \
+             ins AS (INSERT INTO messages (id, queue, body) SELECT first, $2, $3 FROM ids) \
+             SELECT first, pg_notify($1, '')::text, \
+             CASE WHEN $4 AND waited > interval '100 microseconds' \
+             THEN set_config('synchronous_commit', 'off', true) END FROM ids",
+            &[&channel, &queue, &one.body.as_bytes(), &split],
+        )?
+    } else if plain {
         let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
         conn.autocommit(
             "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
@@ -183,7 +200,7 @@ pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> 
             "wrote none of {n} messages: the id counter row is missing"
         ))
     })?;
-    if split {
+    if rows[0].get::<_, Option<&str>>(2).is_some() {
         wait_durable(conn)?;
     }
     Ok((first..first + n).collect())
@@ -276,6 +293,16 @@ pub fn take(
 /// `messages_deferred` index. (`EXISTS(... WHERE visible_at <= now)`, with
 /// `now` unknown when the statement is planned, was planned as a scan of
 /// the whole table: most of a take's time on a long queue.)
+///
+/// One message without a filter (the usual read) is selected by
+/// `queue >= $1 AND queue <= $1 ... ORDER BY queue, seq LIMIT 1`, which
+/// means `queue = $1 ... ORDER BY seq LIMIT 1` (a database's collation is
+/// deterministic) but whose plan is good whatever `$1` is: only the
+/// `messages_pending (queue, seq)` index gives that order. PostgreSQL then
+/// keeps one generic plan per connection instead of planning each call
+/// (planning cost more than running), and that plan never walks the primary
+/// key through other queues' rows, as a generic plan of `queue = $1 ORDER BY
+/// seq` does. Statements with a `LIMIT $n` are planned each call anyway.
 pub fn read_quick(
     conn: &mut Conn,
     queue: &str,
@@ -284,7 +311,48 @@ pub fn read_quick(
     fixed_now: Option<i64>,
     me: Option<i64>,
 ) -> Result<Option<Vec<Message>>> {
-    let rows = conn.autocommit(
+    let rows = if limit == 1 && *filter == Filter::all() {
+        // The usual read: one message, by a statement planned once per
+        // connection (see the function's notes).
+        conn.autocommit(
+            "WITH c AS MATERIALIZED (SELECT \
+             COALESCE((SELECT min(visible_at) FROM messages) <= t.n, false) \
+             OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($3::bigint, -1)) AS busy \
+             FROM (SELECT COALESCE($2::bigint, \
+             (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
+             taken AS (DELETE FROM messages WHERE seq = (SELECT seq FROM messages \
+             WHERE state = 0 AND queue >= $1 AND queue <= $1 \
+             ORDER BY queue, seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
+             RETURNING seq, id, queue, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset), \
+             kept AS (INSERT INTO consumed SELECT * FROM taken) \
+             SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
+             t.topic, t.topic_offset, c.busy FROM c LEFT JOIN taken t ON true",
+            &[&queue, &fixed_now, &me],
+        )?
+    } else {
+        read_quick_rows(conn, queue, filter, limit, fixed_now, me)?
+    };
+    if rows.first().is_some_and(|r| r.get::<_, bool>(9)) {
+        return Ok(None);
+    }
+    let taken: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| r.get::<_, Option<i64>>(0).is_some())
+        .collect();
+    sorted(taken).map(Some)
+}
+
+/// The rows of [`read_quick`] for any filter and limit.
+fn read_quick_rows(
+    conn: &mut Conn,
+    queue: &str,
+    filter: &Filter,
+    limit: usize,
+    fixed_now: Option<i64>,
+    me: Option<i64>,
+) -> Result<Vec<Row>> {
+    conn.autocommit(
         "WITH c AS MATERIALIZED (SELECT \
          COALESCE((SELECT min(visible_at) FROM messages) <= t.n, false) \
          OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
@@ -308,15 +376,7 @@ pub fn read_quick(
             &fixed_now,
             &me,
         ],
-    )?;
-    if rows.first().is_some_and(|r| r.get::<_, bool>(9)) {
-        return Ok(None);
-    }
-    let taken: Vec<Row> = rows
-        .into_iter()
-        .filter(|r| r.get::<_, Option<i64>>(0).is_some())
-        .collect();
-    sorted(taken).map(Some)
+    )
 }
 
 /// Whether `queue` has a pending message the filter selects.
