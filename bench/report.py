@@ -172,7 +172,7 @@ class Report:
                  f"Linux {m['kernel']}; temp dirs on {m['tmp_fs']} (local).")
         self.out(f"* Load average (1/5/15 min) at start: {m.get('loadavg_start', '?')}, "
                  f"at end: {m.get('loadavg_end', '?')}.")
-        self.out(f"* Ours: `{m.get('ours_version', 'not run')}` (target/release/broker, "
+        self.out(f"* Ours: `{m.get('ours_version', 'not run')}` (built by scripts/build-release.sh: a static PIE on Linux with glibc, "
                  f"{m.get('rustc')}, bundled SQLite {get(self.r, 'limits', 'sqlite_batched_insert', 'sqlite_version') or '?'}).")
         self.out(f"* Reference: `{m['reference_version']}` (Python venv, SQLite {m.get('reference_sqlite')}).")
         self.out(f"* Single-process times: `{m.get('hyperfine') or 'python timing loop'}`, "

@@ -59,4 +59,10 @@ if [ "$#" -eq 0 ]; then
     echo "the conformance suite again, on PostgreSQL" >&2
     LITEBROKER_TEST_BACKEND=postgres cargo test -p litebroker \
         --test broker --test lease --test delivery --test pubsub --test watcher --test worker
+    # The release binary as installed (scripts/build-release.sh: a static
+    # PIE on Linux with glibc) passes the CLI's command, server and
+    # PostgreSQL tests too.
+    echo "the CLI tests again, on the release binary from scripts/build-release.sh" >&2
+    LITEBROKER_BROKER_BIN="$(scripts/build-release.sh)" cargo test -p broker-cli \
+        --test cli_commands --test serve --test postgres --test interop
 fi
