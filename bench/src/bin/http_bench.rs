@@ -18,6 +18,16 @@
 //! LPUSH→BRPOP latency, through the same kind of client (a minimal RESP
 //! client, one connection per client, no pipelining).
 //!
+//! The physical floor (`--floor DIR`): the same clients doing the same
+//! durable work with an ideal group commit and nothing else in between: a
+//! minimal server in this process on 127.0.0.1 reads fixed 64-byte
+//! requests, appends one record per request to a file in DIR with one
+//! `write` per batch, `fdatasync`s once per batch (all the requests that
+//! arrived during the previous sync) and answers each request after that
+//! sync. `send`: the record is the 64-byte message, the answer an 8-byte
+//! id. `read`: the answer is a 64-byte message from memory, the record the
+//! 8-byte id of the message it consumed. See [`floor`].
+//!
 //! Everything is bounded: at most `--ops` messages and `--seconds` per
 //! measurement. One JSON object per measurement on stdout.
 
@@ -42,6 +52,7 @@ struct Opts {
     body: String,
     idle_sse: usize,
     hold: f64,
+    floor: Option<std::path::PathBuf>,
 }
 
 fn parse_opts() -> Opts {
@@ -55,6 +66,7 @@ fn parse_opts() -> Opts {
         body: "x".repeat(64),
         idle_sse: 0,
         hold: 10.0,
+        floor: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -78,6 +90,7 @@ fn parse_opts() -> Opts {
             "--latency" => o.latency = val().parse().expect("--latency N"),
             "--idle-sse" => o.idle_sse = val().parse().expect("--idle-sse N"),
             "--hold" => o.hold = val().parse().expect("--hold SECONDS"),
+            "--floor" => o.floor = Some(val().into()),
             "--body-bytes" => o.body = "x".repeat(val().parse().expect("--body-bytes N")),
             other => panic!("unknown option {other}"),
         }
@@ -194,12 +207,53 @@ async fn prefill(o: &Opts, queue: &str, n: i64) -> Res<()> {
     Ok(())
 }
 
+/// The server's group-commit counters from `/metrics`: requests and
+/// commits of each kind, by counter name.
+async fn commit_counters(o: &Opts) -> Res<std::collections::HashMap<String, i64>> {
+    let text = client()
+        .get(format!("{}/metrics", o.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("litebroker_") && l.contains("_total "))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .filter(|(name, _)| name.contains("_requests_total") || name.contains("_commits_total"))
+        .collect())
+}
+
+/// Emits how many requests and commits of `kind` the server counted
+/// during one measurement (`before`: the counters at its start).
+async fn emit_commits(
+    o: &Opts,
+    op: &str,
+    clients: usize,
+    kind: &str,
+    before: &std::collections::HashMap<String, i64>,
+) -> Res<()> {
+    let after = commit_counters(o).await?;
+    let delta = |name: String| after.get(&name).unwrap_or(&0) - before.get(&name).unwrap_or(&0);
+    println!(
+        "{}",
+        json!({"meta": "server_commits", "op": op, "clients": clients,
+               "requests": delta(format!("litebroker_{kind}_requests_total")),
+               "commits": delta(format!("litebroker_{kind}_commits_total"))})
+    );
+    Ok(())
+}
+
 async fn http_throughput(o: &Opts, clients: usize) -> Res<()> {
     let limit = Duration::from_secs_f64(o.seconds);
     let sys = "litebroker-http";
 
     let url = format!("{}/v1/queues/send-{clients}/messages", o.url);
     let body = json!({"body": o.body});
+    let before = commit_counters(o).await?;
     let run = drive(clients, o.ops, limit, |_| {
         let (c, url, body) = (client(), url.clone(), body.clone());
         move || {
@@ -212,10 +266,12 @@ async fn http_throughput(o: &Opts, clients: usize) -> Res<()> {
     })
     .await?;
     emit(sys, "send", clients, run);
+    emit_commits(o, "send", clients, "write", &before).await?;
 
     let queue = format!("read-{clients}");
     prefill(o, &queue, o.ops).await?;
     let url = format!("{}/v1/queues/{queue}/read?limit=1", o.url);
+    let before = commit_counters(o).await?;
     let run = drive(clients, o.ops, limit, |_| {
         let (c, url) = (client(), url.clone());
         move || {
@@ -228,6 +284,7 @@ async fn http_throughput(o: &Opts, clients: usize) -> Res<()> {
     })
     .await?;
     emit(sys, "read", clients, run);
+    emit_commits(o, "read", clients, "take", &before).await?;
 
     let queue = format!("lease-{clients}");
     prefill(o, &queue, o.ops).await?;
@@ -565,6 +622,177 @@ async fn redis_latency(o: &Opts, name: &str, addr: &str) -> Res<()> {
     Ok(())
 }
 
+// --- The physical floor ----------------------------------------------------
+
+/// What a floor request asks: append its 64 bytes (`send`) or consume one
+/// message (`read`).
+const FLOOR_SEND: u8 = b's';
+const FLOOR_READ: u8 = b'r';
+const FLOOR_REQUEST: usize = 64;
+
+/// One request waiting for the next sync: its record and where to answer.
+type FloorJob = (Vec<u8>, Vec<u8>, tokio::sync::oneshot::Sender<Vec<u8>>);
+
+/// The ideal group commit: a thread that takes every request queued, appends
+/// their records with one write, syncs once, then answers them all. Like
+/// the server's committer (`litebroker-server/src/commit.rs`), when fewer
+/// requests are queued than the previous sync answered, it waits for the
+/// rest up to as long as that sync took (at most 1 ms), so that the clients
+/// do not split into groups that take turns. Counts its syncs in `syncs`.
+fn floor_syncer(
+    path: &std::path::Path,
+    rx: std::sync::mpsc::Receiver<FloorJob>,
+    syncs: Arc<AtomicI64>,
+) -> Res<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut batch: Vec<FloorJob> = Vec::new();
+    let mut buf = Vec::new();
+    let (mut last, mut took) = (0usize, Duration::ZERO);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while let Ok(job) = rx.try_recv() {
+            batch.push(job);
+        }
+        if last > 1 && batch.len() < last {
+            let until = Instant::now() + took.min(Duration::from_millis(1));
+            while batch.len() < last {
+                match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let started = Instant::now();
+        buf.clear();
+        for (record, _, _) in &batch {
+            buf.extend_from_slice(record);
+        }
+        file.write_all(&buf)?;
+        file.sync_data()?;
+        syncs.fetch_add(1, Ordering::Relaxed);
+        (last, took) = (batch.len(), started.elapsed());
+        for (_, answer, done) in batch.drain(..) {
+            let _ = done.send(answer);
+        }
+    }
+    Ok(())
+}
+
+/// Serves one floor connection: fixed-size requests, one at a time.
+async fn floor_conn(
+    mut s: TcpStream,
+    jobs: std::sync::mpsc::Sender<FloorJob>,
+    stock: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>>,
+    next_id: Arc<AtomicI64>,
+) -> Res<()> {
+    s.set_nodelay(true)?;
+    let mut req = [0u8; FLOOR_REQUEST];
+    loop {
+        if s.read_exact(&mut req).await.is_err() {
+            return Ok(()); // the client is done
+        }
+        let (record, answer) = match req[0] {
+            FLOOR_SEND => {
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                (req.to_vec(), id.to_le_bytes().to_vec())
+            }
+            FLOOR_READ => {
+                let taken = stock.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                match taken {
+                    Some((id, body)) => (id.to_le_bytes().to_vec(), body),
+                    None => (Vec::new(), Vec::new()), // nothing left: an empty answer
+                }
+            }
+            _ => return Err("floor: bad request".into()),
+        };
+        let (done, synced) = tokio::sync::oneshot::channel();
+        jobs.send((record, answer, done))
+            .map_err(|_| "floor: the syncer stopped")?;
+        let answer = synced.await?;
+        // A length byte, then the answer (0: nothing left to read).
+        let mut out = vec![answer.len() as u8];
+        out.extend_from_slice(&answer);
+        s.write_all(&out).await?;
+    }
+}
+
+/// The floor for `clients` clients: sends, then reads, as `http_throughput`
+/// measures them against `broker serve`.
+async fn floor(o: &Opts, dir: &std::path::Path, clients: usize) -> Res<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("floor-{clients}.log"));
+    let _ = std::fs::remove_file(&path);
+    let (jobs, rx) = std::sync::mpsc::channel::<FloorJob>();
+    let syncs = Arc::new(AtomicI64::new(0));
+    let syncer = {
+        let (path, syncs) = (path.clone(), syncs.clone());
+        std::thread::spawn(move || floor_syncer(&path, rx, syncs))
+    };
+    // Messages to read, as many as a read measurement may take.
+    let stock = Arc::new(std::sync::Mutex::new(
+        (0..o.ops as u64)
+            .map(|i| (i, o.body.clone().into_bytes()))
+            .collect::<std::collections::VecDeque<_>>(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let next_id = Arc::new(AtomicI64::new(0));
+    let server = {
+        let (jobs, stock) = (jobs.clone(), stock.clone());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(floor_conn(s, jobs.clone(), stock.clone(), next_id.clone()));
+            }
+        })
+    };
+    drop(jobs);
+    let limit = Duration::from_secs_f64(o.seconds);
+    for (op, kind) in [("send", FLOOR_SEND), ("read", FLOOR_READ)] {
+        let mut request = [b'x'; FLOOR_REQUEST];
+        request[0] = kind;
+        let run = drive(clients, o.ops, limit, |_| {
+            let conn = Arc::new(tokio::sync::Mutex::new(None::<TcpStream>));
+            move || {
+                let conn = conn.clone();
+                async move {
+                    let mut guard = conn.lock().await;
+                    if guard.is_none() {
+                        let s = TcpStream::connect(addr).await?;
+                        s.set_nodelay(true)?;
+                        *guard = Some(s);
+                    }
+                    let s = guard.as_mut().expect("connected");
+                    s.write_all(&request).await?;
+                    let mut len = [0u8; 1];
+                    s.read_exact(&mut len).await?;
+                    let mut answer = vec![0u8; len[0] as usize];
+                    s.read_exact(&mut answer).await?;
+                    Ok(u64::from(len[0] > 0))
+                }
+            }
+        })
+        .await?;
+        let synced = syncs.swap(0, Ordering::Relaxed);
+        println!(
+            "{}",
+            json!({"meta": "floor_syncs", "op": op, "clients": clients,
+                   "requests": run.lat.len(), "syncs": synced})
+        );
+        emit("floor", op, clients, run);
+    }
+    server.abort();
+    let _ = server.await;
+    // The connections' tasks end with their clients, and the syncer with
+    // the last of them (it holds nothing to wait for).
+    drop(syncer);
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
 /// Opens `--idle-sse` event streams on an empty queue, says so on stdout
 /// once all are open, holds them `--hold` seconds, and closes them (the
 /// script measures the server meanwhile).
@@ -598,6 +826,11 @@ async fn main() -> Res<()> {
     let o = parse_opts();
     if o.idle_sse > 0 {
         return idle_sse(&o).await;
+    }
+    if let Some(dir) = &o.floor {
+        for &c in &o.clients {
+            floor(&o, dir, c).await?;
+        }
     }
     if !o.url.is_empty() {
         for &c in &o.clients {
