@@ -90,7 +90,8 @@ out.append("Publish→deliver latency, one producer and one waiting consumer (fr
 out.append("")
 out.append("| path | p50 | p99 | max | samples |")
 out.append("|---|---|---|---|---|")
-for sys_key, op, name in [("litebroker-http", "longpoll_latency", "`broker serve`, long-poll (`POST .../read?wait=10s`)"),
+for sys_key, op, name in [("floor", "deliver_latency", "physical floor: a floor send then a floor read, back to back"),
+                          ("litebroker-http", "longpoll_latency", "`broker serve`, long-poll (`POST .../read?wait=10s`)"),
                           ("litebroker-http", "sse_latency", "`broker serve`, Server-Sent Events (`GET .../events`, acked)"),
                           ("redis-always", "push_latency", "Redis `always`, LPUSH → BRPOP"),
                           ("redis-everysec", "push_latency", "Redis `everysec`, LPUSH → BRPOP")]:
@@ -165,17 +166,16 @@ if s8 is not None:
 if r8 is not None:
     goals.append(f"8 clients ≥ 10,000 receive+delete/s: {r8:,.0f}{floor_note(r8, fr8, 10000)} — "
                  f"{'met' if r8 >= 10000 else 'not met'}")
-fs1, fr1 = get("floor", "send", 1), get("floor", "read", 1)
+fl_lat = get("floor", "deliver_latency", 1)
 for op, name in [("longpoll_latency", "long-poll"), ("sse_latency", "SSE")]:
     r = get("litebroker-http", op, 1)
     if r:
         # A publish→deliver is a durable write then a durable take: two
-        # syncs at least, so the floor is one floor send plus one floor read.
+        # syncs at least.
         fl = ""
-        if fs1 and fr1:
-            f99 = fs1["p99_ms"] + fr1["p99_ms"]
-            fl = (f" (floor: one floor send + one floor read at 1 client, p99 {f99:.2f} ms; "
-                  f"ours is {r['p99_ms'] / f99:.2f}x of it)")
+        if fl_lat:
+            fl = (f" (the floor's p99 in this run: {fl_lat['p99_ms']:.2f} ms, so ours is "
+                  f"{r['p99_ms'] / fl_lat['p99_ms']:.2f}x of it)")
         goals.append(f"{name} publish→deliver p99 ≤ 5 ms: {r['p99_ms']:.2f} ms{fl} — "
                      f"{'met' if r['p99_ms'] <= 5 else 'not met'}")
 if s8 is not None and ra8 is not None:

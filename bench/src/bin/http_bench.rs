@@ -26,7 +26,9 @@
 //! arrived during the previous sync) and answers each request after that
 //! sync. `send`: the record is the 64-byte message, the answer an 8-byte
 //! id. `read`: the answer is a 64-byte message from memory, the record the
-//! 8-byte id of the message it consumed. See [`floor`].
+//! 8-byte id of the message it consumed (what sends stored, after what
+//! was there at the start). With one client, also publish→deliver at the
+//! floor: a send then a read of it, back to back. See [`floor`].
 //!
 //! Everything is bounded: at most `--ops` messages and `--seconds` per
 //! measurement. One JSON object per measurement on stdout.
@@ -53,6 +55,7 @@ struct Opts {
     idle_sse: usize,
     hold: f64,
     floor: Option<std::path::PathBuf>,
+    rounds: usize,
 }
 
 fn parse_opts() -> Opts {
@@ -67,6 +70,7 @@ fn parse_opts() -> Opts {
         idle_sse: 0,
         hold: 10.0,
         floor: None,
+        rounds: 3,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -91,6 +95,7 @@ fn parse_opts() -> Opts {
             "--idle-sse" => o.idle_sse = val().parse().expect("--idle-sse N"),
             "--hold" => o.hold = val().parse().expect("--hold SECONDS"),
             "--floor" => o.floor = Some(val().into()),
+            "--rounds" => o.rounds = val().parse().expect("--rounds N"),
             "--body-bytes" => o.body = "x".repeat(val().parse().expect("--body-bytes N")),
             other => panic!("unknown option {other}"),
         }
@@ -227,64 +232,106 @@ async fn commit_counters(o: &Opts) -> Res<std::collections::HashMap<String, i64>
         .collect())
 }
 
-/// Emits how many requests and commits of `kind` the server counted
-/// during one measurement (`before`: the counters at its start).
-async fn emit_commits(
+/// One slice of the server's throughput: `op` (`send` or `read`) with
+/// `clients` clients, at most `ops` messages and `limit`; with the
+/// requests and transactions the server counted meanwhile.
+async fn http_slice(
     o: &Opts,
-    op: &str,
     clients: usize,
-    kind: &str,
-    before: &std::collections::HashMap<String, i64>,
-) -> Res<()> {
-    let after = commit_counters(o).await?;
-    let delta = |name: String| after.get(&name).unwrap_or(&0) - before.get(&name).unwrap_or(&0);
-    println!(
-        "{}",
-        json!({"meta": "server_commits", "op": op, "clients": clients,
-               "requests": delta(format!("litebroker_{kind}_requests_total")),
-               "commits": delta(format!("litebroker_{kind}_commits_total"))})
-    );
-    Ok(())
-}
-
-async fn http_throughput(o: &Opts, clients: usize) -> Res<()> {
-    let limit = Duration::from_secs_f64(o.seconds);
-    let sys = "litebroker-http";
-
-    let url = format!("{}/v1/queues/send-{clients}/messages", o.url);
-    let body = json!({"body": o.body});
+    op: &str,
+    ops: i64,
+    limit: Duration,
+    round: usize,
+) -> Res<(Run, (i64, i64))> {
+    let (url, kind, body) = if op == "send" {
+        let url = format!("{}/v1/queues/send-{clients}/messages", o.url);
+        (url, "write", Some(json!({"body": o.body})))
+    } else {
+        let queue = format!("read-{clients}-{round}");
+        prefill(o, &queue, ops).await?;
+        let url = format!("{}/v1/queues/{queue}/read?limit=1", o.url);
+        (url, "take", None)
+    };
     let before = commit_counters(o).await?;
-    let run = drive(clients, o.ops, limit, |_| {
+    let run = drive(clients, ops, limit, |_| {
         let (c, url, body) = (client(), url.clone(), body.clone());
         move || {
             let (c, url, body) = (c.clone(), url.clone(), body.clone());
             async move {
-                post(&c, &url, Some(&body)).await?;
-                Ok(1)
+                let got = post(&c, &url, body.as_ref()).await?;
+                Ok(match body {
+                    Some(_) => 1,
+                    None => got["messages"].as_array().map_or(0, |m| m.len() as u64),
+                })
             }
         }
     })
     .await?;
-    emit(sys, "send", clients, run);
-    emit_commits(o, "send", clients, "write", &before).await?;
+    let after = commit_counters(o).await?;
+    let delta = |name: String| after.get(&name).unwrap_or(&0) - before.get(&name).unwrap_or(&0);
+    let counted = (
+        delta(format!("litebroker_{kind}_requests_total")),
+        delta(format!("litebroker_{kind}_commits_total")),
+    );
+    Ok((run, counted))
+}
 
-    let queue = format!("read-{clients}");
-    prefill(o, &queue, o.ops).await?;
-    let url = format!("{}/v1/queues/{queue}/read?limit=1", o.url);
-    let before = commit_counters(o).await?;
-    let run = drive(clients, o.ops, limit, |_| {
-        let (c, url) = (client(), url.clone());
-        move || {
-            let (c, url) = (c.clone(), url.clone());
-            async move {
-                let got = post(&c, &url, None).await?;
-                Ok(got["messages"].as_array().map_or(0, |m| m.len() as u64))
-            }
+/// Adds `more` to `run` (slices of one measurement).
+fn merge(run: &mut Run, more: Run) {
+    run.count += more.count;
+    run.secs += more.secs;
+    run.lat.extend(more.lat);
+}
+
+/// `send` or `read` with `clients` clients, against the floor (if asked
+/// for) and the server, in `--rounds` alternating slices (floor, server,
+/// floor, server, ...) so that both see about the same machine; each
+/// slice takes its share of `--ops` and `--seconds`.
+async fn compare(o: &Opts, clients: usize, op: &str) -> Res<()> {
+    let rounds = o.rounds.max(1);
+    let ops = (o.ops / rounds as i64).max(1);
+    let limit = Duration::from_secs_f64(o.seconds / rounds as f64);
+    let empty = || Run {
+        count: 0,
+        secs: 0.0,
+        lat: Vec::new(),
+    };
+    let (mut fl, mut ours) = (empty(), empty());
+    let (mut syncs, mut counted) = (0, (0, 0));
+    for round in 0..rounds {
+        if let Some(dir) = &o.floor {
+            let (run, n) = floor(o, dir, clients, op, ops, limit).await?;
+            merge(&mut fl, run);
+            syncs += n;
         }
-    })
-    .await?;
-    emit(sys, "read", clients, run);
-    emit_commits(o, "read", clients, "take", &before).await?;
+        if !o.url.is_empty() {
+            let (run, (requests, commits)) = http_slice(o, clients, op, ops, limit, round).await?;
+            merge(&mut ours, run);
+            counted = (counted.0 + requests, counted.1 + commits);
+        }
+    }
+    if o.floor.is_some() {
+        println!(
+            "{}",
+            json!({"meta": "floor_syncs", "op": op, "clients": clients,
+                   "requests": fl.lat.len(), "syncs": syncs})
+        );
+        emit("floor", op, clients, fl);
+    }
+    if !o.url.is_empty() {
+        println!(
+            "{}",
+            json!({"meta": "server_commits", "op": op, "clients": clients,
+                   "requests": counted.0, "commits": counted.1})
+        );
+        emit("litebroker-http", op, clients, ours);
+    }
+    Ok(())
+}
+
+async fn http_lease_ack(o: &Opts, clients: usize) -> Res<()> {
+    let limit = Duration::from_secs_f64(o.seconds);
+    let sys = "litebroker-http";
 
     let queue = format!("lease-{clients}");
     prefill(o, &queue, o.ops).await?;
@@ -697,7 +744,13 @@ async fn floor_conn(
         }
         let (record, answer) = match req[0] {
             FLOOR_SEND => {
+                // Readable once synced: the answer waits for the sync, and
+                // a reader is served only after its own request's sync.
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
+                stock
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back((id as u64, req.to_vec()));
                 (req.to_vec(), id.to_le_bytes().to_vec())
             }
             FLOOR_READ => {
@@ -720,9 +773,30 @@ async fn floor_conn(
     }
 }
 
-/// The floor for `clients` clients: sends, then reads, as `http_throughput`
-/// measures them against `broker serve`.
-async fn floor(o: &Opts, dir: &std::path::Path, clients: usize) -> Res<()> {
+/// One floor request of `kind` on `s`: how many messages it handled (a
+/// read of an empty stock: none).
+async fn floor_request(s: &mut TcpStream, kind: u8) -> Res<u64> {
+    let mut request = [b'x'; FLOOR_REQUEST];
+    request[0] = kind;
+    s.write_all(&request).await?;
+    let mut len = [0u8; 1];
+    s.read_exact(&mut len).await?;
+    let mut answer = vec![0u8; len[0] as usize];
+    s.read_exact(&mut answer).await?;
+    Ok(u64::from(len[0] > 0))
+}
+
+/// The floor for `clients` clients and one operation, measured as
+/// `http_throughput` measures the server: `send`, `read`, or
+/// `deliver_latency` (publish→deliver, one client).
+async fn floor(
+    o: &Opts,
+    dir: &std::path::Path,
+    clients: usize,
+    op: &str,
+    ops: i64,
+    limit: Duration,
+) -> Res<(Run, i64)> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("floor-{clients}.log"));
     let _ = std::fs::remove_file(&path);
@@ -734,13 +808,13 @@ async fn floor(o: &Opts, dir: &std::path::Path, clients: usize) -> Res<()> {
     };
     // Messages to read, as many as a read measurement may take.
     let stock = Arc::new(std::sync::Mutex::new(
-        (0..o.ops as u64)
+        (0..ops as u64)
             .map(|i| (i, o.body.clone().into_bytes()))
             .collect::<std::collections::VecDeque<_>>(),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let next_id = Arc::new(AtomicI64::new(0));
+    let next_id = Arc::new(AtomicI64::new(ops));
     let server = {
         let (jobs, stock) = (jobs.clone(), stock.clone());
         tokio::spawn(async move {
@@ -750,11 +824,9 @@ async fn floor(o: &Opts, dir: &std::path::Path, clients: usize) -> Res<()> {
         })
     };
     drop(jobs);
-    let limit = Duration::from_secs_f64(o.seconds);
-    for (op, kind) in [("send", FLOOR_SEND), ("read", FLOOR_READ)] {
-        let mut request = [b'x'; FLOOR_REQUEST];
-        request[0] = kind;
-        let run = drive(clients, o.ops, limit, |_| {
+    let kind = if op == "send" { FLOOR_SEND } else { FLOOR_READ };
+    let run = if op != "deliver_latency" {
+        drive(clients, ops, limit, |_| {
             let conn = Arc::new(tokio::sync::Mutex::new(None::<TcpStream>));
             move || {
                 let conn = conn.clone();
@@ -766,31 +838,39 @@ async fn floor(o: &Opts, dir: &std::path::Path, clients: usize) -> Res<()> {
                         *guard = Some(s);
                     }
                     let s = guard.as_mut().expect("connected");
-                    s.write_all(&request).await?;
-                    let mut len = [0u8; 1];
-                    s.read_exact(&mut len).await?;
-                    let mut answer = vec![0u8; len[0] as usize];
-                    s.read_exact(&mut answer).await?;
-                    Ok(u64::from(len[0] > 0))
+                    floor_request(s, kind).await
                 }
             }
         })
-        .await?;
-        let synced = syncs.swap(0, Ordering::Relaxed);
-        println!(
-            "{}",
-            json!({"meta": "floor_syncs", "op": op, "clients": clients,
-                   "requests": run.lat.len(), "syncs": synced})
-        );
-        emit("floor", op, clients, run);
-    }
+        .await?
+    } else {
+        // Publish→deliver at the floor: a durable write, then a durable
+        // take, back to back (an ideal wake-up costs nothing).
+        let mut s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let started = Instant::now();
+        let mut lat = Vec::new();
+        while lat.len() < o.latency && started.elapsed() < limit * 2 {
+            let t = Instant::now();
+            floor_request(&mut s, FLOOR_SEND).await?;
+            if floor_request(&mut s, FLOOR_READ).await? == 0 {
+                return Err("floor: nothing to read".into());
+            }
+            lat.push(t.elapsed());
+        }
+        Run {
+            count: lat.len() as u64,
+            secs: started.elapsed().as_secs_f64(),
+            lat,
+        }
+    };
     server.abort();
     let _ = server.await;
     // The connections' tasks end with their clients, and the syncer with
     // the last of them (it holds nothing to wait for).
     drop(syncer);
     let _ = std::fs::remove_file(&path);
-    Ok(())
+    Ok((run, syncs.load(Ordering::Relaxed)))
 }
 
 /// Opens `--idle-sse` event streams on an empty queue, says so on stdout
@@ -827,15 +907,21 @@ async fn main() -> Res<()> {
     if o.idle_sse > 0 {
         return idle_sse(&o).await;
     }
-    if let Some(dir) = &o.floor {
-        for &c in &o.clients {
-            floor(&o, dir, c).await?;
+    // The floor and the server one after the other for each operation and
+    // number of clients, so that both see about the same machine.
+    for &c in &o.clients {
+        compare(&o, c, "send").await?;
+        compare(&o, c, "read").await?;
+        if !o.url.is_empty() {
+            http_lease_ack(&o, c).await?;
         }
     }
+    if let Some(dir) = &o.floor {
+        let limit = Duration::from_secs_f64(o.seconds);
+        let (run, _) = floor(&o, dir, 1, "deliver_latency", o.ops, limit).await?;
+        emit("floor", "deliver_latency", 1, run);
+    }
     if !o.url.is_empty() {
-        for &c in &o.clients {
-            http_throughput(&o, c).await?;
-        }
         http_latency(&o).await?;
     }
     for (name, addr) in &o.redis {
