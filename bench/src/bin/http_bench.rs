@@ -677,6 +677,9 @@ const FLOOR_SEND: u8 = b's';
 const FLOOR_READ: u8 = b'r';
 const FLOOR_REQUEST: usize = 64;
 
+/// The floor's messages to read, (id, body), oldest first.
+type Stock = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>>;
+
 /// One request waiting for the next sync: its record and where to answer.
 type FloorJob = (Vec<u8>, Vec<u8>, tokio::sync::oneshot::Sender<Vec<u8>>);
 
@@ -733,7 +736,7 @@ fn floor_syncer(
 async fn floor_conn(
     mut s: TcpStream,
     jobs: std::sync::mpsc::Sender<FloorJob>,
-    stock: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>>,
+    stock: Stock,
     next_id: Arc<AtomicI64>,
 ) -> Res<()> {
     s.set_nodelay(true)?;
