@@ -20,15 +20,18 @@
 //!
 //! The physical floor (`--floor DIR`): the same clients doing the same
 //! durable work with an ideal group commit and nothing else in between: a
-//! minimal server in this process on 127.0.0.1 reads fixed 64-byte
-//! requests, appends one record per request to a file in DIR with one
-//! `write` per batch, `fdatasync`s once per batch (all the requests that
-//! arrived during the previous sync) and answers each request after that
-//! sync. `send`: the record is the 64-byte message, the answer an 8-byte
-//! id. `read`: the answer is a 64-byte message from memory, the record the
-//! 8-byte id of the message it consumed (what sends stored, after what
-//! was there at the start). With one client, also publish→deliver at the
-//! floor: a send then a read of it, back to back. See [`floor`].
+//! minimal server on its own thread and event loop (as Redis runs) on
+//! 127.0.0.1 reads fixed 64-byte requests, appends one record per request
+//! to a file in DIR with one `write` per batch, `fdatasync`s once per batch
+//! (the requests that arrived during the previous sync) and answers each
+//! request after that sync. `send`: the record is the 64-byte message, the
+//! answer an 8-byte id. `read`: the answer is a 64-byte message from memory
+//! (what sends stored, after what was there at the start), the record the
+//! 8-byte id of the message it consumed. With one client, also
+//! publish→deliver at the floor: a send then a read, back to back. Floor
+//! and server are measured in alternating slices (`--rounds`, 3 by
+//! default) of each measurement, so that both see about the same machine.
+//! See [`floor`].
 //!
 //! Everything is bounded: at most `--ops` messages and `--seconds` per
 //! measurement. One JSON object per measurement on stdout.
@@ -677,42 +680,112 @@ const FLOOR_SEND: u8 = b's';
 const FLOOR_READ: u8 = b'r';
 const FLOOR_REQUEST: usize = 64;
 
+/// One request waiting for the next sync: its record, its answer, and where
+/// to send the answer once the record is durable.
+type FloorJob = (Vec<u8>, Vec<u8>, tokio::sync::oneshot::Sender<Vec<u8>>);
+
 /// The floor's messages to read, (id, body), oldest first.
 type Stock = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>>;
 
-/// One request waiting for the next sync: its record and where to answer.
-type FloorJob = (Vec<u8>, Vec<u8>, tokio::sync::oneshot::Sender<Vec<u8>>);
+/// A running floor server: one thread, one event loop (as Redis runs), its
+/// connections' tasks and a syncer task on it.
+struct Floor {
+    addr: std::net::SocketAddr,
+    syncs: Arc<AtomicI64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Res<()>>>,
+}
 
-/// The ideal group commit: a thread that takes every request queued, appends
-/// their records with one write, syncs once, then answers them all. Like
-/// the server's committer (`litebroker-server/src/commit.rs`), when fewer
-/// requests are queued than the previous sync answered, it waits for the
-/// rest up to as long as that sync took (at most 1 ms), so that the clients
-/// do not split into groups that take turns. Counts its syncs in `syncs`.
-fn floor_syncer(
-    path: &std::path::Path,
-    rx: std::sync::mpsc::Receiver<FloorJob>,
+impl Floor {
+    /// Starts a floor appending to `path`, with `stock` messages to read.
+    fn start(path: std::path::PathBuf, stock: usize, body: &str) -> Res<Floor> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let syncs = Arc::new(AtomicI64::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stock: Stock = Arc::new(std::sync::Mutex::new(
+            (0..stock as u64)
+                .map(|i| (i, body.as_bytes().to_vec()))
+                .collect(),
+        ));
+        let counted = syncs.clone();
+        let thread = std::thread::spawn(move || -> Res<()> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)?;
+                let (jobs, rx) = tokio::sync::mpsc::unbounded_channel::<FloorJob>();
+                let syncer = tokio::spawn(floor_syncer(file, rx, counted));
+                let next_id = Arc::new(AtomicI64::new(stock.lock().map_or(0, |s| s.len()) as i64));
+                let accept = async {
+                    loop {
+                        let (s, _) = listener.accept().await?;
+                        tokio::spawn(floor_conn(s, jobs.clone(), stock.clone(), next_id.clone()));
+                    }
+                };
+                tokio::select! {
+                    r = accept => r,
+                    _ = stopped => Ok(()),
+                    r = syncer => r?,
+                }
+            })
+        });
+        Ok(Floor {
+            addr,
+            syncs,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the floor (its connections close); the syncs it made.
+    fn stop(mut self) -> Res<i64> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().map_err(|_| "the floor's thread panicked")??;
+        }
+        Ok(self.syncs.load(Ordering::Relaxed))
+    }
+}
+
+/// The ideal group commit, on the floor's event loop: takes every request
+/// that arrived in this round of the loop, appends their records with one
+/// write, syncs once (blocking the loop meanwhile, as Redis's `appendfsync
+/// always` does), then answers them all. Like the server's committer
+/// (`litebroker-server/src/commit.rs`), when fewer requests are here than
+/// the previous sync answered, it waits for the rest up to as long as that
+/// sync took (at most 1 ms), so that the clients do not split into groups
+/// that take turns.
+async fn floor_syncer(
+    mut file: std::fs::File,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<FloorJob>,
     syncs: Arc<AtomicI64>,
 ) -> Res<()> {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
     let mut batch: Vec<FloorJob> = Vec::new();
     let mut buf = Vec::new();
     let (mut last, mut took) = (0usize, Duration::ZERO);
-    while let Ok(first) = rx.recv() {
+    while let Some(first) = rx.recv().await {
         batch.push(first);
+        // The rest of this round of the loop: connections woken with it.
+        tokio::task::yield_now().await;
         while let Ok(job) = rx.try_recv() {
             batch.push(job);
         }
         if last > 1 && batch.len() < last {
-            let until = Instant::now() + took.min(Duration::from_millis(1));
+            let until = tokio::time::Instant::now() + took.min(Duration::from_millis(1));
             while batch.len() < last {
-                match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(job)) => batch.push(job),
+                    _ => break,
                 }
             }
         }
@@ -735,7 +808,7 @@ fn floor_syncer(
 /// Serves one floor connection: fixed-size requests, one at a time.
 async fn floor_conn(
     mut s: TcpStream,
-    jobs: std::sync::mpsc::Sender<FloorJob>,
+    jobs: tokio::sync::mpsc::UnboundedSender<FloorJob>,
     stock: Stock,
     next_id: Arc<AtomicI64>,
 ) -> Res<()> {
@@ -803,30 +876,9 @@ async fn floor(
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("floor-{clients}.log"));
     let _ = std::fs::remove_file(&path);
-    let (jobs, rx) = std::sync::mpsc::channel::<FloorJob>();
-    let syncs = Arc::new(AtomicI64::new(0));
-    let syncer = {
-        let (path, syncs) = (path.clone(), syncs.clone());
-        std::thread::spawn(move || floor_syncer(&path, rx, syncs))
-    };
     // Messages to read, as many as a read measurement may take.
-    let stock = Arc::new(std::sync::Mutex::new(
-        (0..ops as u64)
-            .map(|i| (i, o.body.clone().into_bytes()))
-            .collect::<std::collections::VecDeque<_>>(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let next_id = Arc::new(AtomicI64::new(ops));
-    let server = {
-        let (jobs, stock) = (jobs.clone(), stock.clone());
-        tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(floor_conn(s, jobs.clone(), stock.clone(), next_id.clone()));
-            }
-        })
-    };
-    drop(jobs);
+    let server = Floor::start(path.clone(), ops as usize, &o.body)?;
+    let addr = server.addr;
     let kind = if op == "send" { FLOOR_SEND } else { FLOOR_READ };
     let run = if op != "deliver_latency" {
         drive(clients, ops, limit, |_| {
@@ -867,13 +919,9 @@ async fn floor(
             lat,
         }
     };
-    server.abort();
-    let _ = server.await;
-    // The connections' tasks end with their clients, and the syncer with
-    // the last of them (it holds nothing to wait for).
-    drop(syncer);
+    let syncs = server.stop()?;
     let _ = std::fs::remove_file(&path);
-    Ok((run, syncs.load(Ordering::Relaxed)))
+    Ok((run, syncs))
 }
 
 /// Opens `--idle-sse` event streams on an empty queue, says so on stdout
