@@ -153,10 +153,11 @@ out.append("The floor is what one sync per batch allows on this disk with these 
            "generator's reqwest client shares the 2 CPUs), a hand-off to a blocking thread and back per "
            "transaction, SQLite's transaction (`BEGIN IMMEDIATE`, the id allocation, the rows, the WAL append, one "
            "`fsync`), and fewer requests per transaction than the floor's (the table above). The clients split into "
-           "groups that take turns when a commit starts with whoever came back first; the committer now waits "
-           "for the previous commit's clients up to that commit's own time (at most 1 ms; a lone client never "
-           "waits), which raised the 8-client grouping from about 3 to about 6 requests per transaction. A goal "
-           "above 1.00x of the floor is out of reach on this machine for any server.")
+           "groups that take turns when a commit starts with those that arrived during the previous one; the "
+           "committer now waits for the rest of the previous commit's clients up to that commit's own time (at "
+           "most 1 ms; a lone client never waits), which brought the grouping from about 3 requests per "
+           "transaction at 8 clients (before this change) to about the floor's (the table above). A goal above "
+           "1.00x of the floor is out of reach on this machine for any server.")
 out.append("")
 out.append("Publish→deliver: a long-poll was woken only by the database's change feed (on SQLite, `data_version` "
            "polled on a burst-then-backoff schedule, hinted by inotify when the WAL is written, before the commit's "

@@ -761,9 +761,9 @@ impl Floor {
 /// write, syncs once (blocking the loop meanwhile, as Redis's `appendfsync
 /// always` does), then answers them all. Like the server's committer
 /// (`litebroker-server/src/commit.rs`), when fewer requests are here than
-/// the previous sync answered, it waits for the rest up to as long as that
-/// sync took (at most 1 ms), so that the clients do not split into groups
-/// that take turns.
+/// the previous sync answered or saw arrive, it waits for the rest up to as
+/// long as that sync took (at most 1 ms), so that the clients do not split
+/// into groups that take turns.
 async fn floor_syncer(
     mut file: std::fs::File,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<FloorJob>,
@@ -797,7 +797,9 @@ async fn floor_syncer(
         file.write_all(&buf)?;
         file.sync_data()?;
         syncs.fetch_add(1, Ordering::Relaxed);
-        (last, took) = (batch.len(), started.elapsed());
+        // The clients this sync concerned: those it answers, and those that
+        // arrived meanwhile.
+        (last, took) = (batch.len() + rx.len(), started.elapsed());
         for (_, answer, done) in batch.drain(..) {
             let _ = done.send(answer);
         }

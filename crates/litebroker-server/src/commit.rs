@@ -25,9 +25,9 @@
 //! fail one request alone (a queue's name, a body's size) is checked before
 //! it joins a group, so that a group fails only for reasons shared by all
 //! of its requests. When fewer requests are waiting than the previous
-//! commit answered, the committer waits a moment (no longer than that
-//! commit took, at most a millisecond) for the rest to come back, so that
-//! the clients are not split into groups that take turns.
+//! commit answered or saw arrive, the committer waits a moment (no longer
+//! than that commit took, at most a millisecond) for the rest to come back,
+//! so that the clients are not split into groups that take turns.
 //!
 //! After a write commit, long-polls and event streams are woken at once
 //! rather than when the change feed notices the commit.
@@ -241,8 +241,9 @@ async fn commit_loop(
     mut rx: mpsc::Receiver<Job>,
     stats: Arc<CommitStats>,
 ) {
-    // The previous commit: how many requests it answered, how long it took.
-    let (mut last_requests, mut last_took) = (0usize, Duration::ZERO);
+    // The previous commit: how many clients it concerned (the requests it
+    // answered, and those that arrived meanwhile), how long it took.
+    let (mut clients, mut last_took) = (0usize, Duration::ZERO);
     while let Some(first) = rx.recv().await {
         let (mut count, mut bytes) = first.work.size();
         let mut batch = vec![first];
@@ -261,16 +262,16 @@ async fn commit_loop(
             }
         }
         // The clients the previous commit answered come back a round trip
-        // later; without waiting for them, the commit after it starts with
-        // whoever came back first, and the clients split into two groups
-        // that take turns, each commit serving half of them. So when fewer
-        // requests are here than the previous commit answered, wait a
-        // little for the rest: at most as long as that commit took (and
-        // MAX_LINGER). A lone client (the previous commit answered one)
-        // never waits.
-        if last_requests > 1 && batch.len() < last_requests && room {
+        // later; without waiting for them, this commit starts with those
+        // that arrived during the previous one, and the clients split into
+        // two groups that take turns, each commit serving part of them. So
+        // when fewer requests are here than the previous commit concerned
+        // (answered, or saw arrive), wait a little for the rest: at most as
+        // long as that commit took (and MAX_LINGER). A lone client (one
+        // request answered, none arrived) never waits.
+        if clients > 1 && batch.len() < clients && room {
             let until = tokio::time::Instant::now() + last_took.min(MAX_LINGER);
-            while room && batch.len() < last_requests {
+            while room && batch.len() < clients {
                 match tokio::time::timeout_at(until, rx.recv()).await {
                     Ok(Some(job)) => room = add(job, &mut batch),
                     _ => break,
@@ -324,7 +325,7 @@ async fn commit_loop(
             }
         });
         futures_util::future::join_all(commits).await;
-        (last_requests, last_took) = (requests, started.elapsed());
+        (clients, last_took) = (requests + rx.len(), started.elapsed());
     }
 }
 
