@@ -113,7 +113,10 @@ for op, op_name in ops[:2]:
         if any(cells):
             ratio_rows.append(f"| {op_name} | {sys_name} | " + " | ".join(cells) + " |")
 if ratio_rows:
-    out.append("The same throughputs as a share of the physical floor measured in this run (1.00 = the floor):")
+    out.append("The same throughputs as a share of the physical floor measured in this run (1.00 = the floor). "
+               "The server's slices alternate with the floor's; Redis is measured later in the run, so its "
+               "ratios also carry how the shared disk's sync times drifted meanwhile (across runs on this "
+               "machine, Redis `always` came out between about 0.8x and 1.6x of the floor):")
     out.append("")
     out.append("| operation | system | " + " | ".join(f"{n} client{'s' if n > 1 else ''}" for n in clients) + " |")
     out.append("|---|---|" + "---|" * len(clients))
