@@ -3,7 +3,7 @@
 # side on one local server, and renders bench/manual/postgres.md (which
 # bench/report.py includes in BENCHMARKS.md).
 #
-#   bench/pg.sh            full sizes (~3 min)
+#   bench/pg.sh            full sizes (~5 min)
 #   bench/pg.sh --quick    small sizes, to check the harness
 #
 # The server: BROKER_BENCH_POSTGRES_URL if set (then also give
@@ -16,7 +16,9 @@ cd "$ROOT"
 OUT="$ROOT/bench/results/postgres.jsonl"
 mkdir -p "$ROOT/bench/results"
 
-sizes=(--single 2000 --batched 100000 --batch 1000 --claims 4000 --leases 2000 --conns 1,8)
+# Each contender runs for seconds, not fractions of one: on a shared
+# machine, short runs give ratios that swing by half.
+sizes=(--single 8000 --batched 200000 --batch 1000 --claims 20000 --leases 6000 --conns 1,8)
 lat=(--latency 300)
 boss_lat=(--latency 40)
 if [[ "${1:-}" == "--quick" ]]; then
@@ -36,12 +38,13 @@ cargo build --release -p litebroker-bench --features lib --bin pg-bench >&2
 (cd bench/pgboss && npm ci --no-audit --no-fund >/dev/null)
 
 server="$(psql "$BROKER_BENCH_POSTGRES_URL" -Atc 'SHOW server_version')"
+load="$(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$OUT"
 echo "== litebroker and the raw floor" >&2
 target/release/pg-bench --url "$BROKER_BENCH_POSTGRES_URL" "${sizes[@]}" "${lat[@]}" | tee -a "$OUT" >&2
 echo "== pg-boss" >&2
 node bench/pgboss/bench.mjs --host "$PGBOSS_HOST" --user "$PGBOSS_USER" --database "$PGBOSS_DATABASE" \
     "${sizes[@]}" "${boss_lat[@]}" | tee -a "$OUT" >&2
-python3 bench/pg_report.py "$OUT" "$server" >bench/manual/postgres.md
+python3 bench/pg_report.py "$OUT" "$server" "$load" >bench/manual/postgres.md
 echo "wrote bench/manual/postgres.md" >&2
 python3 bench/splice_manual.py

@@ -4,6 +4,12 @@
 //!
 //! usage: pg-bench --url URL [--single 2000] [--batched 100000] [--batch 1000]
 //!                 [--claims 4000] [--leases 2000] [--latency 200] [--conns 1,8]
+//!                 [--rounds 4]
+//!
+//! A size of 0 leaves that workload out.
+//! Contenders of one workload take turns in `--rounds` rounds (the order
+//! rotates), each thread connected before the clock starts, so a busy
+//! machine slows all of them alike and the ratios hold.
 //!
 //! Workloads (each on fresh tables: the floor in schema `pgbench_floor`,
 //! litebroker in schema `pgbench_lb`):
@@ -28,10 +34,11 @@ use litebroker::message::Filter;
 use litebroker::{Broker, Connector};
 use litebroker_bench::{emit, Args};
 use postgres::{Client, NoTls};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const USAGE: &str = "pg-bench --url URL [--single 2000] [--batched 100000] [--batch 1000] \
-                     [--claims 4000] [--leases 2000] [--latency 200] [--conns 1,8]";
+                     [--claims 4000] [--leases 2000] [--latency 200] [--conns 1,8] \
+                     [--rounds 4]";
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -44,6 +51,7 @@ fn main() -> Res<()> {
     let claims = args.num("claims", 4000);
     let leases = args.num("leases", 2000);
     let latency = args.num("latency", 200);
+    let rounds = args.num("rounds", 4).max(1);
     let conns: Vec<usize> = args
         .get("conns")
         .unwrap_or("1,8")
@@ -52,69 +60,96 @@ fn main() -> Res<()> {
         .collect();
     let floor = Floor { url: url.clone() };
     let lb = Lb::new(&url)?;
+    let cpu = ServerCpu::find(&url)?;
     for &c in &conns {
-        // Floor and litebroker alternate per workload, so both see the same server state.
+        let run = |total: usize, works: &[&Work<'_>]| interleaved(c, total, rounds, &cpu, works);
         floor.reset()?;
         lb.reset()?;
-        let t = run_threads(c, single, |_, n| floor.insert(n, 1))?;
-        emit("floor_insert", single, t, json!({"conns": c}));
-        let t = run_threads(c, single, |_, n| floor.insert_ordered(n, 1))?;
-        emit("floor_insert_ordered", single, t, json!({"conns": c}));
-        let t = run_threads(c, single, |_, n| lb.write(n, 1))?;
-        emit("lb_write", single, t, json!({"conns": c}));
+        if single > 0 {
+            let t = run(
+                single,
+                &[&|_| floor.insert(1), &|_| floor.insert_ordered(1), &|_| {
+                    lb.write(1)
+                }],
+            )?;
+            put("floor_insert", single, t[0], json!({"conns": c}));
+            put("floor_insert_ordered", single, t[1], json!({"conns": c}));
+            put("lb_write", single, t[2], json!({"conns": c}));
+        }
 
-        let t = run_threads(c, batched / batch, |_, n| floor.insert(n, batch))?;
-        emit(
-            "floor_insert_batch",
-            batched,
-            t,
-            json!({"conns": c, "batch": batch}),
-        );
-        let t = run_threads(c, batched / batch, |_, n| floor.insert_ordered(n, batch))?;
-        emit(
-            "floor_insert_batch_ordered",
-            batched,
-            t,
-            json!({"conns": c, "batch": batch}),
-        );
-        let t = run_threads(c, batched / batch, |_, n| lb.write(n, batch))?;
-        emit(
-            "lb_write_batch",
-            batched,
-            t,
-            json!({"conns": c, "batch": batch}),
-        );
+        if batched > 0 {
+            let t = run(
+                batched / batch,
+                &[
+                    &|_| floor.insert(batch),
+                    &|_| floor.insert_ordered(batch),
+                    &|_| lb.write(batch),
+                ],
+            )?;
+            let extra = json!({"conns": c, "batch": batch});
+            put("floor_insert_batch", batched, t[0], extra.clone());
+            put("floor_insert_batch_ordered", batched, t[1], extra.clone());
+            put("lb_write_batch", batched, t[2], extra);
+        }
 
-        floor.reset()?;
-        lb.reset()?;
-        floor.insert(claims / batch + 1, batch)?;
-        lb.write(claims / batch + 1, batch)?;
-        let t = run_threads(c, claims, |_, n| floor.claim(n))?;
-        emit("floor_claim", claims, t, json!({"conns": c}));
-        let t = run_threads(c, claims, |_, n| lb.read(n))?;
-        emit("lb_read", claims, t, json!({"conns": c}));
+        if claims > 0 {
+            floor.reset()?;
+            lb.reset()?;
+            floor.insert(batch)?(claims / batch + 1)?;
+            lb.write(batch)?(claims / batch + 1)?;
+            analyze(&url)?;
+            let t = run(claims, &[&|_| floor.claim(), &|_| lb.read()])?;
+            put("floor_claim", claims, t[0], json!({"conns": c}));
+            put("lb_read", claims, t[1], json!({"conns": c}));
+        }
 
-        floor.reset()?;
-        lb.reset()?;
-        floor.insert(leases / batch + 1, batch)?;
-        lb.write(leases / batch + 1, batch)?;
-        let t = run_threads(c, leases, |_, n| floor.lease_ack(n))?;
-        emit("floor_lease_ack", leases, t, json!({"conns": c}));
-        let t = run_threads(c, leases, |_, n| lb.lease_ack(n))?;
-        emit("lb_lease_ack", leases, t, json!({"conns": c}));
+        if leases > 0 {
+            floor.reset()?;
+            lb.reset()?;
+            floor.insert(batch)?(leases / batch + 1)?;
+            lb.write(batch)?(leases / batch + 1)?;
+            analyze(&url)?;
+            let t = run(leases, &[&|_| floor.lease_ack(), &|_| lb.lease_ack()])?;
+            put("floor_lease_ack", leases, t[0], json!({"conns": c}));
+            put("lb_lease_ack", leases, t[1], json!({"conns": c}));
+        }
     }
-    lb.reset()?;
-    let samples = lb.watch_latency(latency)?;
-    emit(
-        "lb_watch_latency",
-        samples.len(),
-        Duration::ZERO,
-        json!({"p50_ms": pct(&samples, 50.0), "p99_ms": pct(&samples, 99.0),
+    if latency > 0 {
+        lb.reset()?;
+        let samples = lb.watch_latency(latency)?;
+        emit(
+            "lb_watch_latency",
+            samples.len(),
+            Duration::ZERO,
+            json!({"p50_ms": pct(&samples, 50.0), "p99_ms": pct(&samples, 99.0),
                "max_ms": pct(&samples, 100.0)}),
-    );
+        );
+    }
     floor.drop_schema()?;
     lb.connector.drop_schema()?;
     Ok(())
+}
+
+/// Gives the planner statistics of the freshly filled tables of both, as
+/// autovacuum would before long: without them, the floor's lease chose a
+/// bitmap scan and a sort of the whole queue for every message.
+fn analyze(url: &str) -> Res<()> {
+    let mut c = Client::connect(url, NoTls)?;
+    c.batch_execute("ANALYZE pgbench_floor.q; ANALYZE pgbench_lb.messages")?;
+    Ok(())
+}
+
+/// One JSON line: throughput, and the server's CPU time per message.
+fn put(name: &str, count: usize, (wall, server): (Duration, Option<Duration>), extra: Value) {
+    let mut extra = extra;
+    if let (Some(cpu), Some(o)) = (server, extra.as_object_mut()) {
+        let per = cpu.as_secs_f64() * 1e6 / count.max(1) as f64;
+        o.insert(
+            "server_cpu_us_per_msg".into(),
+            json!((per * 100.0).round() / 100.0),
+        );
+    }
+    emit(name, count, wall, extra);
 }
 
 fn pct(samples: &[f64], p: f64) -> f64 {
@@ -124,33 +159,126 @@ fn pct(samples: &[f64], p: f64) -> f64 {
     s.get(i).copied().unwrap_or(0.0)
 }
 
+/// A unit of work, run `n` times (on a connection opened beforehand).
+type Job<'a> = Box<dyn FnMut(usize) -> Res<()> + Send + 'a>;
+
+/// Opens one thread's connection (thread number given) and returns its job.
+type Work<'a> = dyn Fn(usize) -> Res<Job<'a>> + Sync + 'a;
+
+/// Runs each of `works` on `total` units split over `threads`, in `rounds`
+/// rounds that take turns (the order rotates each round), so that the load
+/// of a shared machine falls on every contender alike. Connections are
+/// opened before the clock starts. Returns each one's summed wall time and
+/// the CPU time the server's processes spent meanwhile (if it can be seen).
+fn interleaved(
+    threads: usize,
+    total: usize,
+    rounds: usize,
+    cpu: &ServerCpu,
+    works: &[&Work<'_>],
+) -> Res<Vec<(Duration, Option<Duration>)>> {
+    let mut times = vec![(Duration::ZERO, Some(Duration::ZERO)); works.len()];
+    for r in 0..rounds {
+        let share = total / rounds + usize::from(r < total % rounds);
+        for k in 0..works.len() {
+            let w = (k + r) % works.len();
+            let (wall, server) = run_threads(threads, share, cpu, works[w])?;
+            times[w].0 += wall;
+            times[w].1 = times[w].1.zip(server).map(|(a, b)| a + b);
+        }
+    }
+    Ok(times)
+}
+
 /// Runs `total` units of work split over `threads` threads (each gets its
-/// share as `n`), started together; returns the wall time.
+/// share), started together once every thread has connected; returns the
+/// wall time and the server's CPU time meanwhile.
 fn run_threads(
     threads: usize,
     total: usize,
-    work: impl Fn(usize, usize) -> Res<()> + Sync,
-) -> Res<Duration> {
+    cpu: &ServerCpu,
+    work: &Work<'_>,
+) -> Res<(Duration, Option<Duration>)> {
+    let mut jobs = (0..threads).map(work).collect::<Res<Vec<_>>>()?;
     let barrier = Barrier::new(threads + 1);
-    let work = &work;
     let barrier = &barrier;
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
+        let handles: Vec<_> = jobs
+            .iter_mut()
+            .enumerate()
+            .map(|(i, job)| {
                 let n = total / threads + usize::from(i < total % threads);
                 s.spawn(move || {
                     barrier.wait();
-                    work(i, n)
+                    job(n)
                 })
             })
             .collect();
+        let before = cpu.used();
         barrier.wait();
         let start = Instant::now();
         for h in handles {
             h.join().expect("bench thread")?;
         }
-        Ok(start.elapsed())
+        let wall = start.elapsed();
+        // The connections are still open: their processes' time is all there.
+        let server = before.zip(cpu.used()).map(|(a, b)| b.saturating_sub(a));
+        Ok((wall, server))
     })
+}
+
+/// The CPU time of the server's processes (the postmaster's children), when
+/// the server runs on this host and `/proc` shows it: wall time on a shared
+/// machine moves with everyone else's load, CPU time much less.
+struct ServerCpu {
+    postmaster: Option<u32>,
+}
+
+impl ServerCpu {
+    fn find(url: &str) -> Res<Self> {
+        let mut c = Client::connect(url, NoTls)?;
+        let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+        let postmaster = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat_ppid(&stat));
+        Ok(ServerCpu { postmaster })
+    }
+
+    /// Summed run time of the postmaster's children now.
+    fn used(&self) -> Option<Duration> {
+        let pm = self.postmaster?;
+        let mut ns = 0u64;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let child = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat_ppid(&stat))
+                == Some(pm);
+            if child {
+                let sched = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok();
+                ns += sched
+                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+        Some(Duration::from_nanos(ns))
+    }
+}
+
+/// The parent pid in a `/proc/PID/stat` line (after the command in parentheses).
+fn stat_ppid(stat: &str) -> Option<u32> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// The raw SQL floor: the smallest table and statements that do the work.
@@ -184,72 +312,84 @@ impl Floor {
         Ok(())
     }
 
-    fn insert(&self, transactions: usize, per: usize) -> Res<()> {
+    /// `per` messages per transaction (one statement).
+    fn insert(&self, per: usize) -> Res<Job<'static>> {
         let mut c = self.client()?;
         let one = c.prepare("INSERT INTO q (queue, body) VALUES ('bench', $1)")?;
         let many =
             c.prepare("INSERT INTO q (queue, body) SELECT 'bench', b FROM unnest($1::bytea[]) b")?;
-        let bodies: Vec<Vec<u8>> = (0..per)
-            .map(|i| format!("message {i}").into_bytes())
-            .collect();
-        for _ in 0..transactions {
-            if per == 1 {
-                c.execute(&one, &[&bodies[0]])?;
-            } else {
-                c.execute(&many, &[&bodies])?;
+        let bodies = bodies(per);
+        Ok(Box::new(move |transactions| {
+            for _ in 0..transactions {
+                if per == 1 {
+                    c.execute(&one, &[&bodies[0]])?;
+                } else {
+                    c.execute(&many, &[&bodies])?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        }))
     }
 
     /// The same inserts, each transaction first raising one counter row
     /// (what gives ids in commit order on every host): the cost of ordering.
-    fn insert_ordered(&self, transactions: usize, per: usize) -> Res<()> {
+    fn insert_ordered(&self, per: usize) -> Res<Job<'static>> {
         let mut c = self.client()?;
         let bump = c.prepare("UPDATE counter SET value = value + $1 RETURNING value")?;
         let many = c.prepare(
             "INSERT INTO q (id, queue, body) SELECT $1::bigint + n, 'bench', b \
              FROM unnest($2::bytea[]) WITH ORDINALITY AS t(b, n)",
         )?;
-        let bodies: Vec<Vec<u8>> = (0..per)
-            .map(|i| format!("message {i}").into_bytes())
-            .collect();
+        let bodies = bodies(per);
         let per_i64 = per as i64;
-        for _ in 0..transactions {
-            let mut tx = c.transaction()?;
-            let last: i64 = tx.query_one(&bump, &[&per_i64])?.get(0);
-            tx.execute(&many, &[&(last - per_i64 + 1_000_000_000), &bodies])?;
-            tx.commit()?;
-        }
-        Ok(())
+        Ok(Box::new(move |transactions| {
+            for _ in 0..transactions {
+                let mut tx = c.transaction()?;
+                let last: i64 = tx.query_one(&bump, &[&per_i64])?.get(0);
+                tx.execute(&many, &[&(last - per_i64 + 1_000_000_000), &bodies])?;
+                tx.commit()?;
+            }
+            Ok(())
+        }))
     }
 
-    fn claim(&self, n: usize) -> Res<()> {
+    fn claim(&self) -> Res<Job<'static>> {
         let mut c = self.client()?;
         let take = c.prepare(
             "DELETE FROM q WHERE id = (SELECT id FROM q WHERE queue = 'bench' \
              ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, body",
         )?;
-        for _ in 0..n {
-            c.query_opt(&take, &[])?.ok_or("floor queue ran dry")?;
-        }
-        Ok(())
+        Ok(Box::new(move |n| {
+            for _ in 0..n {
+                c.query_opt(&take, &[])?.ok_or("floor queue ran dry")?;
+            }
+            Ok(())
+        }))
     }
 
-    fn lease_ack(&self, n: usize) -> Res<()> {
+    fn lease_ack(&self) -> Res<Job<'static>> {
         let mut c = self.client()?;
         let lease = c.prepare(
             "UPDATE q SET visible_at = 1 WHERE id = (SELECT id FROM q WHERE queue = 'bench' \
              AND visible_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, body",
         )?;
         let ack = c.prepare("DELETE FROM q WHERE id = $1")?;
-        for _ in 0..n {
-            let row = c.query_opt(&lease, &[])?.ok_or("floor queue ran dry")?;
-            let id: i64 = row.get(0);
-            c.execute(&ack, &[&id])?;
-        }
-        Ok(())
+        Ok(Box::new(move |n| {
+            for _ in 0..n {
+                let row = c.query_opt(&lease, &[])?.ok_or("floor queue ran dry")?;
+                let id: i64 = row.get(0);
+                c.execute(&ack, &[&id])?;
+            }
+            Ok(())
+        }))
     }
+}
+
+/// The bodies of one transaction's messages.
+fn bodies(per: usize) -> Vec<Vec<u8>> {
+    (0..per)
+        .map(|i| format!("message {i}").into_bytes())
+        .collect()
 }
 
 /// litebroker through its library, on the same server.
@@ -278,41 +418,47 @@ impl Lb {
         Ok(())
     }
 
-    fn write(&self, transactions: usize, per: usize) -> Res<()> {
+    fn write(&self, per: usize) -> Res<Job<'static>> {
         let mut b = self.broker()?;
-        let mut q = b.queue("bench")?;
         let bodies: Vec<String> = (0..per).map(|i| format!("message {i}")).collect();
-        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-        for _ in 0..transactions {
-            if per == 1 {
-                q.write(refs[0])?;
-            } else {
-                q.write_many(&refs)?;
+        Ok(Box::new(move |transactions| {
+            let mut q = b.queue("bench")?;
+            let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            for _ in 0..transactions {
+                if per == 1 {
+                    q.write(refs[0])?;
+                } else {
+                    q.write_many(&refs)?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        }))
     }
 
-    fn read(&self, n: usize) -> Res<()> {
+    fn read(&self) -> Res<Job<'static>> {
         let mut b = self.broker()?;
-        let mut q = b.queue("bench")?;
-        for _ in 0..n {
-            q.read()?.ok_or("litebroker queue ran dry")?;
-        }
-        Ok(())
+        Ok(Box::new(move |n| {
+            let mut q = b.queue("bench")?;
+            for _ in 0..n {
+                q.read()?.ok_or("litebroker queue ran dry")?;
+            }
+            Ok(())
+        }))
     }
 
-    fn lease_ack(&self, n: usize) -> Res<()> {
+    fn lease_ack(&self) -> Res<Job<'static>> {
         let mut b = self.broker()?;
-        let mut q = b.queue("bench")?;
-        for _ in 0..n {
-            let m = q
-                .lease(&Filter::all(), 1, Some(Duration::from_secs(30)))?
-                .pop()
-                .ok_or("litebroker queue ran dry")?;
-            q.ack(&m.receipt.expect("a leased message has a receipt"))?;
-        }
-        Ok(())
+        Ok(Box::new(move |n| {
+            let mut q = b.queue("bench")?;
+            for _ in 0..n {
+                let m = q
+                    .lease(&Filter::all(), 1, Some(Duration::from_secs(30)))?
+                    .pop()
+                    .ok_or("litebroker queue ran dry")?;
+                q.ack(&m.receipt.expect("a leased message has a receipt"))?;
+            }
+            Ok(())
+        }))
     }
 
     /// Milliseconds from a write's commit to the message in a waiter's hands.

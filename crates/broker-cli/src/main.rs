@@ -175,22 +175,38 @@ fn parse(args: &[String]) -> Result<(Cli, bool), Failure> {
     }
 }
 
-/// `broker write QUEUE BODY` with no option anywhere: the command line a
-/// script runs most, decided without building clap's tree of every command
-/// (a sixth of such a process's instructions). Any word that starts with
-/// `-` (but `-` itself, stdin) leaves it to clap and argparse's rules; the
-/// test below holds it equal to what clap makes of the same words.
+/// `broker [-d DIR] [-f FILE] write QUEUE BODY` with no other option: the
+/// command line a script runs most, decided without building clap's tree of
+/// every command (a sixth of such a process's instructions). Any other word
+/// that starts with `-` (but `-` itself, stdin) leaves it to clap and
+/// argparse's rules; the tests below hold it equal to what clap makes of the
+/// same words.
 fn plain_write(args: &[String]) -> Option<Cli> {
-    let [command, queue, message] = args else {
+    let optionless = |w: &str| !w.is_empty() && !w.starts_with('-');
+    let (mut dir, mut file) = (None, None);
+    let mut rest = args;
+    while let [flag, value, more @ ..] = rest {
+        let slot = match flag.as_str() {
+            "-d" => &mut dir,
+            "-f" => &mut file,
+            _ => break,
+        };
+        if slot.is_some() || !optionless(value) {
+            return None;
+        }
+        *slot = Some(value.clone());
+        rest = more;
+    }
+    let [command, queue, message] = rest else {
         return None;
     };
-    let optionless = |w: &str| !w.starts_with('-');
     if command != "write" || !optionless(queue) || !(optionless(message) || message == "-") {
+        // (An empty body or queue name goes to clap too.)
         return None;
     }
     Some(Cli {
-        dir: None,
-        file: None,
+        dir,
+        file,
         db: None,
         yes: false,
         quiet: false,
@@ -303,8 +319,11 @@ mod plain_write_tests {
             &["write", "q", "hello"][..],
             &["write", "@alias", "-"],
             &["write", "tasks", "ship it 🚀"],
-            &["write", "q", ""],
             &["write", "q.sub_1", "a=b --not-an-option-inside"],
+            &["-d", "/tmp/some dir", "write", "q", "x"],
+            &["-f", "other.db", "write", "q", "x"],
+            &["-d", "dir", "-f", "f.db", "write", "q", "x"],
+            &["-f", "f.db", "-d", "dir", "write", "q", "-"],
         ] {
             let args = words(argv);
             let fast = plain_write(&args).expect("a plain write");
@@ -330,6 +349,13 @@ mod plain_write_tests {
             &["write", "q", "a", "b"],
             &["read", "q", "x"],
             &["-d", "dir", "write"],
+            &["write", "q", ""],
+            &["-d", "-x", "write", "q", "x"],
+            &["-d", "a", "-d", "b", "write", "q", "x"],
+            &["-d", "", "write", "q", "x"],
+            &["--dir", "d", "write", "q", "x"],
+            &["-q", "write", "q", "x"],
+            &["-d", "d", "write", "q", "x", "--json"],
         ] {
             assert!(plain_write(&words(argv)).is_none(), "{argv:?}");
         }

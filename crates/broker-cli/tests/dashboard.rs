@@ -65,14 +65,19 @@ fn ten_thousand_queues(sb: &Sandbox) -> PathBuf {
     db
 }
 
-#[test]
-fn the_dashboard_in_a_real_browser() {
+fn playwright_dir() -> PathBuf {
     let dir = browser_dir();
     assert!(
         dir.join("node_modules/playwright-core").exists(),
         "playwright-core is not installed in {}: run scripts/test.sh (npm ci there)",
         dir.display()
     );
+    dir
+}
+
+#[test]
+fn the_dashboard_in_a_real_browser() {
+    let dir = playwright_dir();
     let big = Sandbox::new();
     let big_db = ten_thousand_queues(&big);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -96,4 +101,46 @@ fn the_dashboard_in_a_real_browser() {
         status.success(),
         "the browser test failed (its output is above)"
     );
+}
+
+/// The same browser test with `broker --db URL` on PostgreSQL (a schema of
+/// its own), when BROKER_TEST_POSTGRES_URL names a server (scripts/test.sh
+/// starts one and sets LITEBROKER_REQUIRE_POSTGRES=1, under which a missing
+/// URL fails). No screenshots, no 10,000 queues: the pages, not the sizes.
+#[test]
+fn the_dashboard_in_a_real_browser_on_postgresql() {
+    let Ok(url) = std::env::var("BROKER_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("LITEBROKER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "LITEBROKER_REQUIRE_POSTGRES=1 but BROKER_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("no PostgreSQL server (BROKER_TEST_POSTGRES_URL): skipped");
+        return;
+    };
+    let dir = playwright_dir();
+    let schema = format!("lbdash_{}_{}", std::process::id(), now_ns() % 1_000_000_000);
+    let mut child =
+        Command::new(std::env::var("LITEBROKER_NODE").unwrap_or_else(|_| "node".into()))
+            .arg("dashboard.mjs")
+            .current_dir(&dir)
+            .env("BROKER_BIN", common::broker_bin())
+            .env("CHROMIUM", chromium())
+            .env("BROKER_DB_URL", &url)
+            .env("BROKER_DATABASE_SCHEMA", &schema)
+            .env_remove("BIG_DB")
+            .env_remove("SCREENSHOTS")
+            .spawn()
+            .expect("run node (apt-get install nodejs npm)");
+    let status = wait_bounded(&mut child, Duration::from_secs(240));
+    // The schema goes, whatever the outcome.
+    let cleanup = Command::new(common::broker_bin())
+        .args(["--db", &url, "--cleanup", "--yes"])
+        .env("BROKER_DATABASE_SCHEMA", &schema)
+        .output()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the browser test on PostgreSQL failed (its output is above)"
+    );
+    assert!(cleanup.status.success(), "{cleanup:?}");
 }

@@ -509,10 +509,14 @@ fn serves_the_tcp_protocol_beside_http_on_the_same_topics() {
             let _ = tx.send(line.unwrap_or_default());
         }
     });
+    let mut http = String::new();
     let tcp = loop {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("serve prints its addresses");
+        if let Some(at) = line.find("http://") {
+            http = line[at + "http://".len()..].trim().to_owned();
+        }
         if let Some(addr) = line.strip_prefix("Serving the TCP protocol on ") {
             break addr.trim().to_owned();
         }
@@ -545,6 +549,25 @@ fn serves_the_tcp_protocol_beside_http_on_the_same_topics() {
     let out = sb.run(&["read", "billing"]);
     assert_code(&out, 0);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "over tcp\n");
+    // A TCP member shows on the HTTP dashboard, and goes when it leaves.
+    let connected = || {
+        let mut h = TcpStream::connect(&http).unwrap();
+        h.write_all(b"GET /v1/dashboard/topics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        h.read_to_string(&mut answer).unwrap();
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["subscriptions"][0]["connected"].clone()
+    };
+    assert_eq!(connected(), serde_json::json!({"http": 0, "tcp": 0}));
+    let member = [("subscription_id", "billing"), ("subscriber_id", "m1")];
+    let (_, _, props) = tcp_request(&mut s, 7, 4, &member, b"");
+    assert!(props.contains("status=success"), "{props}");
+    assert_eq!(connected(), serde_json::json!({"http": 0, "tcp": 1}));
+    let (_, _, props) = tcp_request(&mut s, 8, 5, &[("subscriber_id", "m1")], b"");
+    assert!(props.contains("status=success"), "{props}");
+    assert_eq!(connected(), serde_json::json!({"http": 0, "tcp": 0}));
     // SIGTERM stops both servers.
     // SAFETY: signalling our own child.
     unsafe {

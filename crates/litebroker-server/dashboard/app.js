@@ -36,6 +36,72 @@
     return node;
   }
 
+  // An SVG chart of messages in and out per second over the intervals of
+  // `timeline` (built with DOM calls: nothing is parsed as markup).
+  const SVG = 'http://www.w3.org/2000/svg';
+  function rates(timeline, counts) {
+    const out = [];
+    let from = timeline.start_ms;
+    timeline.ends_ms.forEach((end, i) => {
+      const secs = Math.max(0.001, (end - from) / 1000);
+      out.push(((counts && counts[i]) || 0) / secs);
+      from = end;
+    });
+    return out;
+  }
+  function fmtRate(r) { return r >= 100 ? fmtInt.format(Math.round(r)) : (Math.round(r * 10) / 10).toString(); }
+  function trafficChart(timeline, traffic, width, height) {
+    const ins = rates(timeline, traffic && traffic.in);
+    const outs = rates(timeline, traffic && traffic.out);
+    const svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('class', 'spark');
+    svg.setAttribute('width', width);
+    svg.setAttribute('height', height);
+    svg.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
+    svg.setAttribute('role', 'img');
+    const lastIn = ins.length ? ins[ins.length - 1] : 0;
+    const lastOut = outs.length ? outs[outs.length - 1] : 0;
+    const label = 'in ' + fmtRate(lastIn) + '/s, out ' + fmtRate(lastOut) + '/s lately; over the last ' +
+      age((timeline.ends_ms[timeline.ends_ms.length - 1] || timeline.start_ms) - timeline.start_ms);
+    svg.setAttribute('aria-label', label);
+    const title = document.createElementNS(SVG, 'title');
+    title.textContent = label;
+    svg.append(title);
+    const max = Math.max(1e-9, ...ins, ...outs);
+    const ends = timeline.ends_ms;
+    const span = Math.max(1, (ends[ends.length - 1] || timeline.start_ms) - timeline.start_ms);
+    const x = (t) => (((t - timeline.start_ms) / span) * (width - 2) + 1).toFixed(1);
+    const y = (v) => (height - 1.5 - (v / max) * (height - 3)).toFixed(1);
+    const axis = document.createElementNS(SVG, 'line');
+    axis.setAttribute('class', 'axis');
+    axis.setAttribute('x1', 0); axis.setAttribute('x2', width);
+    axis.setAttribute('y1', height - 0.5); axis.setAttribute('y2', height - 0.5);
+    svg.append(axis);
+    // Steps: each interval is a flat stretch at its rate, so even the
+    // first one shows.
+    for (const [cls, series] of [['in', ins], ['out', outs]]) {
+      const pts = [];
+      let from = timeline.start_ms;
+      series.forEach((v, i) => {
+        pts.push(x(from) + ',' + y(v), x(ends[i]) + ',' + y(v));
+        from = ends[i];
+      });
+      if (!pts.length) continue;
+      const line = document.createElementNS(SVG, 'polyline');
+      line.setAttribute('class', cls);
+      line.setAttribute('points', pts.join(' '));
+      svg.append(line);
+    }
+    return svg;
+  }
+  // The newest rates of `traffic` as text: "3.2/s in · 2.9/s out".
+  function rateText(timeline, traffic) {
+    if (!timeline || !timeline.ends_ms.length) return 'measuring…';
+    const ins = rates(timeline, traffic && traffic.in);
+    const outs = rates(timeline, traffic && traffic.out);
+    return fmtRate(ins[ins.length - 1]) + '/s in · ' + fmtRate(outs[outs.length - 1]) + '/s out';
+  }
+
   function setStatus(text, isError) {
     statusBox.textContent = text || '';
     statusBox.className = isError ? 'error' : '';
@@ -117,7 +183,6 @@
     prompting = true;
     stopStream();
     overview = null;
-    history.clear();
     serverInfo.textContent = '';
     if (cleanup) { cleanup(); cleanup = null; }
     changeKey.hidden = true;
@@ -198,23 +263,8 @@
     setLive(false);
   }
 
-  // Pending counts of the last two minutes (a sample every 5 s), per queue.
-  const history = new Map();
-  let lastSample = 0;
-  function sample(data) {
-    if (Date.now() - lastSample < 5000) return;
-    lastSample = Date.now();
-    for (const q of data.queues) {
-      let h = history.get(q.name);
-      if (!h) { h = []; history.set(q.name, h); }
-      h.push(q.pending);
-      if (h.length > 24) h.shift();
-    }
-  }
-
   function receive(data) {
     overview = data;
-    sample(data);
     clockSkew = data.now_ms - Date.now();
     serverInfo.textContent = 'v' + data.version + ' · up ' + age(data.uptime_seconds * 1000);
     for (const f of listeners) f(data);
@@ -285,9 +335,10 @@
         el('th', { scope: 'col', class: 'num' }, 'Delayed'),
         el('th', { scope: 'col', class: 'num' }, 'Dead letters'),
         el('th', { scope: 'col', class: 'num' }, 'Oldest'),
-        el('th', { scope: 'col', class: 'num hide-narrow', title: 'pending over the last two minutes' }, 'Trend'))),
+        el('th', { scope: 'col', class: 'hide-narrow', title: 'messages in and out per second over the last minutes' }, 'In / out'))),
       tbody));
-    main.replaceChildren(el('h1', null, 'Queues'), cards,
+    const flow = el('div', { class: 'flow', id: 'total-traffic' });
+    main.replaceChildren(el('h1', null, 'Queues'), cards, flow,
       el('div', { class: 'toolbar' }, search, sort), table,
       el('div', { class: 'pager' }, prev, next, info));
 
@@ -312,18 +363,21 @@
     function makeRow() {
       const link = el('a');
       const cells = [el('td', { class: 'name' }, link)];
-      for (let i = 0; i < 6; i++) cells.push(el('td', { class: i === 5 ? 'num hide-narrow' : 'num' }));
-      return { tr: el('tr', null, ...cells), link, cells, name: null };
+      for (let i = 0; i < 5; i++) cells.push(el('td', { class: 'num' }));
+      cells.push(el('td', { class: 'traffic hide-narrow' }));
+      return { tr: el('tr', null, ...cells), link, cells, name: null, drawn: null };
     }
 
-    function trend(name) {
-      const h = history.get(name);
-      if (!h || h.length < 2) return '';
-      const bars = '▁▂▃▄▅▆▇█';
-      const max = Math.max(...h);
-      const min = Math.min(...h);
-      if (max === min) return bars[max ? 3 : 0].repeat(h.length);
-      return h.map((v) => bars[Math.round(((v - min) / (max - min)) * 7)]).join('');
+    // Draws a row's chart only when its numbers changed.
+    function drawTraffic(r, q) {
+      const t = overview.traffic;
+      const key = t ? t.ends_ms[t.ends_ms.length - 1] + '|' + JSON.stringify(q.traffic || null) : 'none';
+      if (r.drawn === key) return;
+      r.drawn = key;
+      const cell = r.cells[6];
+      if (!t) { cell.replaceChildren(el('span', { class: 'muted' }, 'measuring…')); return; }
+      if (!q.traffic) { cell.replaceChildren(el('span', { class: 'muted' }, 'none lately')); return; }
+      cell.replaceChildren(trafficChart(t, q.traffic, 96, 22), ' ', el('span', { class: 'rate' }, rateText(t, q.traffic)));
     }
 
     function paint() {
@@ -352,11 +406,12 @@
         const dead = q.dead_letters;
         const values = [num(q.pending), num(q.leased), num(q.delayed),
           dead === null ? (q.is_dead_letter_queue ? 'is a DLQ' : '–') : num(dead),
-          q.oldest_ms ? age(now - q.oldest_ms) : '–', trend(q.name)];
-        for (let c = 0; c < 6; c++) {
+          q.oldest_ms ? age(now - q.oldest_ms) : '–'];
+        for (let c = 0; c < 5; c++) {
           if (r.cells[c + 1].textContent !== values[c]) r.cells[c + 1].textContent = values[c];
         }
         r.cells[4].className = 'num' + (dead ? ' dead' : '');
+        drawTraffic(r, q);
       }
       info.textContent = list.length
         ? 'queues ' + num(start + 1) + '–' + num(start + shown.length) + ' of ' + num(list.length)
@@ -370,6 +425,15 @@
         cards.replaceChildren(...values.map(([label]) => el('div', { class: 'card' }, el('b'), el('span', null, label))));
       }
       values.forEach(([, v], i) => { cards.children[i].firstChild.textContent = num(v); });
+      const tt = overview.traffic;
+      const key = tt ? tt.ends_ms[tt.ends_ms.length - 1] + '|' + JSON.stringify(overview.total_traffic) : 'none';
+      if (flow.dataset.drawn !== key) {
+        flow.dataset.drawn = key;
+        flow.replaceChildren(el('span', { class: 'muted' }, 'All queues shown: '),
+          tt ? trafficChart(tt, overview.total_traffic, 240, 40) : null, ' ',
+          el('span', { class: 'rate', id: 'total-rate' }, rateText(tt, overview.total_traffic)),
+          el('span', { class: 'legend muted' }, el('i', { class: 'in' }), 'in ', el('i', { class: 'out' }), 'out'));
+      }
     }
 
     function onData() { paint(); }
@@ -427,15 +491,21 @@
       el('th', { scope: 'col' }, ''));
     const table = el('div', { class: 'table-wrap' }, el('table', { class: 'messages', 'data-queue': queue }, el('thead', null, head), tbody));
     const pager = el('div', { class: 'pager' });
-    wrap.append(table, pager);
-    const afters = [0];
+    const order = el('select', { class: 'order', 'aria-label': 'Order of messages' },
+      el('option', { value: 'oldest' }, 'oldest first'),
+      el('option', { value: 'newest' }, 'newest first'));
+    wrap.append(el('div', { class: 'toolbar' }, el('label', { class: 'muted' }, 'Show ', order)), table, pager);
+    const cursors = [null]; // where each page starts (null: at the oldest or newest)
     let page = 0;
     let current = [];
+    order.addEventListener('change', () => { cursors.length = 1; page = 0; load(); });
 
     async function load() {
       let data;
+      const at = cursors[page];
+      const from = at === null ? '' : (order.value === 'newest' ? '&before=' : '&after=') + at;
       try {
-        data = await api('GET', '/v1/dashboard/queues/' + enc(queue) + '/messages?limit=' + MSG_PAGE + '&after=' + afters[page]);
+        data = await api('GET', '/v1/dashboard/queues/' + enc(queue) + '/messages?limit=' + MSG_PAGE + '&order=' + order.value + from);
       } catch (e) { fail(e, 'Queue ' + queue); return; }
       current = data.messages;
       const frag = document.createDocumentFragment();
@@ -446,7 +516,7 @@
       tbody.replaceChildren(frag);
       if (selectAll) selectAll.checked = false;
       const prev = el('button', { type: 'button', disabled: page === 0, onclick: () => { page--; load(); } }, '‹ Previous');
-      const next = el('button', { type: 'button', disabled: data.next === null || data.next === undefined, onclick: () => { afters[page + 1] = data.next; page++; load(); } }, 'Next ›');
+      const next = el('button', { type: 'button', disabled: data.next === null || data.next === undefined, onclick: () => { cursors[page + 1] = data.next; page++; load(); } }, 'Next ›');
       const refresh = el('button', { type: 'button', onclick: load }, 'Refresh');
       pager.replaceChildren(prev, next, refresh, el('span', { class: 'muted' }, 'page ' + (page + 1) + ' · ' + data.messages.length + ' shown'));
       if (opts.onLoad) opts.onLoad(current);
@@ -521,7 +591,7 @@
       }).map((tr) => tr.getAttribute('data-id')));
       return current.filter((m) => ids.has(m.id));
     };
-    wrap.reload = () => { afters.length = 1; page = 0; return load(); };
+    wrap.reload = () => { cursors.length = 1; page = 0; return load(); };
     load();
     return wrap;
   }
@@ -552,7 +622,9 @@
       const now = Date.now() + clockSkew;
       counts.replaceChildren(...[['pending', num(q.pending)], ['leased', num(q.leased)], ['delayed', num(q.delayed)],
         ['dead letters', q.dead_letters === null ? '–' : num(q.dead_letters)], ['oldest', q.oldest_ms ? age(now - q.oldest_ms) : '–']]
-        .map(([l, v]) => el('div', { class: 'card' }, el('b', null, v), el('span', null, l))));
+        .map(([l, v]) => el('div', { class: 'card' }, el('b', null, v), el('span', null, l))),
+      el('div', { class: 'card wide', id: 'queue-traffic' }, overview.traffic ? trafficChart(overview.traffic, q.traffic, 160, 32) : null,
+        el('span', null, rateText(overview.traffic, q.traffic))));
       if (q.is_dead_letter_queue && !toolbar.querySelector('#redrive-all')) {
         toolbar.append(el('a', { href: '#/dead', id: 'redrive-all' }, 'This is a dead-letter queue: redrive…'));
       }
@@ -655,12 +727,15 @@
         el('tbody', null, ...(data.topics.length ? data.topics.map((t) => el('tr', null, el('td', null, t.topic), el('td', { class: 'num' }, num(t.retained)), el('td', { class: 'num' }, num(t.next_offset)), el('td', null, retention(t))))
           : [el('tr', null, el('td', { colspan: 4, class: 'muted' }, 'No topics.'))]))));
       const subs = el('div', { class: 'table-wrap' }, el('table', { id: 'subscriptions' },
-        el('thead', null, el('tr', null, el('th', null, 'Subscription'), el('th', null, 'Pattern'), el('th', { class: 'num' }, 'Lag'), el('th', null, 'Position'), el('th', null, 'Kind'))),
+        el('thead', null, el('tr', null, el('th', null, 'Subscription'), el('th', null, 'Pattern'), el('th', { class: 'num' }, 'Lag'), el('th', null, 'Position'), el('th', null, 'Connected'), el('th', null, 'Kind'))),
         el('tbody', null, ...(data.subscriptions.length ? data.subscriptions.map((s) => el('tr', null,
           el('td', null, el('a', { href: '#/queue/' + enc(s.name) }, s.name)), el('td', null, el('code', null, s.pattern)),
           el('td', { class: 'num' }, num(s.lag)), el('td', null, s.positions.map(([t, o]) => t + '@' + o).join(', ') || '–'),
+          el('td', { class: 'connected' }, (s.connected.http + s.connected.tcp)
+            ? [s.connected.http ? s.connected.http + ' HTTP' : null, s.connected.tcp ? s.connected.tcp + ' TCP' : null].filter(Boolean).join(' · ')
+            : 'none'),
           el('td', null, s.ephemeral ? 'ephemeral' : 'durable')))
-          : [el('tr', null, el('td', { colspan: 5, class: 'muted' }, 'No subscriptions.'))]))));
+          : [el('tr', null, el('td', { colspan: 6, class: 'muted' }, 'No subscriptions.'))]))));
       main.replaceChildren(el('h1', null, 'Topics and subscriptions'), el('h2', null, 'Topics'), topics, el('h2', null, 'Subscriptions'), subs,
         el('p', null, el('button', { type: 'button', onclick: load }, 'Refresh')));
     }

@@ -16,7 +16,9 @@
 //! - [`routes::admin`]: queue settings, move, redrive, aliases under `/v1`;
 //! - [`routes::events`]: Server-Sent Events consumer groups;
 //! - [`routes::keys`]: API keys stored in the database;
-//! - [`routes::system`]: `/health`, `/ready`, `/metrics`, `/openapi.json`.
+//! - [`routes::system`]: `/health`, `/ready`, `/metrics`, `/openapi.json`;
+//! - [`routes::dashboard`]: the web dashboard at `/` and its data routes,
+//!   with [`traffic`] (a sampler of messages in and out of each queue).
 //!
 //! Errors are `{"error": {"code", "message"}}`, mapped from the library's
 //! error kinds in one place ([`error`]). Logs name the method, the route's
@@ -32,6 +34,7 @@ pub mod iso;
 pub mod metrics;
 pub mod pool;
 pub mod routes;
+pub mod traffic;
 pub mod wait;
 
 use std::collections::HashMap;
@@ -81,6 +84,12 @@ pub struct Config {
     /// the client to resume with `Last-Event-ID` before they go to the
     /// group's other members (zero: at once).
     pub sse_resume_grace: Duration,
+    /// Where connected event-stream members are counted (share it with a
+    /// TCP server in the same process, so the dashboard shows both).
+    pub presence: litebroker::Presence,
+    /// How often the dashboard's traffic counts are sampled (at least; a
+    /// slow sample makes the next one wait longer).
+    pub traffic_every: Duration,
 }
 
 /// A certificate chain and its private key, PEM.
@@ -120,6 +129,8 @@ impl Default for Config {
             keys_in_database: false,
             tls: None,
             sse_resume_grace: Duration::from_secs(5),
+            presence: litebroker::Presence::new(),
+            traffic_every: traffic::EVERY,
         }
     }
 }
@@ -145,6 +156,10 @@ pub struct ServerState {
     pub groups: routes::events::Groups,
     /// Commits concurrent queue writes, takes and acks together.
     pub commits: commit::GroupCommit,
+    /// Members connected to each queue or subscription, this process.
+    pub presence: litebroker::Presence,
+    /// Messages in and out of each queue lately (the dashboard's charts).
+    pub traffic: traffic::Traffic,
     /// One lock per queue for PyQueue's idempotent sends, so that two
     /// concurrent sends of one id through this server store it once.
     pyqueue_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -169,6 +184,7 @@ pub fn app(
     config: Config,
 ) -> (Router, AppState, watch::Sender<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let traffic_every = config.traffic_every;
     let changes = Arc::new(Changes::new(connector.changes()));
     let pool = Arc::new(Pool::new(connector, config.blocking_threads));
     let state = Arc::new(ServerState {
@@ -181,8 +197,11 @@ pub fn app(
         stopping: stop_rx,
         max_wait: config.max_wait,
         groups: routes::events::Groups::new(config.sse_resume_grace),
+        presence: config.presence,
+        traffic: traffic::Traffic::default(),
         pyqueue_locks: Mutex::new(HashMap::new()),
     });
+    tokio::spawn(traffic::run(state.clone(), traffic_every));
     let timeout = config.request_timeout;
     let router = routes::router()
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))

@@ -121,6 +121,19 @@ fn routes() -> Vec<Route> {
             &[Manage],
         ),
         r("DELETE", "/v1/subscriptions/q", None, &[Manage]),
+        r("GET", "/v1/dashboard/queues/q/messages", None, &[Read]),
+        r(
+            "GET",
+            "/v1/dashboard/queues/q/messages/1?seq=1",
+            None,
+            &[Read],
+        ),
+        r(
+            "DELETE",
+            "/v1/dashboard/queues/q/messages/1",
+            None,
+            &[Delete],
+        ),
         r("GET", "/v1/queues/q/config", None, &[Read]),
         r(
             "PUT",
@@ -161,6 +174,8 @@ const ANY_KEY: &[(&str, &str)] = &[
     ("GET", "/v1/aliases"),
     ("GET", "/v1/topics"),
     ("GET", "/metrics"),
+    ("GET", "/v1/dashboard/overview"),
+    ("GET", "/v1/dashboard/topics"),
 ];
 
 /// Routes that need no key.
@@ -335,6 +350,8 @@ async fn the_table_covers_every_documented_route() {
         )
         // Checked on its own in no_route_is_reachable_without_its_permission.
         .chain([("get".to_owned(), "/v1/queues/q/events".to_owned())])
+        // A stream: checked in tests/dashboard.rs (any key; none: 401).
+        .chain([("get".to_owned(), "/v1/dashboard/stream".to_owned())])
         // Checked on its own (with its permission it waits, then 504).
         .chain([("post".to_owned(), "/v1/topics/q/request".to_owned())])
         // Checked in tests/keys.rs (manage through a `*` grant).
@@ -352,7 +369,8 @@ async fn the_table_covers_every_documented_route() {
                 .replace("{queue}", "q")
                 .replace("{topic}", "q")
                 .replace("{name}", "q")
-                .replace("{alias}", "q");
+                .replace("{alias}", "q")
+                .replace("{id}", "1");
             assert!(
                 table.contains(&(method.clone(), concrete.clone())),
                 "{method} {template} is documented but not in the permission table"

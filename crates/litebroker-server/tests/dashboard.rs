@@ -433,3 +433,182 @@ async fn a_revoked_key_sees_no_more_of_the_stream() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_pages_newest_first_too() {
+    let s = TestServer::start(None).await;
+    let mut b = s.broker();
+    let mut q = b.queue("recent").unwrap();
+    for body in ["a", "b", "c", "d", "e"] {
+        q.write(body).unwrap();
+    }
+    drop(q);
+    let base = "/v1/dashboard/queues/recent/messages";
+    let bodies = |v: &Value| -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, p1) = s
+        .call("GET", &format!("{base}?order=newest&limit=2"), None, None)
+        .await;
+    assert_eq!(status, 200, "{p1}");
+    assert_eq!(bodies(&p1), ["e", "d"]);
+    let next = p1["next"].as_i64().unwrap();
+    let (_, p2) = s
+        .call(
+            "GET",
+            &format!("{base}?order=newest&limit=2&before={next}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(bodies(&p2), ["c", "b"]);
+    let next = p2["next"].as_i64().unwrap();
+    let (_, p3) = s
+        .call(
+            "GET",
+            &format!("{base}?order=newest&limit=2&before={next}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(bodies(&p3), ["a"]);
+    assert_eq!(p3["next"], Value::Null);
+    let (_, oldest) = s
+        .call("GET", &format!("{base}?order=oldest&limit=2"), None, None)
+        .await;
+    assert_eq!(bodies(&oldest), ["a", "b"]);
+    for bad in [
+        format!("{base}?order=newest&after=1"),
+        format!("{base}?before=5"),
+        format!("{base}?order=sideways"),
+        format!("{base}?order=newest&before=0"),
+        format!("{base}?order=newest&before=-3"),
+        format!("{base}?after=1&before=5"),
+        format!("{base}?after=-1"),
+    ] {
+        let (status, body) = s.call("GET", &bad, None, None).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_shows_the_members_streaming_from_it() {
+    let s = TestServer::start(None).await;
+    let (status, _) = s
+        .call(
+            "POST",
+            "/v1/subscriptions",
+            None,
+            Some(serde_json::json!({"name": "jobs.audit", "pattern": "jobs.+"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let http = |t: &Value| t["subscriptions"][0]["connected"]["http"].as_u64();
+    let t = s
+        .get_until("/v1/dashboard/topics", None, |t| http(t) == Some(0))
+        .await;
+    assert_eq!(t["subscriptions"][0]["connected"]["tcp"], 0);
+    let one = s
+        .req("GET", "/v1/queues/jobs.audit/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let two = s
+        .req("GET", "/v1/queues/jobs.audit/events")
+        .send()
+        .await
+        .unwrap();
+    s.get_until("/v1/dashboard/topics", None, |t| http(t) == Some(2))
+        .await;
+    drop(one);
+    s.get_until("/v1/dashboard/topics", None, |t| http(t) == Some(1))
+        .await;
+    drop(two);
+    s.get_until("/v1/dashboard/topics", None, |t| http(t) == Some(0))
+        .await;
+    s.stop().await;
+}
+
+/// The sum of one series of a queue's (or the total's) traffic.
+fn sum(traffic: &Value, which: &str) -> u64 {
+    traffic[which]
+        .as_array()
+        .map_or(0, |a| a.iter().map(|n| n.as_u64().unwrap()).sum())
+}
+
+fn queue<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_counts_messages_in_and_out_whoever_moves_them() {
+    let s = TestServer::start_with(Some(KEYS), |c| {
+        // 60 intervals of 200 ms: what happens is seen for 12 s.
+        c.traffic_every = Duration::from_millis(200)
+    })
+    .await;
+    let admin = Some("k-admin");
+    s.get_until("/v1/dashboard/overview", admin, |v| {
+        v["traffic"]["ends_ms"].is_array()
+    })
+    .await;
+    // Through the library (as the CLI would) and through the API.
+    {
+        let mut b = s.broker();
+        let mut q = b.queue("flow").unwrap();
+        for i in 0..5 {
+            q.write(&format!("m{i}")).unwrap();
+        }
+        for _ in 0..3 {
+            q.read().unwrap().unwrap();
+        }
+        b.queue("orders.new").unwrap().write("o1").unwrap();
+    }
+    let (status, _) = s
+        .call(
+            "POST",
+            "/v1/queues/orders.new/messages",
+            admin,
+            Some(serde_json::json!({"body": "o2"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let v = s
+        .get_until("/v1/dashboard/overview", admin, |v| {
+            let flow = &queue(v, "flow")["traffic"];
+            sum(flow, "in") == 5
+                && sum(flow, "out") == 3
+                && sum(&queue(v, "orders.new")["traffic"], "in") == 2
+        })
+        .await;
+    let ends = v["traffic"]["ends_ms"].as_array().unwrap().len();
+    assert_eq!(
+        queue(&v, "flow")["traffic"]["in"].as_array().unwrap().len(),
+        ends
+    );
+    assert!(v["traffic"]["start_ms"].as_i64().unwrap() <= v["now_ms"].as_i64().unwrap());
+    assert_eq!(sum(&v["total_traffic"], "in"), 7);
+    assert_eq!(sum(&v["total_traffic"], "out"), 3);
+    // A key sees the traffic of what it may read only, totals included.
+    let v = s
+        .get_until("/v1/dashboard/overview", Some("k-orders"), |v| {
+            v["traffic"].is_object()
+        })
+        .await;
+    assert!(queue(&v, "flow").is_null());
+    assert_eq!(sum(&v["total_traffic"], "in"), 2);
+    assert_eq!(sum(&v["total_traffic"], "out"), 0);
+    s.stop().await;
+}

@@ -284,6 +284,10 @@ async fn health_ready_metrics_openapi() {
         "{doc}"
     );
     assert!(doc["components"]["schemas"]["MessageOut"].is_object());
+    // The dashboard's data routes are documented too.
+    assert!(doc["paths"]["/v1/dashboard/overview"]["get"].is_object());
+    assert!(doc["paths"]["/v1/dashboard/queues/{queue}/messages/{id}"]["delete"].is_object());
+    assert!(doc["components"]["schemas"]["Overview"].is_object());
     s.stop().await;
 }
 

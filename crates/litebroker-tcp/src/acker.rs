@@ -10,12 +10,13 @@ use litebroker::Receipt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Store;
+use crate::Stats;
 
 /// Receipts acknowledged together at most.
 const MAX_BATCH: usize = 4096;
 
 enum Job {
-    Ack(String, Receipt),
+    Ack(String, Vec<Receipt>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -27,15 +28,17 @@ pub struct Acker {
 
 impl Acker {
     /// Starts the task over `store`.
-    pub fn start(store: Arc<Store>) -> Acker {
+    pub fn start(store: Arc<Store>, stats: Arc<Stats>) -> Acker {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(ack_loop(store, rx));
+        tokio::spawn(ack_loop(store, rx, stats));
         Acker { jobs }
     }
 
-    /// Queues the acknowledgement of a delivery of `queue`.
-    pub fn ack(&self, queue: &str, receipt: Receipt) {
-        let _ = self.jobs.send(Job::Ack(queue.to_owned(), receipt));
+    /// Queues the acknowledgement of deliveries of `queue`.
+    pub fn ack(&self, queue: &str, receipts: Vec<Receipt>) {
+        if !receipts.is_empty() {
+            let _ = self.jobs.send(Job::Ack(queue.to_owned(), receipts));
+        }
     }
 
     /// Waits until everything queued before this call is acknowledged.
@@ -47,7 +50,7 @@ impl Acker {
     }
 }
 
-async fn ack_loop(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn ack_loop(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>, stats: Arc<Stats>) {
     while let Some(first) = rx.recv().await {
         let mut by_queue: HashMap<String, Vec<Receipt>> = HashMap::new();
         let mut flushes = Vec::new();
@@ -55,9 +58,9 @@ async fn ack_loop(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
         let mut count = 0;
         while let Some(job) = next.take() {
             match job {
-                Job::Ack(queue, receipt) => {
-                    by_queue.entry(queue).or_default().push(receipt);
-                    count += 1;
+                Job::Ack(queue, receipts) => {
+                    count += receipts.len();
+                    by_queue.entry(queue).or_default().extend(receipts);
                 }
                 Job::Flush(done) => flushes.push(done),
             }
@@ -66,12 +69,16 @@ async fn ack_loop(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
         }
         if !by_queue.is_empty() {
+            crate::count(&stats.ack_commits, 1);
+            let counted = stats.clone();
             let acked = store
-                .call(move |b| {
-                    for (queue, receipts) in &by_queue {
-                        b.queue(queue)?.ack_many(receipts)?;
-                    }
-                    Ok(())
+                .write(move |b| {
+                    let started = std::time::Instant::now();
+                    let acked = by_queue.iter().try_for_each(|(queue, receipts)| {
+                        b.queue(queue)?.ack_many(receipts).map(drop)
+                    });
+                    crate::count(&counted.ack_micros, started.elapsed().as_micros() as u64);
+                    acked
                 })
                 .await;
             if let Err(e) = acked {

@@ -188,6 +188,7 @@ async fn write_loop(
         conn.pending.fetch_sub(answered, Ordering::SeqCst);
         after.into_iter().for_each(|then| then());
         if !data.is_empty() {
+            crate::count(&hub.config.stats.data_writes, 1);
             hub.written(data);
         }
     }

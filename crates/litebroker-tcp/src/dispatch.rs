@@ -34,7 +34,7 @@ use crate::body;
 use crate::commit::Committer;
 use crate::frame::{Frame, Kind, Properties};
 use crate::store::Store;
-use crate::Config;
+use crate::{count, Config};
 
 /// Messages leased per round trip at most.
 const LEASE_BATCH: usize = 1024;
@@ -137,6 +137,8 @@ pub struct Member {
     queued_bytes: AtomicUsize,
     unacked: Mutex<Vec<Unacked>>,
     wake: Arc<Notify>,
+    /// Counts this member on the dashboard until it is removed.
+    attendance: Mutex<Option<litebroker::presence::Attendance>>,
 }
 
 impl Member {
@@ -196,8 +198,8 @@ impl Hub {
     /// A hub over `store`; `shutdown` turns true when the server stops.
     pub fn new(store: Arc<Store>, config: Config, shutdown: watch::Receiver<bool>) -> Arc<Hub> {
         Arc::new(Hub {
-            committer: Committer::start(store.clone()),
-            acker: Acker::start(store.clone()),
+            committer: Committer::start(store.clone(), config.stats.clone()),
+            acker: Acker::start(store.clone(), config.stats.clone()),
             store,
             config,
             changes: watch::channel(0).0,
@@ -271,6 +273,11 @@ impl Hub {
             queued_bytes: AtomicUsize::new(0),
             unacked: Mutex::new(Vec::new()),
             wake: group.wake.clone(),
+            attendance: Mutex::new(Some(
+                self.config
+                    .presence
+                    .join(subscription, litebroker::presence::Transport::Tcp),
+            )),
         });
         group.members.push(member.clone());
         state
@@ -316,6 +323,7 @@ impl Hub {
                 group.wake.notify_one();
             }
         }
+        lock(&member.attendance).take();
         let unwritten: Vec<Receipt> = member
             .conn
             .take_for(member)
@@ -333,7 +341,7 @@ impl Hub {
         let queue = member.subscription.clone();
         let returned = self
             .store
-            .call(move |b| {
+            .write(move |b| {
                 if !unwritten.is_empty() {
                     b.backend().give_back(&queue, &unwritten)?;
                 }
@@ -410,7 +418,7 @@ impl Hub {
             let queue = m.subscription.clone();
             let done = self
                 .store
-                .call(move |b| b.queue(&queue)?.ack(&receipt))
+                .write(move |b| b.queue(&queue)?.ack(&receipt))
                 .await;
             m.wake.notify_one();
             return done;
@@ -423,11 +431,21 @@ impl Hub {
     /// The writer wrote these deliveries: auto-ack members' leases end
     /// (delivered); manual ones wait for the member's ACK.
     pub fn written(&self, batch: Vec<Delivery>) {
-        for d in &batch {
-            if !d.member.manual {
-                self.acker.ack(&d.member.subscription, d.receipt);
+        count(&self.config.stats.data_frames, batch.len() as u64);
+        // Per member, in order: one acknowledgement job and one wake-up each.
+        let mut i = 0;
+        while i < batch.len() {
+            let member = &batch[i].member;
+            let run = batch[i..]
+                .iter()
+                .take_while(|d| Arc::ptr_eq(&d.member, member))
+                .count();
+            if !member.manual {
+                let receipts = batch[i..i + run].iter().map(|d| d.receipt).collect();
+                self.acker.ack(&member.subscription, receipts);
             }
-            d.member.wake.notify_one();
+            member.wake.notify_one();
+            i += run;
         }
     }
 
@@ -447,7 +465,7 @@ impl Hub {
             let q = queue.clone();
             let back = self
                 .store
-                .call(move |b| b.backend().give_back(&q, &receipts))
+                .write(move |b| b.backend().give_back(&q, &receipts))
                 .await;
             if let Err(e) = back {
                 tracing::warn!(subscription = %queue, "could not give DATA back (its lease will expire): {e}");
@@ -602,14 +620,18 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
             // other subscriptions' commits. After a timed wait, lease anyway:
             // a lease that expired is made visible by the lease itself.
             let look_first = !expiry_due;
+            let stats = hub.config.stats.clone();
             let leased = hub
                 .store
-                .call(move |b| {
+                .write(move |b| {
+                    let started = std::time::Instant::now();
                     let mut q = b.queue(&queue)?;
                     if look_first && q.peek(&Filter::all())?.is_none() {
                         return Ok(Vec::new());
                     }
-                    q.lease(&Filter::all(), want, None)
+                    let leased = q.lease(&Filter::all(), want, None);
+                    count(&stats.lease_micros, started.elapsed().as_micros() as u64);
+                    leased
                 })
                 .await;
             expiry_due = false;
@@ -620,12 +642,13 @@ async fn dispatch(hub: Arc<Hub>, name: String, wake: Arc<Notify>) {
                         largest = max.max(1);
                     }
                     if got > 0 {
+                        count(&hub.config.stats.leases, 1);
                         let left = hub.assign(&name, messages);
                         if !left.is_empty() {
                             let queue = name.clone();
                             let _ = hub
                                 .store
-                                .call(move |b| b.backend().give_back(&queue, &left))
+                                .write(move |b| b.backend().give_back(&queue, &left))
                                 .await;
                         }
                     }

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,57 @@ pub struct Config {
     pub window: usize,
     /// Library calls running at once on the blocking pool.
     pub blocking_calls: usize,
+    /// Counters the server adds to as it works (keep a clone of the `Arc`
+    /// to read them while it runs).
+    pub stats: Arc<Stats>,
+    /// Where connected subscribers are counted (share it with the HTTP
+    /// server in the same process, so its dashboard shows both).
+    pub presence: litebroker::Presence,
+}
+
+/// What the server has done, counted: whether publishes share commits and
+/// how many frames each write to a socket carries.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Publishes committed (or failed) by the group committer.
+    pub publishes: AtomicU64,
+    /// Transactions those publishes took.
+    pub publish_commits: AtomicU64,
+    /// DATA frames written to members' sockets.
+    pub data_frames: AtomicU64,
+    /// Writes to sockets that carried DATA.
+    pub data_writes: AtomicU64,
+    /// Lease transactions of the dispatchers that leased something.
+    pub leases: AtomicU64,
+    /// Transactions that acknowledged written DATA (default mode).
+    pub ack_commits: AtomicU64,
+    /// Microseconds spent in the dispatchers' lease transactions (on the
+    /// blocking pool, from start to commit), all together.
+    pub lease_micros: AtomicU64,
+    /// Microseconds spent in the acknowledging transactions, all together.
+    pub ack_micros: AtomicU64,
+}
+
+impl Stats {
+    /// The counters as (name, value) pairs, in a stable order.
+    pub fn snapshot(&self) -> [(&'static str, u64); 8] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("publishes", get(&self.publishes)),
+            ("publish_commits", get(&self.publish_commits)),
+            ("data_frames", get(&self.data_frames)),
+            ("data_writes", get(&self.data_writes)),
+            ("leases", get(&self.leases)),
+            ("ack_commits", get(&self.ack_commits)),
+            ("lease_micros", get(&self.lease_micros)),
+            ("ack_micros", get(&self.ack_micros)),
+        ]
+    }
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn count(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Default for Config {
@@ -69,6 +121,8 @@ impl Default for Config {
             grace: Duration::from_millis(250),
             window: 512,
             blocking_calls: 16,
+            stats: Arc::default(),
+            presence: litebroker::Presence::new(),
         }
     }
 }

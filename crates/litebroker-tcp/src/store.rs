@@ -1,17 +1,25 @@
 //! Library calls on a bounded blocking pool: the core is synchronous, so
 //! every call runs on tokio's blocking threads, at most `limit` at once, each
 //! on a connection taken from a small pool of open ones.
+//!
+//! The server's own write transactions (publishes, leases, acks, give-backs)
+//! take turns on an async lock ([`Store::write`]): the database has one
+//! writer at a time anyway, and waiting in line here hands the turn over the
+//! moment the previous transaction ends, where colliding on the database's
+//! lock would leave the loser polling it (SQLite's busy handler sleeps
+//! between attempts, and those sleeps become idle time of the one writer).
 
 use std::sync::{Arc, Mutex};
 
 use litebroker::{Broker, Connector};
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 /// The database, as the server's tasks reach it.
 pub struct Store {
     connector: Arc<dyn Connector>,
     idle: Mutex<Vec<Broker>>,
     permits: Semaphore,
+    writer: AsyncMutex<()>,
 }
 
 impl Store {
@@ -21,12 +29,24 @@ impl Store {
             connector,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(limit.max(1)),
+            writer: AsyncMutex::new(()),
         })
     }
 
     /// The connector (for its change feed).
     pub fn connector(&self) -> &Arc<dyn Connector> {
         &self.connector
+    }
+
+    /// Runs `f`, which writes, after the server's other writes (see the
+    /// module doc).
+    pub async fn write<T, F>(self: &Arc<Self>, f: F) -> litebroker::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Broker) -> litebroker::Result<T> + Send + 'static,
+    {
+        let _turn = self.writer.lock().await;
+        self.call(f).await
     }
 
     /// Runs `f` on a pooled connection on the blocking pool.

@@ -211,8 +211,10 @@ fn joins_that_register_their_handler_late_lose_nothing_thanks_to_the_grace() {
 #[test]
 fn three_python_members_share_a_subscription_round_robin() {
     // A short grace, well inside the pause below even on a loaded machine.
+    let presence = litebroker::Presence::new();
     let server = Server::start_with(Config {
         grace: Duration::from_millis(50),
+        presence: presence.clone(),
         ..Config::default()
     });
     let mut c = server.client();
@@ -238,8 +240,17 @@ fn three_python_members_share_a_subscription_round_robin() {
             )
         })
         .collect();
-    // Past every member's grace period, so each is ready for its turn.
-    std::thread::sleep(Duration::from_millis(500));
+    // Every member has joined (Python starts slowly on a loaded machine)...
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while presence.connected().get("workers").map_or(0, |c| c.tcp) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the members never joined"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...and is past its grace period, so each is ready for its turn.
+    std::thread::sleep(Duration::from_millis(300));
     for i in 0..3 * per {
         c.publish("tasks", format!("task {i}").as_bytes());
     }

@@ -35,6 +35,8 @@
 //! - [`watch`]: [`watch::Watcher`] and the [`watch::Waiter`] on the change feed.
 //! - [`worker`]: [`worker::Worker`], the loop behind `broker run`.
 //! - [`ticker`]: timeouts and heartbeats on their own thread/connection.
+//! - [`presence`]: which members are connected to what through this
+//!   process's servers (for the dashboard).
 //!
 //! **Parsing user input**:
 //! - [`timebound`] (`--since`), [`duration`] (`30s`, `1h30m`), [`pynum`]
@@ -70,6 +72,7 @@ pub mod queue;
 // The rules.
 pub mod policy;
 // Running things.
+pub mod presence;
 pub mod ticker;
 pub mod watch;
 pub mod worker;
@@ -85,7 +88,7 @@ pub mod clock;
 /// Where the SQLite database file is (`-d`/`-f`, project scope), like
 /// SimpleBroker: a concern of the file backend, re-exported for the CLI.
 pub use backend::sqlite::location;
-pub use backend::{ChangeFeed, Connector};
+pub use backend::{BrowseFrom, ChangeFeed, Connector};
 pub use broker::{Broker, QueueStats, Status, VacuumReport};
 pub use config::{PollOptions, Settings, SqliteOptions};
 pub use error::{Error, ErrorKind, Result};
@@ -93,5 +96,6 @@ pub use headers::{HeaderValue, Headers};
 pub use lease::{NackOutcome, QueueConfig, Receipt};
 pub use location::LocationOptions;
 pub use message::{Message, Outgoing};
+pub use presence::Presence;
 pub use pubsub::{Published, StartFrom, Subscription};
 pub use queue::Queue;

@@ -232,12 +232,17 @@ impl<'b> Queue<'b> {
         }
     }
 
-    /// Up to `limit` stored messages after storage position `after_seq`,
-    /// visible, leased and delayed alike, oldest first, without consuming or
-    /// leasing (an inventory, e.g. a server listing a queue with each
-    /// message's state). Page on with the last message's `seq`.
-    pub fn browse(&mut self, after_seq: i64, limit: usize) -> Result<Vec<crate::backend::Browsed>> {
-        self.broker.backend().browse(&self.name, after_seq, limit)
+    /// Up to `limit` stored messages from where `from` says (after a storage
+    /// position, oldest first, or before one, newest first), visible, leased
+    /// and delayed alike, without consuming or leasing (an inventory, e.g. a
+    /// server listing a queue with each message's state). Page on with the
+    /// last message's `seq`.
+    pub fn browse(
+        &mut self,
+        from: crate::backend::BrowseFrom,
+        limit: usize,
+    ) -> Result<Vec<crate::backend::Browsed>> {
+        self.broker.backend().browse(&self.name, from, limit)
     }
 
     /// Replaces the body and headers of message `id` (visible, leased or

@@ -451,3 +451,37 @@ fn api_keys_are_stored_by_name_and_hash() {
     assert!(!b.api_key_revoke("ops").unwrap());
     assert_eq!(b.api_keys().unwrap().len(), 1);
 }
+
+#[test]
+fn arrivals_count_every_message_written_after_a_mark_consumed_or_not() {
+    let h = harness();
+    let mut broker = h.broker();
+    broker.queue("before").unwrap().write("old").unwrap();
+    let mark = broker.last_id().unwrap();
+    let none = broker.backend().arrivals(mark).unwrap();
+    assert!(none.queues.is_empty());
+    assert_eq!(none.last_id, mark, "nothing new: the mark stays");
+    for body in ["1", "2", "3"] {
+        broker.queue("a").unwrap().write(body).unwrap();
+    }
+    let last = broker.queue("b").unwrap().write("x").unwrap();
+    // Consumed and leased messages still count as arrived.
+    assert_eq!(
+        broker.queue("a").unwrap().read().unwrap().unwrap().body,
+        "1"
+    );
+    broker
+        .queue("b")
+        .unwrap()
+        .lease(&Filter::all(), 1, Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = broker.backend().arrivals(mark).unwrap();
+    got.queues.sort();
+    assert_eq!(got.queues, [("a".to_owned(), 3), ("b".to_owned(), 1)]);
+    assert_eq!(got.last_id, last);
+    // From the returned mark, only what comes next.
+    let next = broker.queue("a").unwrap().write("4").unwrap();
+    let more = broker.backend().arrivals(got.last_id).unwrap();
+    assert_eq!(more.queues, [("a".to_owned(), 1)]);
+    assert_eq!(more.last_id, next);
+}

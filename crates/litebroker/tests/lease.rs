@@ -515,7 +515,7 @@ fn browse_sees_visible_leased_and_delayed_messages_without_taking_them() {
     let leased = lease_one(&mut b, "inv", 30).unwrap();
     assert_eq!(leased.body, "a");
     let mut q = b.queue("inv").unwrap();
-    let all = q.browse(0, 100).unwrap();
+    let all = q.browse(litebroker::BrowseFrom::After(0), 100).unwrap();
     let seen: Vec<(&str, bool, u32)> = all
         .iter()
         .map(|x| {
@@ -530,8 +530,25 @@ fn browse_sees_visible_leased_and_delayed_messages_without_taking_them() {
     assert!(all.iter().all(|x| x.message.receipt.is_none()));
     assert_eq!(all[1].message.headers.get_str("k"), Some("v"));
     // Paging by seq.
-    let rest = q.browse(all[0].message.seq, 100).unwrap();
+    let rest = q
+        .browse(litebroker::BrowseFrom::After(all[0].message.seq), 100)
+        .unwrap();
     assert_eq!(rest.len(), 2);
+    // Newest first: from the newest, then on before the last one seen.
+    let newest = q
+        .browse(litebroker::BrowseFrom::Before(i64::MAX), 2)
+        .unwrap();
+    let names: Vec<&str> = newest.iter().map(|x| x.message.body.as_str()).collect();
+    assert_eq!(names, ["c", "b"]);
+    let older = q
+        .browse(litebroker::BrowseFrom::Before(newest[1].message.seq), 100)
+        .unwrap();
+    let names: Vec<&str> = older.iter().map(|x| x.message.body.as_str()).collect();
+    assert_eq!(names, ["a"]);
+    assert!(q
+        .browse(litebroker::BrowseFrom::Before(older[0].message.seq), 100)
+        .unwrap()
+        .is_empty());
     // Browsing took nothing: the lease still acks, "b" is still readable.
     q.ack(&leased.receipt.unwrap()).unwrap();
     assert_eq!(bodies(&mut b, "inv"), ["b"]);
@@ -539,7 +556,7 @@ fn browse_sees_visible_leased_and_delayed_messages_without_taking_them() {
     let again = lease_one(&mut b, "inv", 5).unwrap();
     clock.advance(SECOND * 6);
     let mut q = b.queue("inv").unwrap();
-    let now = q.browse(0, 100).unwrap();
+    let now = q.browse(litebroker::BrowseFrom::After(0), 100).unwrap();
     assert_eq!(now[0].message.id, again.id);
     assert_eq!(now[0].visible_at, None);
 }

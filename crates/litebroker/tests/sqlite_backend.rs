@@ -335,3 +335,59 @@ fn a_watcher_sees_writes_made_through_another_connector() {
     );
     drop(guard);
 }
+
+/// Names of the pub/sub tables present in the file.
+fn pubsub_tables(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE name IN \
+             ('lb_topics', 'lb_topic_log', 'lb_subscriptions', 'lb_topic_config', 'lb_copy_spans') \
+             ORDER BY name",
+        )
+        .unwrap();
+    let names = stmt.query_map([], |r| r.get(0)).unwrap();
+    names.map(|n| n.unwrap()).collect()
+}
+
+#[test]
+fn pubsub_tables_appear_with_the_first_pubsub_write_and_old_handles_see_them() {
+    let (_dir, db) = temp_db();
+    let mut early = open(&db);
+    early.queue("plain").unwrap().write("x").unwrap();
+    assert!(
+        pubsub_tables(&db).is_empty(),
+        "queues alone do not create the pub/sub tables (every process would parse them)"
+    );
+    // Readers answer "none" meanwhile; reads and vacuum work.
+    assert!(early.topics().unwrap().is_empty());
+    assert!(early.subscriptions().unwrap().is_empty());
+    assert!(!early.delete_subscription("nobody").unwrap());
+    assert_eq!(
+        early.queue("plain").unwrap().read().unwrap().unwrap().body,
+        "x"
+    );
+    early.vacuum(false).unwrap();
+    // Another handle subscribes and publishes: the tables appear, all five.
+    let mut late = open(&db);
+    subscribe(&mut late, "audit", "orders.+", StartFrom::Latest);
+    assert_eq!(
+        pubsub_tables(&db),
+        [
+            "lb_copy_spans",
+            "lb_subscriptions",
+            "lb_topic_config",
+            "lb_topic_log",
+            "lb_topics"
+        ]
+    );
+    publish(&mut late, "orders.new", "o1");
+    // The handle opened before they existed sees everything now.
+    assert_eq!(early.subscriptions().unwrap()[0].name, "audit");
+    assert_eq!(early.topics().unwrap()[0].topic, "orders.new");
+    let copy = early.queue("audit").unwrap().read().unwrap().unwrap();
+    assert_eq!(
+        origins(&[copy]),
+        [("o1".into(), "orders.new".into(), 0, None)]
+    );
+}

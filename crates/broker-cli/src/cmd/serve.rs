@@ -74,10 +74,14 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
     // Keys in the database count whenever any key exists at start (a
     // server started without keys anywhere stays open, on loopback).
     let keys_in_database = stored_keys || keys.is_some();
+    // Both servers count their connected members in one place, so the
+    // dashboard shows HTTP and TCP members alike.
+    let presence = litebroker::Presence::new();
     let config = Config {
         keys_in_database,
         keys,
         tls: tls.clone(),
+        presence: presence.clone(),
         ..Config::default()
     };
     crate::interrupt::restore_default();
@@ -128,7 +132,11 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<Outcome> {
             let rx = stop_rx.clone();
             async move {
                 if let Some(l) = tcp_listener {
-                    litebroker_tcp::run(l, connector, stopped(rx)).await;
+                    let config = litebroker_tcp::Config {
+                        presence,
+                        ..litebroker_tcp::Config::default()
+                    };
+                    litebroker_tcp::run_with(l, connector, config, stopped(rx)).await;
                 }
             }
         };

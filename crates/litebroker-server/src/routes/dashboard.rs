@@ -31,6 +31,7 @@ use serde_json::Value;
 use crate::auth::{Caller, Perm, KEY_HEADER};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::traffic::{QueueTraffic, Timeline};
 use crate::AppState;
 
 const INDEX_HTML: &str = include_str!("../../dashboard/index.html");
@@ -136,7 +137,7 @@ async fn app_css() -> Response {
 }
 
 /// One queue in the overview.
-#[derive(Serialize, Clone, PartialEq)]
+#[derive(Serialize, Clone, PartialEq, utoipa::ToSchema)]
 pub struct QueueRow {
     /// Name.
     pub name: String,
@@ -154,10 +155,13 @@ pub struct QueueRow {
     pub is_dead_letter_queue: bool,
     /// When the oldest visible message was written (Unix ms), if any.
     pub oldest_ms: Option<i64>,
+    /// Messages in and out per interval of [`Overview::traffic`]; absent
+    /// for a queue without traffic in that time.
+    pub traffic: Option<QueueTraffic>,
 }
 
 /// The overview: every queue the key may read, totals, the server.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Overview {
     /// The server's version.
     pub version: &'static str,
@@ -169,12 +173,17 @@ pub struct Overview {
     pub now_ms: i64,
     /// Totals over the queues shown.
     pub totals: Totals,
+    /// The intervals traffic is counted in (absent until the server has
+    /// sampled twice).
+    pub traffic: Option<Timeline>,
+    /// Messages in and out over the queues shown, per interval.
+    pub total_traffic: Option<QueueTraffic>,
     /// The queues, by name.
     pub queues: Vec<QueueRow>,
 }
 
 /// Sums over the queues shown.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, utoipa::ToSchema)]
 pub struct Totals {
     /// Queues.
     pub queues: u64,
@@ -230,7 +239,7 @@ async fn snapshot(
 }
 
 /// The overview of `snap` that `caller` may see.
-fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
+fn overview_for(state: &AppState, snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
     let all = &snap.queues;
     let depth: HashMap<&str, u64> = all
         .iter()
@@ -242,6 +251,17 @@ fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
         .collect();
     let mut rows = Vec::new();
     let mut totals = Totals::default();
+    let (timeline, mut traffic): (_, HashMap<String, QueueTraffic>) = state.traffic.with(|t| {
+        let names = all.iter().filter(|q| caller.allows(&q.name, Perm::Read));
+        let each = names
+            .filter_map(|q| Some((q.name.clone(), t.queue(&q.name)?)))
+            .collect();
+        (t.timeline(), each)
+    });
+    let mut total_traffic = timeline.as_ref().map(|t| QueueTraffic {
+        r#in: vec![0; t.ends_ms.len()],
+        out: vec![0; t.ends_ms.len()],
+    });
     for q in all {
         if !caller.allows(&q.name, Perm::Read) {
             continue;
@@ -262,6 +282,12 @@ fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
             dead_letter_queue,
             is_dead_letter_queue: is_dlq,
             oldest_ms: snap.oldest_ms.get(&q.name).copied(),
+            traffic: traffic.remove(&q.name).inspect(|t| {
+                if let Some(sum) = total_traffic.as_mut() {
+                    sum.r#in.iter_mut().zip(&t.r#in).for_each(|(s, n)| *s += n);
+                    sum.out.iter_mut().zip(&t.out).for_each(|(s, n)| *s += n);
+                }
+            }),
         });
         totals.queues += 1;
         totals.pending += q.pending;
@@ -280,23 +306,32 @@ fn overview_for(snap: &Snapshot, shared: &Shared, caller: &Caller) -> Overview {
             .map_or(0, |d| d.as_millis() as i64),
         now_ms: ms(snap.now_ns),
         totals,
+        traffic: timeline,
+        total_traffic,
         queues: rows,
     }
 }
 
+/// Every queue the key may read, with counts, oldest message, traffic in
+/// and out, and totals.
+#[utoipa::path(get, path = "/v1/dashboard/overview", tag = "dashboard",
+    responses((status = 200, body = Overview)))]
 async fn overview(
     State(state): State<AppState>,
     Extension(shared): Extension<Arc<Shared>>,
     caller: Caller,
 ) -> ApiResult<Json<Overview>> {
     let snap = snapshot(&state, &shared, Instant::now()).await?;
-    Ok(Json(overview_for(&snap, &shared, &caller)))
+    Ok(Json(overview_for(&state, &snap, &shared, &caller)))
 }
 
 /// The overview, then a fresh one after every change to the database (at
 /// most one a second), and at least every five seconds; ends when the
 /// server stops. Events are named `overview` (`error` if the database
 /// fails meanwhile).
+#[utoipa::path(get, path = "/v1/dashboard/stream", tag = "dashboard",
+    responses((status = 200, content_type = "text/event-stream",
+        description = "`overview` events (an Overview each), `error` events")))]
 async fn stream(
     State(state): State<AppState>,
     Extension(shared): Extension<Arc<Shared>>,
@@ -341,7 +376,8 @@ async fn stream(
             };
             let event = match snap {
                 Ok(s) => Event::default().event("overview").data(
-                    serde_json::to_string(&overview_for(&s, &shared, &caller)).unwrap_or_default(),
+                    serde_json::to_string(&overview_for(&state, &s, &shared, &caller))
+                        .unwrap_or_default(),
                 ),
                 Err(e) => error_event(&e),
             };
@@ -396,7 +432,7 @@ fn error_event(e: &ApiError) -> Event {
 }
 
 /// A message as the dashboard shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MessageRow {
     /// The id, as a string.
     pub id: String,
@@ -455,26 +491,73 @@ fn row(m: Message, visible_at: Option<i64>, cut: bool) -> MessageRow {
     }
 }
 
+/// Which way a queue's messages are listed.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Order {
+    /// Oldest first (the order readers get them).
+    #[default]
+    Oldest,
+    /// Newest first.
+    Newest,
+}
+
 /// Which page of a queue.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
-    /// Messages after this storage position (the previous page's `next`).
+    /// `oldest` (default) or `newest` first.
+    #[serde(default)]
+    order: Order,
+    /// Oldest first: messages after this storage position (the previous
+    /// page's `next`).
     after: Option<i64>,
+    /// Newest first: messages before this storage position (the previous
+    /// page's `next`).
+    before: Option<i64>,
     /// How many (default 50, at most 500).
     limit: Option<usize>,
 }
 
+impl PageQuery {
+    /// Where the page starts, checked against its order.
+    fn from(&self) -> ApiResult<litebroker::BrowseFrom> {
+        use litebroker::BrowseFrom;
+        match (self.order, self.after, self.before) {
+            (_, Some(_), Some(_)) => Err(ApiError::invalid("give after= or before=, not both")),
+            (Order::Oldest, _, Some(_)) => Err(ApiError::invalid(
+                "before= pages newest first: add order=newest",
+            )),
+            (Order::Newest, Some(_), _) => Err(ApiError::invalid(
+                "after= pages oldest first: drop order=newest",
+            )),
+            (_, Some(a), _) if a < 0 => {
+                Err(ApiError::invalid("after= is a storage position, 0 or more"))
+            }
+            (_, _, Some(b)) if b <= 0 => {
+                Err(ApiError::invalid("before= is a positive storage position"))
+            }
+            (Order::Oldest, after, None) => Ok(BrowseFrom::After(after.unwrap_or(0))),
+            (Order::Newest, None, before) => Ok(BrowseFrom::Before(before.unwrap_or(i64::MAX))),
+        }
+    }
+}
+
 /// One page of a queue.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Page {
     messages: Vec<MessageRow>,
-    /// `after=` for the next page; absent on the last one.
+    /// `after=` (oldest first) or `before=` (newest first) for the next
+    /// page; absent on the last one.
     next: Option<i64>,
 }
 
 /// A queue's stored messages in every state (visible, leased, delayed),
-/// oldest first, bodies cut to a preview.
+/// oldest or newest first, bodies cut to a preview.
+#[utoipa::path(get, path = "/v1/dashboard/queues/{queue}/messages", tag = "dashboard",
+    params(("queue" = String, Path), PageQuery),
+    responses((status = 200, body = Page), (status = 400)))]
 async fn messages(
     State(state): State<AppState>,
     Path(queue): Path<String>,
@@ -487,12 +570,12 @@ async fn messages(
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}")));
     }
-    let after = q.after.unwrap_or(0);
+    let from = q.from()?;
     let page = state
         .pool
         .run(move |b| {
             // One more than asked tells whether there is a next page.
-            let mut found = b.backend().browse(&queue, after, limit + 1)?;
+            let mut found = b.backend().browse(&queue, from, limit + 1)?;
             let more = found.len() > limit;
             found.truncate(limit);
             let next = more.then(|| found.last().map(|m| m.message.seq)).flatten();
@@ -514,7 +597,8 @@ fn parse_id(text: &str) -> ApiResult<i64> {
 }
 
 /// Where to find one message: its storage position (from a listing).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct OneQuery {
     seq: i64,
@@ -522,6 +606,9 @@ struct OneQuery {
 
 /// One message with its whole body (found by its storage position and
 /// checked by id; 404 once it is gone).
+#[utoipa::path(get, path = "/v1/dashboard/queues/{queue}/messages/{id}", tag = "dashboard",
+    params(("queue" = String, Path), ("id" = String, Path), OneQuery),
+    responses((status = 200, body = MessageRow), (status = 404)))]
 async fn message(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
@@ -537,7 +624,9 @@ async fn message(
     let found = state
         .pool
         .run(move |b| {
-            let found = b.backend().browse(&queue, q.seq - 1, 1)?;
+            let found = b
+                .backend()
+                .browse(&queue, litebroker::BrowseFrom::After(q.seq - 1), 1)?;
             Ok(found
                 .into_iter()
                 .find(|m| m.message.id == id)
@@ -550,13 +639,16 @@ async fn message(
 }
 
 /// Deleted.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Deleted {
     deleted: bool,
 }
 
 /// Deletes (consumes) one visible message; 404 if it is not there or is
 /// leased or delayed.
+#[utoipa::path(delete, path = "/v1/dashboard/queues/{queue}/messages/{id}", tag = "dashboard",
+    params(("queue" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 404)))]
 async fn delete_message(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
@@ -578,7 +670,7 @@ async fn delete_message(
 }
 
 /// A topic.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TopicRow {
     topic: String,
     retained: u64,
@@ -590,19 +682,31 @@ struct TopicRow {
 }
 
 /// A subscription.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SubscriptionRow {
     name: String,
     pattern: String,
     ephemeral: bool,
     /// Messages waiting in it (its lag).
     lag: u64,
-    /// Per topic, the next offset it will receive.
+    /// Per topic, the next offset it will receive (`[topic, offset]` pairs).
+    #[schema(value_type = Vec<Vec<Object>>)]
     positions: Vec<(String, i64)>,
+    /// Members streaming from it through this server, by transport.
+    connected: Connected,
+}
+
+/// Members connected to a subscription through this server.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Connected {
+    /// Server-Sent Events streams (HTTP).
+    http: u32,
+    /// Subscribers of the TCP protocol (`--tcp`).
+    tcp: u32,
 }
 
 /// Topics and subscriptions.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TopicsOut {
     topics: Vec<TopicRow>,
     subscriptions: Vec<SubscriptionRow>,
@@ -610,6 +714,8 @@ struct TopicsOut {
 
 /// Topics and subscriptions the key may read (a topic by its name, a
 /// subscription by its queue name).
+#[utoipa::path(get, path = "/v1/dashboard/topics", tag = "dashboard",
+    responses((status = 200, body = TopicsOut)))]
 async fn topics(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<TopicsOut>> {
     let (topics, subs) = state
         .pool
@@ -626,10 +732,17 @@ async fn topics(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
             next_offset: t.next_offset,
         })
         .collect();
+    let connected = state.presence.connected();
     let subscriptions = subs
         .into_iter()
         .filter(|s| caller.allows(&s.name, Perm::Read))
         .map(|s| SubscriptionRow {
+            connected: connected
+                .get(&s.name)
+                .map_or(Connected { http: 0, tcp: 0 }, |c| Connected {
+                    http: c.http,
+                    tcp: c.tcp,
+                }),
             name: s.name,
             pattern: s.pattern,
             ephemeral: s.ephemeral,
@@ -642,3 +755,9 @@ async fn topics(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
         subscriptions,
     }))
 }
+
+/// The documented operations of this group (the page and its assets are
+/// not API).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(overview, stream, messages, message, delete_message, topics))]
+pub struct Doc;

@@ -205,6 +205,8 @@ struct Membership {
     state: AppState,
     group: Arc<Group>,
     id: u64,
+    /// Counts this member on the dashboard while it streams.
+    _attendance: litebroker::presence::Attendance,
 }
 
 impl Drop for Membership {
@@ -383,6 +385,9 @@ async fn events(
         tokio::spawn(dispatch(state.clone(), group.clone()));
     }
     let membership = Membership {
+        _attendance: state
+            .presence
+            .join(&queue, litebroker::presence::Transport::Http),
         state: state.clone(),
         group,
         id,

@@ -113,7 +113,7 @@ fn browse_all(
     let mut q = broker.queue(queue)?;
     let mut after = 0;
     loop {
-        let page = q.browse(after, PAGE)?;
+        let page = q.browse(litebroker::BrowseFrom::After(after), PAGE)?;
         let Some(last) = page.last() else {
             return Ok(());
         };

@@ -61,6 +61,7 @@ pub fn openapi_doc() -> utoipa::openapi::OpenApi {
     doc.merge(crate::routes::admin::Doc::openapi());
     doc.merge(crate::routes::events::Doc::openapi());
     doc.merge(crate::routes::keys::Doc::openapi());
+    doc.merge(crate::routes::dashboard::Doc::openapi());
     doc
 }
 

@@ -15,6 +15,9 @@ const BROKER = process.env.BROKER_BIN;
 const SHOTS = process.env.SCREENSHOTS || '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const BIG_DB = process.env.BIG_DB || ''; // a database with 10,000 queues
+// With BROKER_DB_URL, everything runs on PostgreSQL (`--db`; the schema
+// comes from BROKER_DATABASE_SCHEMA in the environment).
+const DB_URL = process.env.BROKER_DB_URL || '';
 assert.ok(BROKER, 'BROKER_BIN must name the broker binary');
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-dash-'));
@@ -22,8 +25,10 @@ const db = join(dir, 'dash.db');
 const children = [];
 let browser = null;
 
+function where(file) { return DB_URL ? ['--db', DB_URL] : ['-f', file]; }
+
 function cli(...args) {
-  return execFileSync(BROKER, ['-f', db, ...args], { encoding: 'utf8', timeout: 30000 });
+  return execFileSync(BROKER, [...where(db), ...args], { encoding: 'utf8', timeout: 30000 });
 }
 
 // Like cli, but an empty queue (exit status 2) answers ''.
@@ -39,7 +44,7 @@ function peekAll(queue) {
 // Starts `broker serve` on an ephemeral port; resolves with its URL.
 function serve(file) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BROKER, ['-f', file, 'serve', '--http', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(BROKER, [...where(file), 'serve', '--http', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const timer = setTimeout(() => reject(new Error('broker serve did not print its address')), 30000);
     child.on('exit', (code) => reject(new Error('broker serve exited: ' + code)));
@@ -145,6 +150,15 @@ async function main() {
   cli('write', 'live.new', 'and another');
   await liveRow.locator('td').nth(1).filter({ hasText: /^2$/ }).waitFor({ timeout: 10000 });
   assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
+  // Its traffic shows as a chart of messages in and out (the server samples
+  // every 5 s), and the totals get one too.
+  const liveChart = liveRow.locator('td.traffic svg.spark');
+  await liveChart.waitFor({ timeout: 20000 });
+  assert.equal(await liveChart.locator('polyline.in').count(), 1);
+  assert.equal(await liveChart.locator('polyline.out').count(), 1);
+  assert.match(await liveChart.getAttribute('aria-label'), /^in [0-9.]+\/s, out [0-9.]+\/s lately/);
+  await page.locator('#total-traffic svg.spark').waitFor();
+  assert.match(await page.locator('#total-rate').textContent(), /\/s in · [0-9.]+\/s out$/);
   await shot(page, 'overview');
 
   // ---- a queue: peek safely, delete one, purge -------------------------
@@ -157,6 +171,14 @@ async function main() {
   await page.keyboard.press('Enter');
   await page.waitForURL(/#\/queue\/orders\.eu$/);
   await page.locator('table.messages tbody tr').first().waitFor();
+  assert.equal(await page.locator('table.messages tbody tr').count(), 3);
+  // Oldest first by default; newest first on request.
+  const firstBody = () => page.locator('table.messages tbody tr').first().locator('td.preview').nth(1).textContent();
+  assert.match(await firstBody(), /"order": 17/);
+  await page.locator('select.order').selectOption('newest');
+  await page.locator('table.messages tbody tr').first().filter({ hasText: 'plain text order' }).waitFor();
+  await page.locator('select.order').selectOption('oldest');
+  await page.locator('table.messages tbody tr').first().filter({ hasText: '"order": 17' }).waitFor();
   assert.equal(await page.locator('table.messages tbody tr').count(), 3);
   const xssRow = page.locator('table.messages tbody tr', { hasText: '<script>alert(1)</script>' });
   await xssRow.locator('.peek-btn').click();
@@ -186,7 +208,8 @@ async function main() {
   await page.locator('#confirm-ok').click();
   await page.locator('#status', { hasText: 'to orders.archive' }).waitFor();
   assert.match(peekAll('orders.archive'), /"order": 17/);
-  assert.equal(await page.locator('table.messages tbody tr', { hasText: '"order": 17' }).count(), 0);
+  // The status shows before the page reloads: wait for the row to go.
+  await page.locator('table.messages tbody tr', { hasText: '"order": 17' }).waitFor({ state: 'detached' });
   // Settings, edited.
   await page.locator('#settings-edit summary').click();
   await page.locator('#set-visibility').fill('45s');
@@ -235,7 +258,19 @@ async function main() {
   assert.ok((await page.locator('#topics').textContent()).includes('orders.created'));
   const auditRow = page.locator('#subscriptions tr', { hasText: 'audit' });
   assert.equal((await auditRow.locator('td').nth(2).textContent()).trim(), '1', 'lag of audit');
+  assert.equal((await auditRow.locator('td.connected').textContent()).trim(), 'none');
+  // A member streaming from the subscription shows as connected.
+  const member = new AbortController();
+  const stream = await fetch(url + '/v1/queues/audit/events', { headers: { 'X-API-Key': admin }, signal: member.signal });
+  assert.equal(stream.status, 200);
+  for (let i = 0; ; i++) {
+    await page.locator('main button', { hasText: 'Refresh' }).click();
+    if ((await auditRow.locator('td.connected').textContent()).trim() === '1 HTTP') break;
+    assert.ok(i < 50, 'the member never showed');
+    await page.waitForTimeout(100);
+  }
   await shot(page, 'topics');
+  member.abort();
 
   // ---- keys: create (secret shown once), revoke -----------------------
   await page.locator('nav a[data-nav=keys]').click();

@@ -40,7 +40,19 @@ impl TestServer {
             &dir.path().join("test.db"),
             &Settings::default(),
         ));
-        Broker::connect(connector.clone()).unwrap(); // creates the file
+        Self::start_over(connector, dir, keys, tune).await
+    }
+
+    /// A server on `connector` (any backend); `dir` lives as long as it.
+    pub async fn start_over(
+        connector: Arc<dyn Connector>,
+        dir: tempfile::TempDir,
+        keys: Option<&str>,
+        tune: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        // Creates the database (blocking: PostgreSQL's client must not run
+        // on a runtime thread).
+        tokio::task::block_in_place(|| drop(Broker::connect(connector.clone()).unwrap()));
         let mut config = Config {
             keys: keys.map(|k| Keys::from_pyqueue_json(k).unwrap()),
             ..Config::default()
@@ -102,6 +114,26 @@ impl TestServer {
             status,
             serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// GETs `path` (as `key`) until its JSON answer satisfies `want`, at
+    /// most 15 s; the answer.
+    pub async fn get_until(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, v) = self.call("GET", path, key, None).await;
+            assert_eq!(status, 200, "{path}: {v}");
+            if want(&v) {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{path} never: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Sends and answers the status as soon as the headers arrive (for

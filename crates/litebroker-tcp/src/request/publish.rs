@@ -60,7 +60,12 @@ pub async fn handle(session: &Session, frame: Frame) -> Frame {
     let published = session
         .hub
         .committer
-        .publish(topic.clone(), text, headers)
+        .publish(
+            std::sync::Arc::as_ptr(&session.conn) as usize,
+            topic.clone(),
+            text,
+            headers,
+        )
         .await;
     match published {
         Ok(p) => {

@@ -72,6 +72,27 @@ pub struct DeferredCounts {
     pub delayed: u64,
 }
 
+/// Messages written since an id, per queue ([`Backend::arrivals`]): what
+/// a server counts as traffic in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Arrivals {
+    /// Per queue with any, how many (by name).
+    pub queues: Vec<(String, u64)>,
+    /// The highest id among them (the `after_id` given, if none): where the
+    /// next count starts.
+    pub last_id: i64,
+}
+
+/// Where [`Backend::browse`] starts, and which way it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowseFrom {
+    /// Messages after this storage position, oldest first (0: from the oldest).
+    After(i64),
+    /// Messages before this storage position, newest first (`i64::MAX`: from
+    /// the newest).
+    Before(i64),
+}
+
 /// A stored message as [`Backend::browse`] sees it: visible, leased or delayed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Browsed {
@@ -160,11 +181,18 @@ pub trait Backend: Send {
         limit: usize,
     ) -> Result<Vec<Message>>;
 
+    /// How many messages each queue got with an id above `after_id`, in any
+    /// state (consumed ones count until a vacuum removes them). Ids follow
+    /// commit order on every backend, so counting from the returned
+    /// `last_id` next time misses nothing committed in between.
+    fn arrivals(&mut self, after_id: i64) -> Result<Arrivals>;
+
     /// Every stored message of `queue` that is visible, leased or delayed
-    /// (never a consumed or held one), after storage position `after_seq`,
-    /// oldest first, without consuming or leasing anything. Leases that are
-    /// due have ended first, as for a reader. Receipts are never returned.
-    fn browse(&mut self, queue: &str, after_seq: i64, limit: usize) -> Result<Vec<Browsed>>;
+    /// (never a consumed or held one), from where `from` says (after a
+    /// storage position, oldest first; or before one, newest first), without
+    /// consuming or leasing anything. Leases that are due have ended first,
+    /// as for a reader. Receipts are never returned.
+    fn browse(&mut self, queue: &str, from: BrowseFrom, limit: usize) -> Result<Vec<Browsed>>;
 
     /// Replaces, in place, the body and headers of message `id` of `queue`
     /// if it is visible, leased or delayed: its position, receive count and

@@ -85,6 +85,25 @@ pub fn consumed_count(tx: &mut Tx<'_>) -> Result<u64> {
         .get::<_, i64>(0) as u64)
 }
 
+/// Rows written to each queue with an id above `after_id`, consumed or not.
+pub fn arrivals(tx: &mut Tx<'_>, after_id: i64) -> Result<crate::backend::Arrivals> {
+    let rows = tx.query(
+        "SELECT queue, count(*), max(id) FROM (\
+         SELECT queue, id FROM messages WHERE id > $1 \
+         UNION ALL SELECT queue, id FROM consumed WHERE id > $1) AS new GROUP BY queue",
+        &[&after_id],
+    )?;
+    let mut out = crate::backend::Arrivals {
+        queues: Vec::new(),
+        last_id: after_id,
+    };
+    for r in rows {
+        out.queues.push((r.get(0), r.get::<_, i64>(1) as u64));
+        out.last_id = out.last_id.max(r.get(2));
+    }
+    Ok(out)
+}
+
 pub fn delete_consumed(tx: &mut Tx<'_>, batch: i64) -> Result<u64> {
     tx.execute(
         "DELETE FROM consumed WHERE id IN (SELECT id FROM consumed \

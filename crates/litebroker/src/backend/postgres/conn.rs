@@ -18,6 +18,9 @@ pub struct Conn {
     /// The last transaction failed before it began (`BEGIN` itself): nothing
     /// ran, so it may be retried on a new connection.
     pub begin_failed: bool,
+    /// This session may wait for a flush on its own (`messages::wait_durable`),
+    /// so a write can commit without waiting under its locks.
+    pub can_wait_durable: bool,
 }
 
 /// A transaction with the connection's statement cache.
@@ -29,12 +32,13 @@ pub struct Tx<'a> {
 }
 
 impl Conn {
-    pub fn new(client: Client, channel: String) -> Self {
+    pub fn new(client: Client, channel: String, can_wait_durable: bool) -> Self {
         Conn {
             client,
             cache: HashMap::new(),
             channel,
             begin_failed: false,
+            can_wait_durable,
         }
     }
 

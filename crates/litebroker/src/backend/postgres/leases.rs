@@ -98,34 +98,59 @@ pub fn lease_quick(
     me: Option<i64>,
 ) -> Result<Option<Vec<Message>>> {
     let vis = i64::try_from(visibility.as_nanos()).unwrap_or(i64::MAX);
-    let rows = conn.autocommit(
-        "WITH c AS MATERIALIZED (SELECT t.n, EXISTS(SELECT 1 FROM messages WHERE visible_at <= t.n) \
-         OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
-         FROM (SELECT COALESCE($6::bigint, \
-         (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
-         taken AS (UPDATE messages SET state = 2, receives = receives + 1, \
-         visible_at = (SELECT CASE WHEN $8::bigint > 9223372036854775807 - c.n \
-         THEN 9223372036854775807 ELSE c.n + $8::bigint END FROM c), \
-         nonce = ('x' || substr(md5(gen_random_uuid()::text), 1, 16))::bit(64)::bigint \
-         WHERE seq IN (SELECT seq FROM messages \
-         WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
-         AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
-         ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
-         RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, \
-         topic_offset, nonce) \
-         SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
-         t.topic, t.topic_offset, t.nonce, c.busy FROM c LEFT JOIN taken t ON true",
-        &[
-            &queue,
-            &filter.id,
-            &filter.after,
-            &filter.before,
-            &limit_i64(limit),
-            &fixed_now,
-            &me,
-            &vis,
-        ],
-    )?;
+    // One message without a filter: a statement planned once per connection
+    // (see messages::read_quick).
+    let rows = if limit == 1 && *filter == Filter::all() {
+        conn.autocommit(
+            "WITH c AS MATERIALIZED (SELECT t.n, \
+             COALESCE((SELECT min(visible_at) FROM messages) <= t.n, false) \
+             OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($3::bigint, -1)) AS busy \
+             FROM (SELECT COALESCE($2::bigint, \
+             (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
+             taken AS (UPDATE messages SET state = 2, receives = receives + 1, \
+             visible_at = (SELECT CASE WHEN $4::bigint > 9223372036854775807 - c.n \
+             THEN 9223372036854775807 ELSE c.n + $4::bigint END FROM c), \
+             nonce = ('x' || substr(md5(gen_random_uuid()::text), 1, 16))::bit(64)::bigint \
+             WHERE seq = (SELECT seq FROM messages \
+             WHERE state = 0 AND queue >= $1 AND queue <= $1 \
+             ORDER BY queue, seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
+             RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset, nonce) \
+             SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
+             t.topic, t.topic_offset, t.nonce, c.busy FROM c LEFT JOIN taken t ON true",
+            &[&queue, &fixed_now, &me, &vis],
+        )?
+    } else {
+        conn.autocommit(
+            "WITH c AS MATERIALIZED (SELECT t.n, \
+             COALESCE((SELECT min(visible_at) FROM messages) <= t.n, false) \
+             OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
+             FROM (SELECT COALESCE($6::bigint, \
+             (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
+             taken AS (UPDATE messages SET state = 2, receives = receives + 1, \
+             visible_at = (SELECT CASE WHEN $8::bigint > 9223372036854775807 - c.n \
+             THEN 9223372036854775807 ELSE c.n + $8::bigint END FROM c), \
+             nonce = ('x' || substr(md5(gen_random_uuid()::text), 1, 16))::bit(64)::bigint \
+             WHERE seq IN (SELECT seq FROM messages \
+             WHERE state = 0 AND queue = $1 AND ($2::bigint IS NULL OR id = $2) \
+             AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4) \
+             ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
+             RETURNING seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset, nonce) \
+             SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
+             t.topic, t.topic_offset, t.nonce, c.busy FROM c LEFT JOIN taken t ON true",
+            &[
+                &queue,
+                &filter.id,
+                &filter.after,
+                &filter.before,
+                &limit_i64(limit),
+                &fixed_now,
+                &me,
+                &vis,
+            ],
+        )?
+    };
     if rows.first().is_some_and(|r| r.get::<_, bool>(10)) {
         return Ok(None);
     }
@@ -160,8 +185,19 @@ pub fn ack_quick(conn: &mut Conn, queue: &str, receipts: &[Receipt]) -> Result<V
         .map(|r| i32::try_from(r.receives).unwrap_or(-1))
         .collect();
     let nonces: Vec<i64> = receipts.iter().map(|r| r.nonce as i64).collect();
-    let rows = conn.autocommit(
-        "WITH gone AS (DELETE FROM messages m \
+    let rows = if let [one] = receipts {
+        // One receipt: scalars, so the statement is planned once per connection.
+        conn.autocommit(
+            "WITH gone AS (DELETE FROM messages WHERE id = $2 AND queue = $1 AND state = 2 \
+             AND receives = $3 AND nonce = $4 RETURNING seq, id, queue, body, headers, \
+             receives, dead_source, dead_reason, topic, topic_offset), \
+             kept AS (INSERT INTO consumed SELECT * FROM gone) \
+             SELECT 1::bigint FROM gone",
+            &[&queue, &one.id, &receives[0], &nonces[0]],
+        )?
+    } else {
+        conn.autocommit(
+            "WITH gone AS (DELETE FROM messages m \
          USING unnest($2::bigint[], $3::integer[], $4::bigint[]) WITH ORDINALITY \
          AS r(id, receives, nonce, i) \
          WHERE m.id = r.id AND m.queue = $1 AND m.state = 2 AND m.receives = r.receives \
@@ -170,8 +206,9 @@ pub fn ack_quick(conn: &mut Conn, queue: &str, receipts: &[Receipt]) -> Result<V
          kept AS (INSERT INTO consumed SELECT seq, id, queue, body, headers, receives, \
          dead_source, dead_reason, topic, topic_offset FROM gone) \
          SELECT i FROM gone",
-        &[&queue, &ids, &receives, &nonces],
-    )?;
+            &[&queue, &ids, &receives, &nonces],
+        )?
+    };
     // Which receipts (by position) settled: a receipt given twice settles once.
     let mut done = vec![false; receipts.len()];
     for row in &rows {

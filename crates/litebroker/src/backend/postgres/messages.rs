@@ -113,40 +113,115 @@ impl<'a> Columns<'a> {
 }
 
 /// Appends `batch` to `queue` and returns the new ids: one statement in its
-/// own transaction (one round trip), which reserves the ids (the `meta` row,
-/// locked until it commits), inserts the rows in order and notifies waiters.
+/// own transaction, which reserves the ids (the `meta` row, locked until it
+/// commits), inserts the rows in order and notifies waiters. A batch without
+/// headers or delays (the usual one) sends only its bodies.
+///
+/// Ids follow commit order because the `meta` row stays locked until the
+/// commit; so does `NOTIFY`'s own lock. Waiting for the commit's flush to
+/// disk while holding them would let only one writer of the whole database
+/// flush at a time. So that statement commits without waiting for the
+/// flush (`synchronous_commit` off for it alone), and a second transaction,
+/// after the locks are gone, waits for the flush of everything up to its own
+/// commit, this write's included: writers then share flushes as plain
+/// inserts do, and a write still returns only once it is durable. (Between
+/// the two, others may already see the rows, as they would see them on a
+/// primary before a synchronous standby confirmed them; whoever consumes
+/// one flushes it with its own commit. If the server crashes in between,
+/// the write is lost and its writer gets an error, never an id.) A single
+/// message splits its commit only when it had to wait for the lock. Where this
+/// database user may not call `pg_logical_emit_message`, the statement
+/// commits as usual instead, waiting for its flush under the locks.
 pub fn write(conn: &mut Conn, queue: &str, batch: &[Outgoing<'_>], now: i64) -> Result<Vec<i64>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
     let n = batch.len() as i64;
-    let Columns {
-        bodies,
-        headers,
-        visible,
-        states,
-    } = Columns::of(batch, now);
     let channel = conn.channel.clone();
-    let rows = conn.autocommit(
-        "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
-         ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
-         + $7::bigint - 1 WHERE key = 'last_ts' RETURNING value - $7::bigint + 1 AS first), \
-         ins AS (INSERT INTO messages (id, queue, body, state, headers, visible_at) \
-         SELECT ids.first + t.n - 1, $2, t.b, t.s, t.h, t.v FROM ids, \
-         unnest($3::bytea[], $4::smallint[], $5::text[], $6::bigint[]) WITH ORDINALITY \
-         AS t(b, s, h, v, n) ORDER BY t.n RETURNING id) \
-         SELECT min(id), count(*), pg_notify($1, '')::text FROM ins",
-        &[&channel, &queue, &bodies, &states, &headers, &visible, &n],
-    )?;
-    let first: Option<i64> = rows[0].get(0);
-    let count: i64 = rows[0].get(1);
-    let first = first.filter(|_| count == n).ok_or_else(|| {
+    let split = conn.can_wait_durable;
+    let plain = batch
+        .iter()
+        .all(|m| m.delay.is_none() && m.headers.is_none_or(Headers::is_empty));
+    // The INSERT runs to completion whether or not the outer query reads it;
+    // without the `meta` row, nothing is inserted and no row comes back.
+    let rows = if let ([one], true) = (batch, plain) {
+        // One message: scalars, so the statement is planned once per
+        // connection. It splits its commit only if it had to wait for the
+        // id lock (another writer was there): alone, the second round trip
+        // would cost more than the flush it lets others share.
+        conn.autocommit(
+            "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
+             ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
+             WHERE key = 'last_ts' \
+             RETURNING value AS first, clock_timestamp() - statement_timestamp() AS waited), \
+             ins AS (INSERT INTO messages (id, queue, body) SELECT first, $2, $3 FROM ids) \
+             SELECT first, pg_notify($1, '')::text, \
+             CASE WHEN $4 AND waited > interval '100 microseconds' \
+             THEN set_config('synchronous_commit', 'off', true) END FROM ids",
+            &[&channel, &queue, &one.body.as_bytes(), &split],
+        )?
+    } else if plain {
+        let bodies: Vec<&[u8]> = batch.iter().map(|m| m.body.as_bytes()).collect();
+        conn.autocommit(
+            "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
+             ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
+             + $4::bigint - 1 WHERE key = 'last_ts' RETURNING value - $4::bigint + 1 AS first), \
+             ins AS (INSERT INTO messages (id, queue, body) \
+             SELECT ids.first + t.n - 1, $2, t.b FROM ids, \
+             unnest($3::bytea[]) WITH ORDINALITY AS t(b, n) ORDER BY t.n) \
+             SELECT first, pg_notify($1, '')::text, \
+             CASE WHEN $5 THEN set_config('synchronous_commit', 'off', true) END FROM ids",
+            &[&channel, &queue, &bodies, &n, &split],
+        )?
+    } else {
+        let Columns {
+            bodies,
+            headers,
+            visible,
+            states,
+        } = Columns::of(batch, now);
+        conn.autocommit(
+            "WITH ids AS (UPDATE meta SET value = GREATEST(value + 1, \
+             ((EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) & ~4095::bigint) \
+             + $7::bigint - 1 WHERE key = 'last_ts' RETURNING value - $7::bigint + 1 AS first), \
+             ins AS (INSERT INTO messages (id, queue, body, state, headers, visible_at) \
+             SELECT ids.first + t.n - 1, $2, t.b, t.s, t.h, t.v FROM ids, \
+             unnest($3::bytea[], $4::smallint[], $5::text[], $6::bigint[]) WITH ORDINALITY \
+             AS t(b, s, h, v, n) ORDER BY t.n) \
+             SELECT first, pg_notify($1, '')::text, \
+             CASE WHEN $8 THEN set_config('synchronous_commit', 'off', true) END FROM ids",
+            &[
+                &channel, &queue, &bodies, &states, &headers, &visible, &n, &split,
+            ],
+        )?
+    };
+    let first: i64 = rows.first().map(|r| r.get(0)).ok_or_else(|| {
         Error::Integrity(format!(
-            "wrote {count} of {n} messages: the id counter row is missing"
+            "wrote none of {n} messages: the id counter row is missing"
         ))
     })?;
+    if rows[0].get::<_, Option<&str>>(2).is_some() {
+        wait_durable(conn)?;
+    }
     Ok((first..first + n).collect())
 }
+
+/// Returns once everything this session committed is on disk (as far as the
+/// session's own `synchronous_commit` asks): a transaction that writes a
+/// little WAL (a logical-decoding message, which no table keeps) and so
+/// waits for the flush of the log up to its commit. A transaction that
+/// writes no WAL would not wait, even with a transaction id.
+fn wait_durable(conn: &mut Conn) -> Result<()> {
+    conn.autocommit(WAIT_DURABLE, &[])?;
+    Ok(())
+}
+
+/// The statement of [`wait_durable`].
+pub const WAIT_DURABLE: &str = "SELECT pg_logical_emit_message(true, 'litebroker', '')::text";
+
+/// Whether this session may run [`WAIT_DURABLE`].
+pub const CAN_WAIT_DURABLE: &str = "SELECT has_function_privilege(\
+     'pg_catalog.pg_logical_emit_message(boolean, text, text)', 'EXECUTE')";
 
 /// Appends `batch` to `queue` inside a larger transaction (broadcast).
 pub fn write_in(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>]) -> Result<Vec<i64>> {
@@ -213,6 +288,21 @@ pub fn take(
 /// database's (or the given) clock and no other holder exists. `None` when
 /// there is, and the caller takes the long way (a transaction that first
 /// returns dead holders' messages and makes due ones visible).
+///
+/// Whether anything is due is `min(visible_at) <= now`: one entry of the
+/// `messages_deferred` index. (`EXISTS(... WHERE visible_at <= now)`, with
+/// `now` unknown when the statement is planned, was planned as a scan of
+/// the whole table: most of a take's time on a long queue.)
+///
+/// One message without a filter (the usual read) is selected by
+/// `queue >= $1 AND queue <= $1 ... ORDER BY queue, seq LIMIT 1`, which
+/// means `queue = $1 ... ORDER BY seq LIMIT 1` (a database's collation is
+/// deterministic) but whose plan is good whatever `$1` is: only the
+/// `messages_pending (queue, seq)` index gives that order. PostgreSQL then
+/// keeps one generic plan per connection instead of planning each call
+/// (planning cost more than running), and that plan never walks the primary
+/// key through other queues' rows, as a generic plan of `queue = $1 ORDER BY
+/// seq` does. Statements with a `LIMIT $n` are planned each call anyway.
 pub fn read_quick(
     conn: &mut Conn,
     queue: &str,
@@ -221,8 +311,50 @@ pub fn read_quick(
     fixed_now: Option<i64>,
     me: Option<i64>,
 ) -> Result<Option<Vec<Message>>> {
-    let rows = conn.autocommit(
-        "WITH c AS MATERIALIZED (SELECT EXISTS(SELECT 1 FROM messages WHERE visible_at <= t.n) \
+    let rows = if limit == 1 && *filter == Filter::all() {
+        // The usual read: one message, by a statement planned once per
+        // connection (see the function's notes).
+        conn.autocommit(
+            "WITH c AS MATERIALIZED (SELECT \
+             COALESCE((SELECT min(visible_at) FROM messages) <= t.n, false) \
+             OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($3::bigint, -1)) AS busy \
+             FROM (SELECT COALESCE($2::bigint, \
+             (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
+             taken AS (DELETE FROM messages WHERE seq = (SELECT seq FROM messages \
+             WHERE state = 0 AND queue >= $1 AND queue <= $1 \
+             ORDER BY queue, seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND NOT (SELECT busy FROM c) \
+             RETURNING seq, id, queue, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset), \
+             kept AS (INSERT INTO consumed SELECT * FROM taken) \
+             SELECT t.seq, t.id, t.body, t.headers, t.receives, t.dead_source, t.dead_reason, \
+             t.topic, t.topic_offset, c.busy FROM c LEFT JOIN taken t ON true",
+            &[&queue, &fixed_now, &me],
+        )?
+    } else {
+        read_quick_rows(conn, queue, filter, limit, fixed_now, me)?
+    };
+    if rows.first().is_some_and(|r| r.get::<_, bool>(9)) {
+        return Ok(None);
+    }
+    let taken: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| r.get::<_, Option<i64>>(0).is_some())
+        .collect();
+    sorted(taken).map(Some)
+}
+
+/// The rows of [`read_quick`] for any filter and limit.
+fn read_quick_rows(
+    conn: &mut Conn,
+    queue: &str,
+    filter: &Filter,
+    limit: usize,
+    fixed_now: Option<i64>,
+    me: Option<i64>,
+) -> Result<Vec<Row>> {
+    conn.autocommit(
+        "WITH c AS MATERIALIZED (SELECT \
+         COALESCE((SELECT min(visible_at) FROM messages) <= t.n, false) \
          OR EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($7::bigint, -1)) AS busy \
          FROM (SELECT COALESCE($6::bigint, \
          (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t), \
@@ -244,15 +376,7 @@ pub fn read_quick(
             &fixed_now,
             &me,
         ],
-    )?;
-    if rows.first().is_some_and(|r| r.get::<_, bool>(9)) {
-        return Ok(None);
-    }
-    let taken: Vec<Row> = rows
-        .into_iter()
-        .filter(|r| r.get::<_, Option<i64>>(0).is_some())
-        .collect();
-    sorted(taken).map(Some)
+    )
 }
 
 /// Whether `queue` has a pending message the filter selects.
@@ -470,15 +594,24 @@ fn write_rows(tx: &mut Tx<'_>, queue: &str, batch: &[Outgoing<'_>], now: i64) ->
 pub fn browse(
     tx: &mut Tx<'_>,
     queue: &str,
-    after_seq: i64,
+    from: crate::backend::BrowseFrom,
     limit: usize,
 ) -> Result<Vec<crate::backend::Browsed>> {
-    let rows = tx.query(
-        "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, topic_offset, \
-         CASE WHEN state = 2 THEN visible_at END FROM messages \
-         WHERE queue = $1 AND state IN (0, 2) AND seq > $2 ORDER BY seq LIMIT $3",
-        &[&queue, &after_seq, &limit_i64(limit)],
-    )?;
+    let (sql, at) = match from {
+        crate::backend::BrowseFrom::After(seq) => (
+            "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset, CASE WHEN state = 2 THEN visible_at END FROM messages \
+             WHERE queue = $1 AND state IN (0, 2) AND seq > $2 ORDER BY seq LIMIT $3",
+            seq,
+        ),
+        crate::backend::BrowseFrom::Before(seq) => (
+            "SELECT seq, id, body, headers, receives, dead_source, dead_reason, topic, \
+             topic_offset, CASE WHEN state = 2 THEN visible_at END FROM messages \
+             WHERE queue = $1 AND state IN (0, 2) AND seq < $2 ORDER BY seq DESC LIMIT $3",
+            seq,
+        ),
+    };
+    let rows = tx.query(sql, &[&queue, &at, &limit_i64(limit)])?;
     rows.iter()
         .map(|r| {
             Ok(crate::backend::Browsed {

@@ -96,6 +96,8 @@ struct Link {
     config: postgres::Config,
     describe: String,
     options: PostgresOptions,
+    /// Whether this user may wait for flushes on its own (asked once).
+    can_wait_durable: OnceLock<bool>,
 }
 
 impl Link {
@@ -122,7 +124,14 @@ impl Link {
             "SET search_path TO \"{}\", pg_catalog",
             self.options.schema
         ))?;
-        Ok(Conn::new(client, self.channel()))
+        let can_wait = match self.can_wait_durable.get() {
+            Some(can) => *can,
+            None => {
+                let can: bool = client.query_one(messages::CAN_WAIT_DURABLE, &[])?.get(0);
+                *self.can_wait_durable.get_or_init(|| can)
+            }
+        };
+        Ok(Conn::new(client, self.channel(), can_wait))
     }
 }
 
@@ -150,6 +159,7 @@ impl PostgresConnector {
                 config,
                 describe,
                 options,
+                can_wait_durable: OnceLock::new(),
             }),
             clock: None,
             checked: OnceLock::new(),
@@ -457,10 +467,11 @@ impl PostgresBackend {
 }
 
 /// First steps of every transaction that takes messages: read the clock,
-/// return dead holders' messages, make due deferred messages visible.
+/// return dead holders' messages, make due deferred messages visible
+/// (whether any is due: one index entry, as in [`messages::read_quick`]).
 fn before(tx: &mut Tx<'_>, fixed: Option<i64>, me: Option<i64>) -> Result<Before> {
     let row = tx.one(
-        "SELECT n, EXISTS(SELECT 1 FROM messages WHERE visible_at <= n), \
+        "SELECT n, COALESCE((SELECT min(visible_at) FROM messages) <= n, false), \
          EXISTS(SELECT 1 FROM holders WHERE token <> COALESCE($2::bigint, -1)) \
          FROM (SELECT COALESCE($1::bigint, \
          (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000) AS n) t",
@@ -503,9 +514,14 @@ impl Backend for PostgresBackend {
         self.transaction(|tx| messages::write_once(tx, queue, key, batch, now, expires))
     }
 
-    fn browse(&mut self, queue: &str, after_seq: i64, limit: usize) -> Result<Vec<super::Browsed>> {
+    fn browse(
+        &mut self,
+        queue: &str,
+        from: super::BrowseFrom,
+        limit: usize,
+    ) -> Result<Vec<super::Browsed>> {
         self.promote_if_due()?;
-        self.transaction(|tx| messages::browse(tx, queue, after_seq, limit))
+        self.transaction(|tx| messages::browse(tx, queue, from, limit))
     }
 
     fn replace_message(
@@ -694,6 +710,10 @@ impl Backend for PostgresBackend {
 
     fn consumed_count(&mut self) -> Result<u64> {
         self.transaction(admin::consumed_count)
+    }
+
+    fn arrivals(&mut self, after_id: i64) -> Result<super::Arrivals> {
+        self.transaction(|tx| admin::arrivals(tx, after_id))
     }
 
     fn vacuum(&mut self, compact: bool) -> Result<u64> {

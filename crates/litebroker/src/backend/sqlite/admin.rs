@@ -81,6 +81,30 @@ pub fn consumed_count(conn: &Connection) -> Result<u64> {
     Ok(n as u64)
 }
 
+/// Rows written to each queue with an id (`ts`) above `after_id`.
+pub fn arrivals(conn: &Connection, after_id: i64) -> Result<crate::backend::Arrivals> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT queue, COUNT(*), MAX(ts) FROM messages WHERE ts > ?1 GROUP BY queue",
+    )?;
+    let mut out = crate::backend::Arrivals {
+        queues: Vec::new(),
+        last_id: after_id,
+    };
+    let rows = stmt.query_map([after_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (queue, n, last) = row?;
+        out.queues.push((queue, n as u64));
+        out.last_id = out.last_id.max(last);
+    }
+    Ok(out)
+}
+
 /// Deletes up to `batch` consumed rows.
 pub fn delete_consumed(conn: &Connection, batch: u64) -> Result<u64> {
     let n = conn.execute(

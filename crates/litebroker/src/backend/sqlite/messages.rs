@@ -251,16 +251,26 @@ pub fn write_once(
 pub fn browse(
     conn: &Connection,
     queue: &str,
-    after_seq: i64,
+    from: crate::backend::BrowseFrom,
     limit: usize,
 ) -> Result<Vec<crate::backend::Browsed>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.id, m.ts, m.body, CASE WHEN m.claimed = 2 THEN e.visible_at END \
-         FROM messages m LEFT JOIN lb_message_ext e ON e.msg = m.id \
-         WHERE m.queue = ?1 AND m.claimed IN (0, 2) AND m.id > ?2 ORDER BY m.id LIMIT ?3",
-    )?;
+    let (sql, at) = match from {
+        crate::backend::BrowseFrom::After(seq) => (
+            "SELECT m.id, m.ts, m.body, CASE WHEN m.claimed = 2 THEN e.visible_at END \
+             FROM messages m LEFT JOIN lb_message_ext e ON e.msg = m.id \
+             WHERE m.queue = ?1 AND m.claimed IN (0, 2) AND m.id > ?2 ORDER BY m.id LIMIT ?3",
+            seq,
+        ),
+        crate::backend::BrowseFrom::Before(seq) => (
+            "SELECT m.id, m.ts, m.body, CASE WHEN m.claimed = 2 THEN e.visible_at END \
+             FROM messages m LEFT JOIN lb_message_ext e ON e.msg = m.id \
+             WHERE m.queue = ?1 AND m.claimed IN (0, 2) AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3",
+            seq,
+        ),
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut visible_at = Vec::new();
-    let rows = stmt.query_map(params![queue, after_seq, limit_i64(limit)], |row| {
+    let rows = stmt.query_map(params![queue, at, limit_i64(limit)], |row| {
         Ok((message_from_row(row)?, row.get::<_, Option<i64>>(3)?))
     })?;
     let mut page = Vec::new();

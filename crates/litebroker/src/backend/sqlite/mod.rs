@@ -440,11 +440,11 @@ impl Backend for SqliteBackend {
     fn browse(
         &mut self,
         queue: &str,
-        after_seq: i64,
+        from: crate::backend::BrowseFrom,
         limit: usize,
     ) -> Result<Vec<crate::backend::Browsed>> {
         self.promote_if_due()?;
-        messages::browse(&self.conn, queue, after_seq, limit)
+        messages::browse(&self.conn, queue, from, limit)
     }
 
     fn replace_message(
@@ -508,6 +508,10 @@ impl Backend for SqliteBackend {
         admin::consumed_count(&self.conn)
     }
 
+    fn arrivals(&mut self, after_id: i64) -> Result<crate::backend::Arrivals> {
+        admin::arrivals(&self.conn, after_id)
+    }
+
     fn vacuum(&mut self, compact: bool) -> Result<u64> {
         let batch_size = self.settings.sqlite.vacuum_batch_size;
         let timeout = std::time::Duration::from_secs(self.settings.sqlite.vacuum_lock_timeout_s);
@@ -526,7 +530,10 @@ impl Backend for SqliteBackend {
         }
         self.immediate(|c| {
             deferred::forget_finished(c)?;
-            spans::forget_finished(c)
+            if pubsub::tables_exist(c)? {
+                spans::forget_finished(c)?;
+            }
+            Ok(())
         })?;
         self.reclaim_space(compact)?;
         Ok(deleted)
@@ -703,44 +710,68 @@ impl Backend for SqliteBackend {
 
     fn publish(&mut self, topic: &str, batch: &[Outgoing<'_>]) -> Result<Vec<Published>> {
         let take = self.prepare_take();
-        self.write_retrying_ids(|c| pubsub::publish(c, topic, batch, &take.me, take.now))
+        self.write_retrying_ids(|c| {
+            pubsub::ensure_tables(c)?;
+            pubsub::publish(c, topic, batch, &take.me, take.now)
+        })
     }
 
     fn create_topic(&mut self, topic: &str) -> Result<bool> {
-        self.immediate(|c| pubsub::create_topic(c, topic))
+        self.immediate(|c| {
+            pubsub::ensure_tables(c)?;
+            pubsub::create_topic(c, topic)
+        })
     }
 
     fn create_subscription(&mut self, sub: &NewSubscription<'_>) -> Result<u64> {
         let take = self.prepare_take();
-        self.write_retrying_ids(|c| pubsub::create_subscription(c, sub, &take.me, take.now))
+        self.write_retrying_ids(|c| {
+            pubsub::ensure_tables(c)?;
+            pubsub::create_subscription(c, sub, &take.me, take.now)
+        })
     }
 
+    // The readers below answer "none" until some writer above has created
+    // the pub/sub tables (see `schema::PUBSUB_DDL`).
+
     fn delete_subscription(&mut self, name: &str) -> Result<bool> {
-        self.immediate(|c| pubsub::delete_subscription(c, name))
+        self.immediate(|c| Ok(pubsub::tables_exist(c)? && pubsub::delete_subscription(c, name)?))
     }
 
     fn subscriptions(&mut self) -> Result<Vec<SubscriptionInfo>> {
+        if !pubsub::tables_exist(&self.conn)? {
+            return Ok(Vec::new());
+        }
         let take = self.prepare_take();
         self.immediate(|c| pubsub::reap(c, &take.me, take.now))?;
         pubsub::subscriptions(&self.conn)
     }
 
     fn topics(&mut self) -> Result<Vec<TopicInfo>> {
+        if !pubsub::tables_exist(&self.conn)? {
+            return Ok(Vec::new());
+        }
         pubsub::topics(&self.conn)
     }
 
     fn set_retention(&mut self, pattern: &str, retention: &Retention) -> Result<()> {
         let now = self.now();
-        self.immediate(|c| pubsub::set_retention(c, pattern, retention, now))
+        self.immediate(|c| {
+            pubsub::ensure_tables(c)?;
+            pubsub::set_retention(c, pattern, retention, now)
+        })
     }
 
     fn retention_setting(&mut self, pattern: &str) -> Result<Retention> {
+        if !pubsub::tables_exist(&self.conn)? {
+            return Ok(Retention::default());
+        }
         pubsub::retention_setting(&self.conn, pattern)
     }
 
     fn touch_subscription(&mut self, name: &str) -> Result<bool> {
         let now = self.now();
-        self.immediate(|c| pubsub::touch(c, name, now))
+        self.immediate(|c| Ok(pubsub::tables_exist(c)? && pubsub::touch(c, name, now)?))
     }
 }
 

@@ -6,6 +6,11 @@
 //! an ordinary queue message. Where a copy came from (topic and offset) is
 //! recorded per run of copies in `lb_copy_spans`; headers, when a message has
 //! any, in an `lb_message_ext` row per copy.
+//!
+//! The tables exist only once something has written one
+//! ([`super::schema::PUBSUB_DDL`]): the writers here create them
+//! ([`ensure_tables`]), and the readers (through the backend) answer "none"
+//! while [`tables_exist`] is false.
 
 use std::time::Duration;
 
@@ -22,6 +27,25 @@ use crate::pubsub::{
     NewSubscription, Published, Retention, StartFrom, SubscriptionInfo, TopicInfo,
 };
 use crate::topic;
+
+/// Whether the pub/sub tables exist. They are created together, so the last
+/// of them stands for all.
+pub fn tables_exist(conn: &Connection) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lb_copy_spans')",
+    )?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
+
+/// Creates the pub/sub tables if they are missing, inside the caller's
+/// write transaction (so another process creating them at the same time
+/// waits for the lock, then finds them).
+pub fn ensure_tables(conn: &Connection) -> Result<()> {
+    if !tables_exist(conn)? {
+        conn.execute_batch(super::schema::PUBSUB_DDL)?;
+    }
+    Ok(())
+}
 
 /// A run of consecutive offsets of one topic, just appended to its log.
 struct LogRun<'a> {

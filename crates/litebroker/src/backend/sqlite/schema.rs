@@ -33,12 +33,6 @@ pub const REQUIRED_OBJECTS: &[&str] = &[
     "lb_message_ext",
     "idx_lb_message_ext_visible",
     "lb_queue_config",
-    "lb_topics",
-    "lb_topic_log",
-    "idx_lb_topic_log_offset",
-    "lb_subscriptions",
-    "lb_topic_config",
-    "lb_copy_spans",
 ];
 
 /// The reference's tables and indexes, exactly as it creates them.
@@ -88,13 +82,7 @@ pub const TS_UNIQUE_INDEX: &str =
 /// `lb_queue_config`: per-queue visibility timeout, maximum receives and
 /// dead-letter queue.
 ///
-/// `lb_topics`, `lb_topic_log`: each topic's next offset and its retained log
-/// (keyed by the published message's id, so the log reads in publish order).
-/// `lb_subscriptions`: durable and ephemeral subscriptions (an ephemeral one
-/// records its owner process and when it was last touched).
-/// `lb_topic_config`: retention per topic or pattern.
-/// `lb_copy_spans`: runs of consecutive storage positions holding the copies
-/// of consecutive offsets of one topic (see `spans.rs`).
+/// The pub/sub tables are in [`PUBSUB_DDL`].
 pub const LITEBROKER_DDL: &str = "
 CREATE TABLE IF NOT EXISTS lb_holders (
     token INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -123,6 +111,23 @@ CREATE TABLE IF NOT EXISTS lb_queue_config (
     max_receives INTEGER,
     dead_letter TEXT
 );
+";
+
+/// The pub/sub tables, created together by the first operation that writes
+/// one (publish, create a topic or subscription, set retention), not on
+/// open: SQLite parses every object of the schema in every process, and a
+/// database that never uses pub/sub should not pay for them on each
+/// `broker write`. Until then every reader sees no topic, subscription or
+/// published copy (`pubsub::tables_exist`).
+///
+/// `lb_topics`, `lb_topic_log`: each topic's next offset and its retained log
+/// (keyed by the published message's id, so the log reads in publish order).
+/// `lb_subscriptions`: durable and ephemeral subscriptions (an ephemeral one
+/// records its owner process and when it was last touched).
+/// `lb_topic_config`: retention per topic or pattern.
+/// `lb_copy_spans`: runs of consecutive storage positions holding the copies
+/// of consecutive offsets of one topic (see `spans.rs`).
+pub const PUBSUB_DDL: &str = "
 CREATE TABLE IF NOT EXISTS lb_topics (
     topic TEXT PRIMARY KEY,
     next_offset INTEGER NOT NULL

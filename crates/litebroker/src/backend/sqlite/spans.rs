@@ -89,8 +89,19 @@ pub fn load_origins(conn: &Connection, messages: &mut [Message]) -> Result<()> {
     Ok(())
 }
 
+/// Whether any span exists. Every read asks, so this is one statement: while
+/// the table does not exist yet (no pub/sub, see `schema::PUBSUB_DDL`) its
+/// preparation fails with "no such table", which means none.
 fn any(conn: &Connection) -> Result<bool> {
-    let mut stmt = conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM lb_copy_spans)")?;
+    let mut stmt = match conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM lb_copy_spans)") {
+        Ok(stmt) => stmt,
+        Err(rusqlite::Error::SqliteFailure(_, Some(msg)))
+            if msg == "no such table: lb_copy_spans" =>
+        {
+            return Ok(false)
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(stmt.query_row([], |r| r.get(0))?)
 }
 
