@@ -167,6 +167,8 @@ pub struct CommitStats {
 pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
     stats: Arc<CommitStats>,
+    /// Jobs sent to the committer so far.
+    submitted: Arc<AtomicU64>,
 }
 
 impl GroupCommit {
@@ -175,8 +177,19 @@ impl GroupCommit {
     pub fn start(pool: Arc<Pool>, changes: Arc<Changes>) -> GroupCommit {
         let (jobs, rx) = mpsc::channel(4 * MAX_MESSAGES);
         let stats = Arc::new(CommitStats::default());
-        tokio::spawn(commit_loop(pool, changes, rx, stats.clone()));
-        GroupCommit { jobs, stats }
+        let submitted = Arc::new(AtomicU64::new(0));
+        tokio::spawn(commit_loop(
+            pool,
+            changes,
+            rx,
+            stats.clone(),
+            submitted.clone(),
+        ));
+        GroupCommit {
+            jobs,
+            stats,
+            submitted,
+        }
     }
 
     /// How grouped the requests have been.
@@ -190,6 +203,7 @@ impl GroupCommit {
             queue,
             work: work(done),
         };
+        self.submitted.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .send(job)
             .await
@@ -240,7 +254,10 @@ async fn commit_loop(
     changes: Arc<Changes>,
     mut rx: mpsc::Receiver<Job>,
     stats: Arc<CommitStats>,
+    submitted: Arc<AtomicU64>,
 ) {
+    // Jobs taken from the channel so far.
+    let mut received: u64 = 0;
     // The previous commit: how many clients it concerned (the requests it
     // answered, and those that arrived meanwhile), how long it took.
     let (mut clients, mut last_took) = (0usize, Duration::ZERO);
@@ -279,6 +296,14 @@ async fn commit_loop(
             }
         }
         let (requests, started) = (batch.len(), std::time::Instant::now());
+        received += requests as u64;
+        // How many arrived during this commit, counted before its first
+        // answer goes out (an answered client may come back at once).
+        let arrived = Arrived {
+            submitted: &submitted,
+            received,
+            seen: std::sync::OnceLock::new(),
+        };
         // Per queue and kind, in arrival order: one transaction each, run
         // side by side on the pool (a backend that serializes writes
         // serializes them).
@@ -308,24 +333,47 @@ async fn commit_loop(
         }
         let commits = order.into_iter().map(|key| {
             let group = groups.remove(&key).expect("every key has its group");
-            let (pool, changes, stats) = (&pool, &changes, &stats);
+            let (pool, changes, stats, arrived) = (&pool, &changes, &stats, &arrived);
             async move {
                 match group {
                     Group::Write(jobs) => {
-                        if commit_writes(pool, &stats.writes, key.0, jobs).await {
+                        if commit_writes(pool, &stats.writes, arrived, key.0, jobs).await {
                             // Waiters see it now, not when the feed notices.
                             changes.wake_all();
                         }
                     }
                     Group::Take(how, jobs) => {
-                        commit_takes(pool, &stats.takes, key.0, how, jobs).await
+                        commit_takes(pool, &stats.takes, arrived, key.0, how, jobs).await
                     }
-                    Group::Ack(jobs) => commit_acks(pool, &stats.acks, key.0, jobs).await,
+                    Group::Ack(jobs) => commit_acks(pool, &stats.acks, arrived, key.0, jobs).await,
                 }
             }
         });
         futures_util::future::join_all(commits).await;
-        (clients, last_took) = (requests + rx.len(), started.elapsed());
+        (clients, last_took) = (requests + arrived.count(), started.elapsed());
+    }
+}
+
+/// Counts the jobs that arrived during a commit, once, before its first
+/// answer goes out.
+struct Arrived<'a> {
+    submitted: &'a AtomicU64,
+    received: u64,
+    seen: std::sync::OnceLock<usize>,
+}
+
+impl Arrived<'_> {
+    /// Notes how many jobs wait now (the first call counts).
+    fn note(&self) {
+        self.seen.get_or_init(|| {
+            let sent = self.submitted.load(Ordering::Relaxed);
+            sent.saturating_sub(self.received) as usize
+        });
+    }
+
+    /// The count noted (none if no commit ran).
+    fn count(&self) -> usize {
+        self.seen.get().copied().unwrap_or(0)
     }
 }
 
@@ -334,6 +382,7 @@ async fn commit_loop(
 async fn commit_writes(
     pool: &Arc<Pool>,
     counts: &Counts,
+    arrived: &Arrived<'_>,
     queue: String,
     jobs: Vec<(Vec<Prepared>, Answer<Vec<i64>>)>,
 ) -> bool {
@@ -353,6 +402,7 @@ async fn commit_writes(
             Ok(b.queue(&queue)?.write_batch(&all)?)
         })
         .await;
+    arrived.note();
     counts.add(answers.len());
     match result {
         Ok(ids) if ids.len() == sizes.iter().sum::<usize>() => {
@@ -384,6 +434,7 @@ async fn commit_writes(
 async fn commit_takes(
     pool: &Arc<Pool>,
     counts: &Counts,
+    arrived: &Arrived<'_>,
     queue: String,
     how: Take,
     jobs: Vec<(usize, Answer<Taken>)>,
@@ -414,6 +465,7 @@ async fn commit_takes(
             Ok((got, next))
         })
         .await;
+    arrived.note();
     counts.add(jobs.len());
     let (got, next) = match result {
         Ok(found) => found,
@@ -463,6 +515,7 @@ async fn commit_takes(
 async fn commit_acks(
     pool: &Arc<Pool>,
     counts: &Counts,
+    arrived: &Arrived<'_>,
     queue: String,
     jobs: Vec<(Vec<Receipt>, Answer<AckOutcomes>)>,
 ) {
@@ -473,6 +526,7 @@ async fn commit_acks(
     let result = pool
         .run(move |b| Ok(b.queue(&queue)?.ack_many(&all)?))
         .await;
+    arrived.note();
     counts.add(answers.len());
     match result {
         Ok(outcomes) if outcomes.len() == expected => {
