@@ -4,6 +4,8 @@
 # two redis-server instances (AOF with `appendfsync always`, and AOF with
 # its default `appendfsync everysec`), runs target/release/http-bench
 # (bench/src/bin/http_bench.rs) against all three with 1, 8 and 64 clients,
+# and against the physical floor (an ideal group commit on a file, see
+# http_bench.rs),
 # times the CLI (`broker write`, one process per message), and renders
 # bench/manual/http.md, spliced into BENCHMARKS.md.
 #
@@ -79,8 +81,10 @@ PY
 
 : >"$OUT"
 meta start >>"$OUT"
+# --floor: the same clients against an ideal group commit (a file appended
+# and fdatasync'ed once per batch, in the same directory as the database).
 timeout 900 target/release/http-bench --url "$url" --redis "$r_always" --redis "$r_everysec" \
-    --clients 1,8,64 --ops "$OPS" --seconds "$SECONDS_CAP" --latency "$LAT" | tee -a "$OUT" >&2
+    --floor "$tmp/floor" --clients 1,8,64 --ops "$OPS" --seconds "$SECONDS_CAP" --latency "$LAT" | tee -a "$OUT" >&2
 
 # The CLI: one `broker write` process per message, 1 and 8 at a time.
 cli_rate() { # clients
@@ -111,7 +115,7 @@ python3 -c "import json,sys; a=list(map(int,sys.argv[1:])); print(json.dumps({'m
     "$IDLE" "$HOLD" "$cpu0" "$cpu1" "$rss_before" "$rss_open" | tee -a "$OUT" >&2
 
 # How grouped the server's writes were.
-curl -s "$url/metrics" | grep -E '^litebroker_write_(requests|commits)_total' | \
+curl -s "$url/metrics" | grep -E '^litebroker_(write|take|ack)_(requests|commits)_total' | \
     python3 -c 'import json,sys; d={l.split()[0]: int(l.split()[1]) for l in sys.stdin}; print(json.dumps({"meta":"commits", **d}))' >>"$OUT"
 meta end >>"$OUT"
 

@@ -18,6 +18,21 @@
 //! LPUSH→BRPOP latency, through the same kind of client (a minimal RESP
 //! client, one connection per client, no pipelining).
 //!
+//! The physical floor (`--floor DIR`): the same clients doing the same
+//! durable work with an ideal group commit and nothing else in between: a
+//! minimal server on its own thread and event loop (as Redis runs) on
+//! 127.0.0.1 reads fixed 64-byte requests, appends one record per request
+//! to a file in DIR with one `write` per batch, `fdatasync`s once per batch
+//! (the requests that arrived during the previous sync) and answers each
+//! request after that sync. `send`: the record is the 64-byte message, the
+//! answer an 8-byte id. `read`: the answer is a 64-byte message from memory
+//! (what sends stored, after what was there at the start), the record the
+//! 8-byte id of the message it consumed. With one client, also
+//! publish→deliver at the floor: a send then a read, back to back. Floor
+//! and server are measured in alternating slices (`--rounds`, 3 by
+//! default) of each measurement, so that both see about the same machine.
+//! See [`floor`].
+//!
 //! Everything is bounded: at most `--ops` messages and `--seconds` per
 //! measurement. One JSON object per measurement on stdout.
 
@@ -42,6 +57,8 @@ struct Opts {
     body: String,
     idle_sse: usize,
     hold: f64,
+    floor: Option<std::path::PathBuf>,
+    rounds: usize,
 }
 
 fn parse_opts() -> Opts {
@@ -55,6 +72,8 @@ fn parse_opts() -> Opts {
         body: "x".repeat(64),
         idle_sse: 0,
         hold: 10.0,
+        floor: None,
+        rounds: 3,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -78,6 +97,8 @@ fn parse_opts() -> Opts {
             "--latency" => o.latency = val().parse().expect("--latency N"),
             "--idle-sse" => o.idle_sse = val().parse().expect("--idle-sse N"),
             "--hold" => o.hold = val().parse().expect("--hold SECONDS"),
+            "--floor" => o.floor = Some(val().into()),
+            "--rounds" => o.rounds = val().parse().expect("--rounds N"),
             "--body-bytes" => o.body = "x".repeat(val().parse().expect("--body-bytes N")),
             other => panic!("unknown option {other}"),
         }
@@ -194,40 +215,126 @@ async fn prefill(o: &Opts, queue: &str, n: i64) -> Res<()> {
     Ok(())
 }
 
-async fn http_throughput(o: &Opts, clients: usize) -> Res<()> {
-    let limit = Duration::from_secs_f64(o.seconds);
-    let sys = "litebroker-http";
+/// The server's group-commit counters from `/metrics`: requests and
+/// commits of each kind, by counter name.
+async fn commit_counters(o: &Opts) -> Res<std::collections::HashMap<String, i64>> {
+    let text = client()
+        .get(format!("{}/metrics", o.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("litebroker_") && l.contains("_total "))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .filter(|(name, _)| name.contains("_requests_total") || name.contains("_commits_total"))
+        .collect())
+}
 
-    let url = format!("{}/v1/queues/send-{clients}/messages", o.url);
-    let body = json!({"body": o.body});
-    let run = drive(clients, o.ops, limit, |_| {
+/// One slice of the server's throughput: `op` (`send` or `read`) with
+/// `clients` clients, at most `ops` messages and `limit`; with the
+/// requests and transactions the server counted meanwhile.
+async fn http_slice(
+    o: &Opts,
+    clients: usize,
+    op: &str,
+    ops: i64,
+    limit: Duration,
+    round: usize,
+) -> Res<(Run, (i64, i64))> {
+    let (url, kind, body) = if op == "send" {
+        let url = format!("{}/v1/queues/send-{clients}/messages", o.url);
+        (url, "write", Some(json!({"body": o.body})))
+    } else {
+        let queue = format!("read-{clients}-{round}");
+        prefill(o, &queue, ops).await?;
+        let url = format!("{}/v1/queues/{queue}/read?limit=1", o.url);
+        (url, "take", None)
+    };
+    let before = commit_counters(o).await?;
+    let run = drive(clients, ops, limit, |_| {
         let (c, url, body) = (client(), url.clone(), body.clone());
         move || {
             let (c, url, body) = (c.clone(), url.clone(), body.clone());
             async move {
-                post(&c, &url, Some(&body)).await?;
-                Ok(1)
+                let got = post(&c, &url, body.as_ref()).await?;
+                Ok(match body {
+                    Some(_) => 1,
+                    None => got["messages"].as_array().map_or(0, |m| m.len() as u64),
+                })
             }
         }
     })
     .await?;
-    emit(sys, "send", clients, run);
+    let after = commit_counters(o).await?;
+    let delta = |name: String| after.get(&name).unwrap_or(&0) - before.get(&name).unwrap_or(&0);
+    let counted = (
+        delta(format!("litebroker_{kind}_requests_total")),
+        delta(format!("litebroker_{kind}_commits_total")),
+    );
+    Ok((run, counted))
+}
 
-    let queue = format!("read-{clients}");
-    prefill(o, &queue, o.ops).await?;
-    let url = format!("{}/v1/queues/{queue}/read?limit=1", o.url);
-    let run = drive(clients, o.ops, limit, |_| {
-        let (c, url) = (client(), url.clone());
-        move || {
-            let (c, url) = (c.clone(), url.clone());
-            async move {
-                let got = post(&c, &url, None).await?;
-                Ok(got["messages"].as_array().map_or(0, |m| m.len() as u64))
-            }
+/// Adds `more` to `run` (slices of one measurement).
+fn merge(run: &mut Run, more: Run) {
+    run.count += more.count;
+    run.secs += more.secs;
+    run.lat.extend(more.lat);
+}
+
+/// `send` or `read` with `clients` clients, against the floor (if asked
+/// for) and the server, in `--rounds` alternating slices (floor, server,
+/// floor, server, ...) so that both see about the same machine; each
+/// slice takes its share of `--ops` and `--seconds`.
+async fn compare(o: &Opts, clients: usize, op: &str) -> Res<()> {
+    let rounds = o.rounds.max(1);
+    let ops = (o.ops / rounds as i64).max(1);
+    let limit = Duration::from_secs_f64(o.seconds / rounds as f64);
+    let empty = || Run {
+        count: 0,
+        secs: 0.0,
+        lat: Vec::new(),
+    };
+    let (mut fl, mut ours) = (empty(), empty());
+    let (mut syncs, mut counted) = (0, (0, 0));
+    for round in 0..rounds {
+        if let Some(dir) = &o.floor {
+            let (run, n) = floor(o, dir, clients, op, ops, limit).await?;
+            merge(&mut fl, run);
+            syncs += n;
         }
-    })
-    .await?;
-    emit(sys, "read", clients, run);
+        if !o.url.is_empty() {
+            let (run, (requests, commits)) = http_slice(o, clients, op, ops, limit, round).await?;
+            merge(&mut ours, run);
+            counted = (counted.0 + requests, counted.1 + commits);
+        }
+    }
+    if o.floor.is_some() {
+        println!(
+            "{}",
+            json!({"meta": "floor_syncs", "op": op, "clients": clients,
+                   "requests": fl.lat.len(), "syncs": syncs})
+        );
+        emit("floor", op, clients, fl);
+    }
+    if !o.url.is_empty() {
+        println!(
+            "{}",
+            json!({"meta": "server_commits", "op": op, "clients": clients,
+                   "requests": counted.0, "commits": counted.1})
+        );
+        emit("litebroker-http", op, clients, ours);
+    }
+    Ok(())
+}
+
+async fn http_lease_ack(o: &Opts, clients: usize) -> Res<()> {
+    let limit = Duration::from_secs_f64(o.seconds);
+    let sys = "litebroker-http";
 
     let queue = format!("lease-{clients}");
     prefill(o, &queue, o.ops).await?;
@@ -565,6 +672,260 @@ async fn redis_latency(o: &Opts, name: &str, addr: &str) -> Res<()> {
     Ok(())
 }
 
+// --- The physical floor ----------------------------------------------------
+
+/// What a floor request asks: append its 64 bytes (`send`) or consume one
+/// message (`read`).
+const FLOOR_SEND: u8 = b's';
+const FLOOR_READ: u8 = b'r';
+const FLOOR_REQUEST: usize = 64;
+
+/// One request waiting for the next sync: its record, its answer, and where
+/// to send the answer once the record is durable.
+type FloorJob = (Vec<u8>, Vec<u8>, tokio::sync::oneshot::Sender<Vec<u8>>);
+
+/// The floor's messages to read, (id, body), oldest first.
+type Stock = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>>;
+
+/// A running floor server: one thread, one event loop (as Redis runs), its
+/// connections' tasks and a syncer task on it.
+struct Floor {
+    addr: std::net::SocketAddr,
+    syncs: Arc<AtomicI64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Res<()>>>,
+}
+
+impl Floor {
+    /// Starts a floor appending to `path`, with `stock` messages to read.
+    fn start(path: std::path::PathBuf, stock: usize, body: &str) -> Res<Floor> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let syncs = Arc::new(AtomicI64::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stock: Stock = Arc::new(std::sync::Mutex::new(
+            (0..stock as u64)
+                .map(|i| (i, body.as_bytes().to_vec()))
+                .collect(),
+        ));
+        let counted = syncs.clone();
+        let thread = std::thread::spawn(move || -> Res<()> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)?;
+                let (jobs, rx) = tokio::sync::mpsc::unbounded_channel::<FloorJob>();
+                let syncer = tokio::spawn(floor_syncer(file, rx, counted));
+                let next_id = Arc::new(AtomicI64::new(stock.lock().map_or(0, |s| s.len()) as i64));
+                let accept = async {
+                    loop {
+                        let (s, _) = listener.accept().await?;
+                        tokio::spawn(floor_conn(s, jobs.clone(), stock.clone(), next_id.clone()));
+                    }
+                };
+                tokio::select! {
+                    r = accept => r,
+                    _ = stopped => Ok(()),
+                    r = syncer => r?,
+                }
+            })
+        });
+        Ok(Floor {
+            addr,
+            syncs,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the floor (its connections close); the syncs it made.
+    fn stop(mut self) -> Res<i64> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().map_err(|_| "the floor's thread panicked")??;
+        }
+        Ok(self.syncs.load(Ordering::Relaxed))
+    }
+}
+
+/// The ideal group commit, on the floor's event loop: takes every request
+/// that arrived in this round of the loop, appends their records with one
+/// write, syncs once (blocking the loop meanwhile, as Redis's `appendfsync
+/// always` does), then answers them all. Like the server's committer
+/// (`litebroker-server/src/commit.rs`), when fewer requests are here than
+/// the previous sync answered or saw arrive, it waits for the rest up to as
+/// long as that sync took (at most 1 ms), so that the clients do not split
+/// into groups that take turns.
+async fn floor_syncer(
+    mut file: std::fs::File,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<FloorJob>,
+    syncs: Arc<AtomicI64>,
+) -> Res<()> {
+    use std::io::Write;
+    let mut batch: Vec<FloorJob> = Vec::new();
+    let mut buf = Vec::new();
+    let (mut last, mut took) = (0usize, Duration::ZERO);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        // The rest of this round of the loop: connections woken with it.
+        tokio::task::yield_now().await;
+        while let Ok(job) = rx.try_recv() {
+            batch.push(job);
+        }
+        if last > 1 && batch.len() < last {
+            let until = tokio::time::Instant::now() + took.min(Duration::from_millis(1));
+            while batch.len() < last {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(job)) => batch.push(job),
+                    _ => break,
+                }
+            }
+        }
+        let started = Instant::now();
+        buf.clear();
+        for (record, _, _) in &batch {
+            buf.extend_from_slice(record);
+        }
+        file.write_all(&buf)?;
+        file.sync_data()?;
+        syncs.fetch_add(1, Ordering::Relaxed);
+        // The clients this sync concerned: those it answers, and those that
+        // arrived meanwhile.
+        (last, took) = (batch.len() + rx.len(), started.elapsed());
+        for (_, answer, done) in batch.drain(..) {
+            let _ = done.send(answer);
+        }
+    }
+    Ok(())
+}
+
+/// Serves one floor connection: fixed-size requests, one at a time.
+async fn floor_conn(
+    mut s: TcpStream,
+    jobs: tokio::sync::mpsc::UnboundedSender<FloorJob>,
+    stock: Stock,
+    next_id: Arc<AtomicI64>,
+) -> Res<()> {
+    s.set_nodelay(true)?;
+    let mut req = [0u8; FLOOR_REQUEST];
+    loop {
+        if s.read_exact(&mut req).await.is_err() {
+            return Ok(()); // the client is done
+        }
+        let (record, answer) = match req[0] {
+            FLOOR_SEND => {
+                // Readable once synced: the answer waits for the sync, and
+                // a reader is served only after its own request's sync.
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                stock
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back((id as u64, req.to_vec()));
+                (req.to_vec(), id.to_le_bytes().to_vec())
+            }
+            FLOOR_READ => {
+                let taken = stock.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                match taken {
+                    Some((id, body)) => (id.to_le_bytes().to_vec(), body),
+                    None => (Vec::new(), Vec::new()), // nothing left: an empty answer
+                }
+            }
+            _ => return Err("floor: bad request".into()),
+        };
+        let (done, synced) = tokio::sync::oneshot::channel();
+        jobs.send((record, answer, done))
+            .map_err(|_| "floor: the syncer stopped")?;
+        let answer = synced.await?;
+        // A length byte, then the answer (0: nothing left to read).
+        let mut out = vec![answer.len() as u8];
+        out.extend_from_slice(&answer);
+        s.write_all(&out).await?;
+    }
+}
+
+/// One floor request of `kind` on `s`: how many messages it handled (a
+/// read of an empty stock: none).
+async fn floor_request(s: &mut TcpStream, kind: u8) -> Res<u64> {
+    let mut request = [b'x'; FLOOR_REQUEST];
+    request[0] = kind;
+    s.write_all(&request).await?;
+    let mut len = [0u8; 1];
+    s.read_exact(&mut len).await?;
+    let mut answer = vec![0u8; len[0] as usize];
+    s.read_exact(&mut answer).await?;
+    Ok(u64::from(len[0] > 0))
+}
+
+/// The floor for `clients` clients and one operation, measured as
+/// `http_throughput` measures the server: `send`, `read`, or
+/// `deliver_latency` (publish→deliver, one client).
+async fn floor(
+    o: &Opts,
+    dir: &std::path::Path,
+    clients: usize,
+    op: &str,
+    ops: i64,
+    limit: Duration,
+) -> Res<(Run, i64)> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("floor-{clients}.log"));
+    let _ = std::fs::remove_file(&path);
+    // Messages to read, as many as a read measurement may take.
+    let server = Floor::start(path.clone(), ops as usize, &o.body)?;
+    let addr = server.addr;
+    let kind = if op == "send" { FLOOR_SEND } else { FLOOR_READ };
+    let run = if op != "deliver_latency" {
+        drive(clients, ops, limit, |_| {
+            let conn = Arc::new(tokio::sync::Mutex::new(None::<TcpStream>));
+            move || {
+                let conn = conn.clone();
+                async move {
+                    let mut guard = conn.lock().await;
+                    if guard.is_none() {
+                        let s = TcpStream::connect(addr).await?;
+                        s.set_nodelay(true)?;
+                        *guard = Some(s);
+                    }
+                    let s = guard.as_mut().expect("connected");
+                    floor_request(s, kind).await
+                }
+            }
+        })
+        .await?
+    } else {
+        // Publish→deliver at the floor: a durable write, then a durable
+        // take, back to back (an ideal wake-up costs nothing).
+        let mut s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let started = Instant::now();
+        let mut lat = Vec::new();
+        while lat.len() < o.latency && started.elapsed() < limit * 2 {
+            let t = Instant::now();
+            floor_request(&mut s, FLOOR_SEND).await?;
+            if floor_request(&mut s, FLOOR_READ).await? == 0 {
+                return Err("floor: nothing to read".into());
+            }
+            lat.push(t.elapsed());
+        }
+        Run {
+            count: lat.len() as u64,
+            secs: started.elapsed().as_secs_f64(),
+            lat,
+        }
+    };
+    let syncs = server.stop()?;
+    let _ = std::fs::remove_file(&path);
+    Ok((run, syncs))
+}
+
 /// Opens `--idle-sse` event streams on an empty queue, says so on stdout
 /// once all are open, holds them `--hold` seconds, and closes them (the
 /// script measures the server meanwhile).
@@ -599,10 +960,21 @@ async fn main() -> Res<()> {
     if o.idle_sse > 0 {
         return idle_sse(&o).await;
     }
-    if !o.url.is_empty() {
-        for &c in &o.clients {
-            http_throughput(&o, c).await?;
+    // The floor and the server one after the other for each operation and
+    // number of clients, so that both see about the same machine.
+    for &c in &o.clients {
+        compare(&o, c, "send").await?;
+        compare(&o, c, "read").await?;
+        if !o.url.is_empty() {
+            http_lease_ack(&o, c).await?;
         }
+    }
+    if let Some(dir) = &o.floor {
+        let limit = Duration::from_secs_f64(o.seconds);
+        let (run, _) = floor(&o, dir, 1, "deliver_latency", o.ops, limit).await?;
+        emit("floor", "deliver_latency", 1, run);
+    }
+    if !o.url.is_empty() {
         http_latency(&o).await?;
     }
     for (name, addr) in &o.redis {

@@ -1,18 +1,24 @@
 //! The database's change feed, bridged to tokio: one feed listener (on the
 //! feed's own thread) wakes every waiting request through a `Notify`, and is
-//! registered only while at least one request waits.
+//! registered while at least one request waits, and for [`LINGER`] after
+//! the last one left (so that a client that long-polls again and again does
+//! not register it anew, on a blocking thread, for each request).
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use litebroker::backend::Listener;
 use litebroker::ChangeFeed;
 use tokio::sync::Notify;
 
+/// How long the feed listener stays registered after the last waiter left.
+pub const LINGER: Duration = Duration::from_secs(2);
+
 /// Wakes long-polling requests when the database changes.
 pub struct Changes {
     feed: ChangeFeed,
     notify: Arc<Notify>,
-    listening: Mutex<(usize, Option<Listener>)>,
+    listening: Mutex<Listening>,
     /// Serializes registrations, so that a waiter returns from
     /// [`Changes::watch`] only once the listener is registered.
     registering: tokio::sync::Mutex<()>,
@@ -24,7 +30,7 @@ impl Changes {
         Changes {
             feed,
             notify: Arc::new(Notify::new()),
-            listening: Mutex::new((0, None)),
+            listening: Mutex::new(Listening::default()),
             registering: tokio::sync::Mutex::new(()),
         }
     }
@@ -41,8 +47,9 @@ impl Changes {
         let _one_at_a_time = self.registering.lock().await;
         let needed = {
             let mut state = self.listening.lock().unwrap_or_else(|p| p.into_inner());
-            state.0 += 1;
-            state.1.is_none()
+            state.waiters += 1;
+            state.idle_since = None;
+            state.listener.is_none()
         };
         let guard = WatchGuard {
             changes: self.clone(),
@@ -54,7 +61,10 @@ impl Changes {
                     .await;
             if let Ok(listener) = listener {
                 // Our own count keeps it above zero: the guard is alive.
-                self.listening.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(listener);
+                self.listening
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .listener = Some(listener);
             }
         }
         guard
@@ -71,21 +81,63 @@ impl Changes {
     }
 }
 
-/// Keeps the feed listener registered while it lives.
+/// Who waits, and the listener registered for them.
+#[derive(Default)]
+struct Listening {
+    waiters: usize,
+    listener: Option<Listener>,
+    /// When the last waiter left (the listener lingers).
+    idle_since: Option<Instant>,
+}
+
+impl Changes {
+    /// Lets go of the listener if nobody has waited for [`LINGER`].
+    fn release_if_idle(&self) {
+        let released = {
+            let mut state = self.listening.lock().unwrap_or_else(|p| p.into_inner());
+            if state.waiters == 0 && state.idle_since.is_some_and(|t| t.elapsed() >= LINGER) {
+                state.idle_since = None;
+                state.listener.take()
+            } else {
+                None
+            }
+        };
+        drop(released); // outside our lock (it takes the feed's)
+    }
+}
+
+/// Keeps the feed listener registered while it lives (and for [`LINGER`]
+/// after the last guard is dropped).
 pub struct WatchGuard {
     changes: Arc<Changes>,
 }
 
 impl Drop for WatchGuard {
     fn drop(&mut self) {
-        let mut state = self
-            .changes
-            .listening
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        state.0 -= 1;
-        if state.0 == 0 {
-            state.1 = None;
-        }
+        let released = {
+            let mut state = self
+                .changes
+                .listening
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            state.waiters -= 1;
+            if state.waiters > 0 {
+                return;
+            }
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    state.idle_since = Some(Instant::now());
+                    let changes = self.changes.clone();
+                    runtime.spawn(async move {
+                        tokio::time::sleep(LINGER).await;
+                        changes.release_if_idle();
+                    });
+                    None
+                }
+                // No runtime to linger on: let go now.
+                Err(_) => state.listener.take(),
+            }
+        };
+        drop(released);
     }
 }

@@ -154,7 +154,7 @@ pub struct ServerState {
     pub max_wait: Duration,
     /// The SSE consumer groups.
     pub groups: routes::events::Groups,
-    /// Commits concurrent queue writes together.
+    /// Commits concurrent queue writes, takes and acks together.
     pub commits: commit::GroupCommit,
     /// Members connected to each queue or subscription, this process.
     pub presence: litebroker::Presence,
@@ -188,7 +188,7 @@ pub fn app(
     let changes = Arc::new(Changes::new(connector.changes()));
     let pool = Arc::new(Pool::new(connector, config.blocking_threads));
     let state = Arc::new(ServerState {
-        commits: commit::GroupCommit::start(pool.clone()),
+        commits: commit::GroupCommit::start(pool.clone(), changes.clone()),
         pool,
         keys: config.keys,
         stored_keys: config.keys_in_database.then(auth::StoredKeys::default),

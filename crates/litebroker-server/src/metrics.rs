@@ -91,26 +91,37 @@ impl Metrics {
     }
 }
 
-/// The group committer's counts: write requests, and the transactions they
-/// took (fewer commits than requests means writes were grouped).
+/// The group committer's counts: requests of each kind (queue writes,
+/// takes: reads and leases, acks), and the transactions they took (fewer
+/// commits than requests means they were grouped).
 pub fn render_commits(out: &mut String, stats: &crate::commit::CommitStats) {
     use std::sync::atomic::Ordering;
-    out.push_str("# HELP litebroker_write_requests_total Queue write requests through the group committer.\n");
-    out.push_str("# TYPE litebroker_write_requests_total counter\n");
-    let _ = writeln!(
-        out,
-        "litebroker_write_requests_total {}",
-        stats.requests.load(Ordering::Relaxed)
-    );
-    out.push_str(
-        "# HELP litebroker_write_commits_total Transactions the group committer ran for them.\n",
-    );
-    out.push_str("# TYPE litebroker_write_commits_total counter\n");
-    let _ = writeln!(
-        out,
-        "litebroker_write_commits_total {}",
-        stats.commits.load(Ordering::Relaxed)
-    );
+    for (kind, what, counts) in [
+        ("write", "Queue write requests", &stats.writes),
+        ("take", "Queue read and lease requests", &stats.takes),
+        ("ack", "Ack requests", &stats.acks),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP litebroker_{kind}_requests_total {what} through the group committer."
+        );
+        let _ = writeln!(out, "# TYPE litebroker_{kind}_requests_total counter");
+        let _ = writeln!(
+            out,
+            "litebroker_{kind}_requests_total {}",
+            counts.requests.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP litebroker_{kind}_commits_total Transactions the group committer ran for them."
+        );
+        let _ = writeln!(out, "# TYPE litebroker_{kind}_commits_total counter");
+        let _ = writeln!(
+            out,
+            "litebroker_{kind}_commits_total {}",
+            counts.commits.load(Ordering::Relaxed)
+        );
+    }
 }
 
 /// Per-queue gauges from the queues' stats.

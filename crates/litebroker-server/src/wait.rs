@@ -2,9 +2,10 @@
 //! (or the next leased/delayed message's own time) and look again, until
 //! the client's `wait` runs out or the server stops.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use litebroker::Broker;
+use crate::commit::Take;
 
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -26,16 +27,17 @@ pub fn parse_wait(state: &AppState, text: Option<&str>) -> ApiResult<Duration> {
     Ok(d)
 }
 
-/// Runs `look` (on the blocking pool) until it finds something or `wait`
-/// passes. `look` returns what it found and, if nothing, how long until a
-/// leased or delayed message of the queue becomes visible by itself.
-pub async fn poll<T, F>(state: &AppState, wait: Duration, look: F) -> ApiResult<Vec<T>>
+/// Runs `look` until it finds something or `wait` passes. `look` returns
+/// what it found and, if nothing, how long until a leased or delayed
+/// message of the queue becomes visible by itself. It runs its library
+/// calls itself (on the blocking pool, or through the group committer).
+pub async fn poll<T, F, Fut>(state: &AppState, wait: Duration, look: F) -> ApiResult<Vec<T>>
 where
-    T: Send + 'static,
-    F: Fn(&mut Broker) -> ApiResult<(Vec<T>, Option<Duration>)> + Clone + Send + 'static,
+    F: Fn() -> Fut,
+    Fut: Future<Output = ApiResult<(Vec<T>, Option<Duration>)>>,
 {
     if wait.is_zero() {
-        return Ok(state.pool.run(move |b| look(b)).await?.0);
+        return Ok(look().await?.0);
     }
     let deadline = Instant::now() + wait;
     let _watching = state.changes.watch().await;
@@ -44,8 +46,7 @@ where
         let notified = state.changes.notify().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let f = look.clone();
-        let (found, next_visible) = state.pool.run(move |b| f(b)).await?;
+        let (found, next_visible) = look().await?;
         let now = Instant::now();
         if !found.is_empty() || now >= deadline || *stopping.borrow() {
             return Ok(found);
@@ -57,4 +58,19 @@ where
             _ = stopping.changed() => {}
         }
     }
+}
+
+/// [`poll`] for a take through the group committer.
+pub async fn poll_take(
+    state: &AppState,
+    wait: Duration,
+    queue: &str,
+    how: Take,
+    limit: usize,
+) -> ApiResult<Vec<litebroker::Message>> {
+    poll(state, wait, || async {
+        let taken = state.commits.take(queue.to_owned(), how, limit).await?;
+        Ok((taken.messages, taken.next_visible))
+    })
+    .await
 }

@@ -259,3 +259,87 @@ async fn the_api_and_the_dashboard_on_postgresql() {
     s.stop().await;
     tokio::task::block_in_place(|| pg.drop_schema()).unwrap();
 }
+
+/// The group committer on PostgreSQL: concurrent readers and lease + ack
+/// workers share transactions, and every message goes to exactly one of
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_reads_leases_and_acks_deliver_each_message_once_on_postgresql() {
+    let Some(pg) = postgres() else { return };
+    let connector: Arc<dyn Connector> = pg.clone();
+    let s = TestServer::start_over(connector, tempfile::tempdir().unwrap(), None, |_| {}).await;
+    let all: Vec<String> = (0..600).map(|i| format!("m{i}")).collect();
+    for queue in ["grouped", "leased"] {
+        let msgs: Vec<Value> = all.iter().map(|b| json!({"body": b})).collect();
+        let (status, body) = s
+            .call(
+                "POST",
+                &format!("/v1/queues/{queue}/messages"),
+                None,
+                Some(json!({"messages": msgs})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut tasks = Vec::new();
+    for w in 0..24usize {
+        let client = reqwest::Client::new();
+        let base = s.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let lease = w % 2 == 1;
+                let url = if lease {
+                    format!("{base}/v1/queues/leased/lease?limit={}", 1 + w % 3)
+                } else {
+                    format!("{base}/v1/queues/grouped/read?limit={}", 1 + w % 3)
+                };
+                let resp = client.post(&url).send().await.unwrap();
+                assert_eq!(resp.status().as_u16(), 200);
+                let got: Value = resp.json().await.unwrap();
+                let messages = got["messages"].as_array().unwrap().clone();
+                if messages.is_empty() {
+                    return mine;
+                }
+                if lease {
+                    let receipts: Vec<&str> = messages
+                        .iter()
+                        .map(|m| m["receipt"].as_str().unwrap())
+                        .collect();
+                    let resp = client
+                        .post(format!("{base}/v1/queues/leased/ack"))
+                        .json(&json!({"receipts": receipts}))
+                        .send()
+                        .await
+                        .unwrap();
+                    let out: Value = resp.json().await.unwrap();
+                    for r in out["results"].as_array().unwrap() {
+                        assert_eq!(r["ok"], json!(true), "{r}");
+                    }
+                }
+                let queue = if lease { "leased" } else { "grouped" };
+                mine.extend(
+                    messages
+                        .iter()
+                        .map(|m| format!("{queue}/{}", m["body"].as_str().unwrap())),
+                );
+            }
+        }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in tasks {
+        for m in t.await.unwrap() {
+            assert!(seen.insert(m.clone()), "{m} delivered twice");
+        }
+    }
+    assert_eq!(seen.len(), 2 * all.len(), "every message delivered");
+    for queue in ["grouped", "leased"] {
+        let (_, stats) = s
+            .call("GET", &format!("/v1/queues/{queue}"), None, None)
+            .await;
+        assert_eq!(stats["pending"], 0, "{stats}");
+        assert_eq!(stats["leased"], 0, "{stats}");
+    }
+    s.stop().await;
+    tokio::task::block_in_place(|| pg.drop_schema()).unwrap();
+}

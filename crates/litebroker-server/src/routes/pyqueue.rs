@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{Caller, Perm};
+use crate::commit::Take;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::{iso, AppState};
@@ -418,47 +419,19 @@ async fn receive(
     )?;
     let visibility = Duration::from_secs(secs as u64);
     let only_new = q.only_new.unwrap_or(false);
-    let messages = state
-        .pool
-        .run(move |b| {
-            // Which messages: the oldest visible ones, or (only_new) the
-            // oldest visible ones never received before.
-            let filters: Vec<Filter> = if only_new {
-                let mut ids = Vec::new();
-                browse_all(b, &queue, |m| {
-                    if m.visible_at.is_none() && m.message.receives == 0 {
-                        ids.push(Filter::by_id(m.message.id));
-                    }
-                    ids.len() < max
-                })?;
-                ids
-            } else {
-                vec![Filter::all()]
-            };
-            let mut out = Vec::new();
-            let mut q = b.queue(&queue)?;
-            for filter in filters {
-                let room = max - out.len();
-                if delete {
-                    // Consumed in the same transaction that returns them:
-                    // exactly what is answered is deleted.
-                    for m in q.read_many(&filter, room)? {
-                        let mut shown = to_json(&m, None, "processed", None);
-                        shown["receive_count"] = json!(m.receives + 1);
-                        out.push(shown);
-                    }
-                } else {
-                    let now = q.lease(&filter, room, Some(visibility))?;
-                    let until = litebroker::id::now_ns() + visibility.as_nanos() as i64;
-                    for m in now {
-                        let receipt = m.receipt.map(|r| r.to_string());
-                        out.push(to_json(&m, Some(until), "in_flight", receipt));
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await?;
+    let messages = if only_new {
+        take_new(&state, queue, max, delete, visibility).await?
+    } else {
+        // The oldest visible ones, together with the other receives of
+        // this queue that arrive meanwhile.
+        let how = if delete {
+            Take::Read
+        } else {
+            Take::Lease(Some(visibility))
+        };
+        let taken = state.commits.take(queue, how, max).await?;
+        shown(taken.messages, delete, visibility)
+    };
     let count = messages.len();
     Ok(Json(json!({
         "messages": messages,
@@ -468,6 +441,60 @@ async fn receive(
         "limit": max,
         "has_more": count == max,
     })))
+}
+
+/// Received messages as PyQueue shows them: consumed (`delete`) or in
+/// flight for `visibility`.
+fn shown(messages: Vec<Message>, delete: bool, visibility: Duration) -> Vec<Value> {
+    let until = litebroker::id::now_ns() + visibility.as_nanos() as i64;
+    messages
+        .into_iter()
+        .map(|m| {
+            if delete {
+                // Consumed in the same transaction that returned it.
+                let mut shown = to_json(&m, None, "processed", None);
+                shown["receive_count"] = json!(m.receives + 1);
+                shown
+            } else {
+                let receipt = m.receipt.map(|r| r.to_string());
+                to_json(&m, Some(until), "in_flight", receipt)
+            }
+        })
+        .collect()
+}
+
+/// `only_new`: the oldest visible messages never received before, each
+/// taken by its id.
+async fn take_new(
+    state: &AppState,
+    queue: String,
+    max: usize,
+    delete: bool,
+    visibility: Duration,
+) -> ApiResult<Vec<Value>> {
+    state
+        .pool
+        .run(move |b| {
+            let mut ids = Vec::new();
+            browse_all(b, &queue, |m| {
+                if m.visible_at.is_none() && m.message.receives == 0 {
+                    ids.push(Filter::by_id(m.message.id));
+                }
+                ids.len() < max
+            })?;
+            let mut out = Vec::new();
+            let mut q = b.queue(&queue)?;
+            for filter in ids {
+                let got = if delete {
+                    q.read_many(&filter, 1)?
+                } else {
+                    q.lease(&filter, 1, Some(visibility))?
+                };
+                out.extend(shown(got, delete, visibility));
+            }
+            Ok(out)
+        })
+        .await
 }
 
 async fn delete_by_receipt(
@@ -482,11 +509,7 @@ async fn delete_by_receipt(
     let Ok(receipt) = receipt.parse::<Receipt>() else {
         return Err(ApiError::not_found("Message not found"));
     };
-    let q = queue.clone();
-    let acked = state
-        .pool
-        .run(move |b| Ok(b.queue(&q)?.ack_many(&[receipt])?))
-        .await?;
+    let acked = state.commits.ack(queue.clone(), vec![receipt]).await?;
     state.groups.settled(&queue, &[receipt]);
     match acked.first() {
         Some(Ok(())) => Ok(ok("Message deleted")),

@@ -16,10 +16,10 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Perm};
-use crate::commit::Prepared;
+use crate::commit::{Prepared, Take};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::wait::{parse_wait, poll};
+use crate::wait::{parse_wait, poll_take};
 use crate::AppState;
 
 /// Most messages one request may take or write.
@@ -409,17 +409,8 @@ async fn read(
     let limit = batch_limit(Some(q.limit.unwrap_or(1)))?;
     let wait = parse_wait(&state, q.wait.as_deref())?;
     let queue = queue_checked(&queue)?;
-    let messages = poll(&state, wait, move |b| {
-        let mut q = b.queue(&queue)?;
-        let got = q.read_many(&Filter::all(), limit)?;
-        let next = if got.is_empty() {
-            q.until_visible()?
-        } else {
-            None
-        };
-        Ok((got, next))
-    })
-    .await?;
+    // Together with the other takes of this queue that arrive meanwhile.
+    let messages = poll_take(&state, wait, &queue, Take::Read, limit).await?;
     Ok(Json(MessagesOut {
         messages: messages.into_iter().map(MessageOut::from).collect(),
     }))
@@ -445,17 +436,7 @@ async fn lease(
         .map(|v| parse_duration("visibility", v))
         .transpose()?;
     let queue = queue_checked(&queue)?;
-    let messages = poll(&state, wait, move |b| {
-        let mut q = b.queue(&queue)?;
-        let got = q.lease(&Filter::all(), limit, visibility)?;
-        let next = if got.is_empty() {
-            q.until_visible()?
-        } else {
-            None
-        };
-        Ok((got, next))
-    })
-    .await?;
+    let messages = poll_take(&state, wait, &queue, Take::Lease(visibility), limit).await?;
     Ok(Json(MessagesOut {
         messages: messages.into_iter().map(MessageOut::from).collect(),
     }))
@@ -515,13 +496,9 @@ async fn ack(
         .map(|r| parse_receipt(r))
         .collect::<ApiResult<Vec<_>>>()?;
     let queue = queue_checked(&queue)?;
-    let q = queue.clone();
-    let acked = receipts.clone();
-    let outcomes = state
-        .pool
-        .run(move |b| Ok(b.queue(&q)?.ack_many(&receipts)?))
-        .await?;
-    state.groups.settled(&queue, &acked);
+    // Together with the other acks of this queue that arrive meanwhile.
+    let outcomes = state.commits.ack(queue.clone(), receipts.clone()).await?;
+    state.groups.settled(&queue, &receipts);
     let results = req
         .receipts
         .into_iter()

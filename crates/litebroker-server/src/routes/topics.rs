@@ -387,14 +387,17 @@ async fn request(
         .await?;
     let name = inbox.clone();
     let wanted = token.clone();
-    let found = poll(&state, timeout.max(Duration::from_millis(1)), move |b| {
-        let got = b.queue(&name)?.read_many(&Filter::all(), 100)?;
-        let reply: Vec<_> = got
-            .into_iter()
-            .filter(|m| m.headers.get_str(CORRELATION_ID) == Some(wanted.as_str()))
-            .take(1)
-            .collect();
-        Ok((reply, None))
+    let found = poll(&state, timeout.max(Duration::from_millis(1)), || {
+        let (name, wanted) = (name.clone(), wanted.clone());
+        state.pool.run(move |b| {
+            let got = b.queue(&name)?.read_many(&Filter::all(), 100)?;
+            let reply: Vec<_> = got
+                .into_iter()
+                .filter(|m| m.headers.get_str(CORRELATION_ID) == Some(wanted.as_str()))
+                .take(1)
+                .collect();
+            Ok((reply, None))
+        })
     })
     .await;
     let removed = state
