@@ -321,6 +321,7 @@ async fn overview(
     Extension(shared): Extension<Arc<Shared>>,
     caller: Caller,
 ) -> ApiResult<Json<Overview>> {
+    state.traffic.viewed();
     let snap = snapshot(&state, &shared, Instant::now()).await?;
     Ok(Json(overview_for(&state, &snap, &shared, &caller)))
 }
@@ -374,6 +375,7 @@ async fn stream(
                 Some(s) => Ok(s),
                 None => snapshot(&state, &shared, woken).await,
             };
+            state.traffic.viewed();
             let event = match snap {
                 Ok(s) => Event::default().event("overview").data(
                     serde_json::to_string(&overview_for(&state, &s, &shared, &caller))
