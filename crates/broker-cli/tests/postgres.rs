@@ -841,6 +841,34 @@ fn complete_lines(mut reader: impl BufRead, into: &mut Vec<String>) {
     }
 }
 
+/// Waits until no server session of the (exited) process `pid` holds its
+/// hold any more. A killed client's backend notices the closed socket and
+/// exits on its own time; until then its messages are rightly still held.
+fn wait_for_sessions_to_end(pg: &Pg, pid: u32) {
+    let mut sql = pg.sql();
+    let held = format!(
+        "SELECT count(*) FROM \"{}\".holders h \
+         JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted \
+         AND l.objsubid = 2 AND l.objid = (h.token % 2147483647)::int::oid \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         WHERE h.pid = $1",
+        pg.schema
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sql
+        .query_one(&held, &[&(pid as i32)])
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the dead reader's session never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// What a dead reader may cost: no message lost, and at most one pipe
 /// window (8,192 messages, RELIABILITY.md) delivered twice.
 fn check_after_death(pg: &Pg, bodies: &[String], received: &[String]) {
@@ -896,6 +924,7 @@ fn a_sigkilled_reader_loses_nothing() {
     complete_lines(reader, &mut received);
     child.wait().unwrap();
     assert!(received.len() < N, "the kill must land mid-stream");
+    wait_for_sessions_to_end(&pg, child.id());
     check_after_death(&pg, &bodies, &received);
     pg.finish();
 }
@@ -964,6 +993,7 @@ fn a_reader_whose_session_is_terminated_loses_nothing() {
         Some(1) => assert!(!err.trim().is_empty(), "a failed reader says why"),
         other => panic!("reader ended with {other:?}: {err}"),
     }
+    wait_for_sessions_to_end(&pg, child.id());
     check_after_death(&pg, &bodies, &received);
     pg.finish();
 }
