@@ -99,15 +99,13 @@ impl Series {
             self.start_ms = Some(r.now_ms);
             return;
         };
-        let mut names: Vec<&String> = r.depth.keys().collect();
-        names.extend(self.depth.keys().filter(|n| !r.depth.contains_key(*n)));
-        names.extend(
-            r.arrived
-                .keys()
-                .filter(|n| !r.depth.contains_key(*n) && !self.depth.contains_key(*n)),
-        );
-        names.sort();
-        names.dedup();
+        // Every queue there now, there before, or written to in between.
+        let names: std::collections::BTreeSet<&String> = r
+            .depth
+            .keys()
+            .chain(self.depth.keys())
+            .chain(r.arrived.keys())
+            .collect();
         let width = self.ends_ms.len();
         for name in names {
             let before = self.depth.get(name).copied().unwrap_or(0) as i64;

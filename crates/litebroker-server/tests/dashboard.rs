@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{code, TestServer};
+use common::{bodies, code, TestServer};
 use litebroker::message::Filter;
 use litebroker::{Headers, QueueConfig};
 use serde_json::Value;
@@ -444,14 +444,6 @@ async fn a_queue_pages_newest_first_too() {
     }
     drop(q);
     let base = "/v1/dashboard/queues/recent/messages";
-    let bodies = |v: &Value| -> Vec<String> {
-        v["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["body"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let (status, p1) = s
         .call("GET", &format!("{base}?order=newest&limit=2"), None, None)
         .await;

@@ -22,27 +22,6 @@ fn stored(server: &TestServer, queue: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// The group committer's counts from `/metrics`: (requests, commits).
-async fn commit_counts(server: &TestServer) -> (u64, u64) {
-    let text = server
-        .req("GET", "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-    };
-    (
-        value("litebroker_write_requests_total"),
-        value("litebroker_write_commits_total"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_get_their_own_distinct_ids_and_every_message_is_stored_once() {
     let server = TestServer::start(None).await;
@@ -141,7 +120,7 @@ async fn writes_that_arrive_during_a_commit_share_the_next_one() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let (requests, commits) = commit_counts(&server).await;
+    let (requests, commits) = server.commit_counts("write").await;
     assert_eq!(requests, n);
     // The first write waited for the lock alone; the others queued behind it.
     assert!(commits <= 3, "{n} writes took {commits} commits");

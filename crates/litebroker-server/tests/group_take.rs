@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{code, TestServer};
+use common::{bodies, code, TestServer};
 use litebroker::message::Filter;
 use serde_json::{json, Value};
 
@@ -40,41 +40,6 @@ async fn fill(server: &TestServer, queue: &str, bodies: &[String]) {
     }
 }
 
-/// A counter pair from `/metrics`: (requests, commits) of `kind`.
-async fn counts(server: &TestServer, kind: &str) -> (u64, u64) {
-    let text = server
-        .req("GET", "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: String| -> u64 {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name.as_str())?
-                    .strip_prefix(' ')?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-    };
-    (
-        value(format!("litebroker_{kind}_requests_total")),
-        value(format!("litebroker_{kind}_commits_total")),
-    )
-}
-
-fn bodies_of(answer: &Value) -> Vec<String> {
-    answer["messages"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no messages in {answer}"))
-        .iter()
-        .map(|m| m["body"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_readers_receive_every_message_exactly_once() {
     let server = TestServer::start(None).await;
@@ -92,7 +57,7 @@ async fn concurrent_readers_receive_every_message_exactly_once() {
             loop {
                 let resp = client.post(&url).send().await.unwrap();
                 assert_eq!(resp.status().as_u16(), 200);
-                let got = bodies_of(&resp.json::<Value>().await.unwrap());
+                let got = bodies(&resp.json::<Value>().await.unwrap());
                 assert!(got.len() <= 1 + r % 3, "no more than this request's limit");
                 if got.is_empty() {
                     return mine;
@@ -112,7 +77,7 @@ async fn concurrent_readers_receive_every_message_exactly_once() {
     assert_eq!(total, all.len(), "every message received");
     assert_eq!(seen, all.iter().cloned().collect::<HashSet<_>>());
     assert!(pending(&server, "shared").is_empty());
-    let (requests, commits) = counts(&server, "take").await;
+    let (requests, commits) = server.commit_counts("take").await;
     assert!(requests >= commits && commits > 0);
     server.stop().await;
 }
@@ -135,7 +100,7 @@ async fn reads_that_arrive_during_a_commit_share_the_next_one() {
         tasks.push(tokio::spawn(async move {
             let resp = req.send().await.unwrap();
             assert_eq!(resp.status().as_u16(), 200);
-            bodies_of(&resp.json::<Value>().await.unwrap())
+            bodies(&resp.json::<Value>().await.unwrap())
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -150,7 +115,7 @@ async fn reads_that_arrive_during_a_commit_share_the_next_one() {
     let expected: HashSet<String> = all[..n].iter().cloned().collect();
     assert_eq!(got, expected);
     assert_eq!(pending(&server, "held"), all[n..].to_vec());
-    let (requests, commits) = counts(&server, "take").await;
+    let (requests, commits) = server.commit_counts("take").await;
     assert_eq!(requests, n as u64);
     // The first read waited for the lock alone; the others queued behind it.
     assert!(commits <= 3, "{n} reads took {commits} commits");
@@ -208,7 +173,7 @@ async fn a_failed_take_fails_every_request_in_it_and_takes_nothing() {
         .call("POST", "/v1/queues/kept/read?limit=1000", None, None)
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(bodies_of(&body), all);
+    assert_eq!(bodies(&body), all);
     server.stop().await;
 }
 
@@ -240,7 +205,7 @@ async fn a_reader_that_left_takes_nothing() {
         .call("POST", "/v1/queues/left/read", None, None)
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(bodies_of(&body), vec!["for the next reader".to_owned()]);
+    assert_eq!(bodies(&body), vec!["for the next reader".to_owned()]);
     server.stop().await;
 }
 
@@ -257,7 +222,7 @@ async fn waiting_readers_each_get_their_own_message() {
         tasks.push(tokio::spawn(async move {
             let resp = client.post(&url).send().await.unwrap();
             assert_eq!(resp.status().as_u16(), 200);
-            bodies_of(&resp.json::<Value>().await.unwrap())
+            bodies(&resp.json::<Value>().await.unwrap())
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -353,7 +318,7 @@ async fn concurrent_leases_and_acks_share_commits_and_answer_each_its_own() {
     }
     assert_eq!(seen, all.into_iter().collect::<HashSet<_>>());
     assert!(pending(&server, "leased").is_empty(), "all acked");
-    let (requests, commits) = counts(&server, "ack").await;
+    let (requests, commits) = server.commit_counts("ack").await;
     assert!(requests >= commits && commits > 0);
     server.stop().await;
 }
@@ -429,7 +394,7 @@ async fn a_read_queued_for_a_commit_whose_client_left_takes_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     holder.execute_batch("COMMIT").unwrap();
     let got = first.await.unwrap().unwrap();
-    assert_eq!(bodies_of(&got), vec!["q0".to_owned()]);
+    assert_eq!(bodies(&got), vec!["q0".to_owned()]);
     // Only the first read took anything.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(pending(&server, "queued"), all[1..].to_vec());

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{code, TestServer};
+use common::{bodies, code, TestServer};
 use litebroker::backend::postgres::{PostgresConnector, PostgresOptions};
 use litebroker::Connector;
 use serde_json::{json, Value};
@@ -32,15 +32,6 @@ fn postgres() -> Option<Arc<PostgresConnector>> {
         ..PostgresOptions::default()
     };
     Some(Arc::new(PostgresConnector::new(&url, options).unwrap()))
-}
-
-fn bodies(v: &Value) -> Vec<String> {
-    v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

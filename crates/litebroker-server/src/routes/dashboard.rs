@@ -707,6 +707,15 @@ struct Connected {
     tcp: u32,
 }
 
+impl From<litebroker::presence::Connected> for Connected {
+    fn from(c: litebroker::presence::Connected) -> Self {
+        Connected {
+            http: c.http,
+            tcp: c.tcp,
+        }
+    }
+}
+
 /// Topics and subscriptions.
 #[derive(Serialize, utoipa::ToSchema)]
 struct TopicsOut {
@@ -739,12 +748,7 @@ async fn topics(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
         .into_iter()
         .filter(|s| caller.allows(&s.name, Perm::Read))
         .map(|s| SubscriptionRow {
-            connected: connected
-                .get(&s.name)
-                .map_or(Connected { http: 0, tcp: 0 }, |c| Connected {
-                    http: c.http,
-                    tcp: c.tcp,
-                }),
+            connected: connected.get(&s.name).copied().unwrap_or_default().into(),
             name: s.name,
             pattern: s.pattern,
             ephemeral: s.ephemeral,

@@ -136,6 +136,33 @@ impl TestServer {
         }
     }
 
+    /// A group committer's counts from `/metrics`: (requests, commits) of
+    /// `kind` (`write`, `take` or `ack`).
+    pub async fn commit_counts(&self, kind: &str) -> (u64, u64) {
+        let text = self
+            .req("GET", "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: String| -> u64 {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name.as_str())?
+                        .strip_prefix(' ')?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        };
+        (
+            value(format!("litebroker_{kind}_requests_total")),
+            value(format!("litebroker_{kind}_commits_total")),
+        )
+    }
+
     /// Sends and answers the status as soon as the headers arrive (for
     /// streams that do not end), dropping the connection.
     pub async fn status_only(&self, method: &str, path: &str, key: Option<&str>) -> u16 {
@@ -154,6 +181,16 @@ impl TestServer {
             .unwrap()
             .unwrap();
     }
+}
+
+/// The bodies of the `messages` of an answer, in order.
+pub fn bodies(answer: &serde_json::Value) -> Vec<String> {
+    answer["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages in {answer}"))
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The error code of an error answer.
